@@ -1,0 +1,212 @@
+//! The command line: one binary, tasks as subcommands. Doc comments are the
+//! help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::context::ContextArgs;
+use crate::target::Env;
+
+/// Build, push and promote this repository's GPU and CPU images.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", version, propagate_version = true)]
+pub struct Cli {
+    /// Print every external command instead of running it
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Repository root holding .aws-architecture [default: this workspace]
+    #[arg(
+        long,
+        global = true,
+        env = "XTASK_ROOT",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show each variant's platform, runner, Dockerfile, tags and labels
+    Plan(PlanArgs),
+    /// Print the GitHub Actions build matrix, one leg per variant
+    Matrix(MatrixArgs),
+    /// Build the images with BuildKit, each for its own platform
+    Build(BuildArgs),
+    /// Push already-built images to a registry
+    Push(PushArgs),
+    /// Log Docker in to an environment's registry through the aws CLI
+    Login(LoginArgs),
+    /// Copy a release's images from stage to prod, verified and all-or-nothing
+    Promote(PromoteArgs),
+    /// Remove this repository's local images
+    Clean(CleanArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Which variant(s) to act on.
+#[derive(Args, Clone, Debug)]
+pub struct VariantArgs {
+    /// A variant from .aws-architecture, or `all`
+    #[arg(long, default_value = "all", value_name = "VARIANT")]
+    pub variant: String,
+}
+
+/// Where images go.
+#[derive(Args, Clone, Debug)]
+pub struct TargetArgs {
+    /// Environment whose registry to use
+    #[arg(long = "env", value_enum, default_value = "dev")]
+    pub env: Env,
+    /// Registry host [default: $ECR_REGISTRY_<ENV>]
+    #[arg(long, value_name = "HOST")]
+    pub registry: Option<String>,
+    /// Repository name [default: $ECR_REPOSITORY_<ENV>, $ECR_REPOSITORY, batch-probe]
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+}
+
+/// How to log in: the aws CLI's usual settings, overridable here.
+#[derive(Args, Clone, Debug, Default)]
+pub struct AwsArgs {
+    /// AWS region for the ECR login [default: from the registry host, or the aws CLI's settings]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// AWS profile for the ECR login [default: the aws CLI's settings]
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Reuse the existing Docker login instead of logging in through the aws CLI
+    #[arg(long)]
+    pub no_login: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub variant: VariantArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Show references in this environment's registry, when one is configured
+    #[arg(long = "env", value_enum)]
+    pub env: Option<Env>,
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    /// Also append `matrix=<json>` to $GITHUB_OUTPUT
+    #[arg(long)]
+    pub github_output: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Cache {
+    /// A registry cache per variant under GitHub Actions, the engine's own cache elsewhere
+    Auto,
+    /// A registry cache per variant and architecture, next to the images
+    Registry,
+    /// The builder's own local cache only
+    Local,
+    /// No cache at all
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub variant: VariantArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Push every tag to the environment's registry after building
+    #[arg(long)]
+    pub push: bool,
+    /// Build cache
+    #[arg(long, value_enum, default_value = "auto")]
+    pub cache: Cache,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub variant: VariantArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Stage registry host [default: $ECR_REGISTRY_STAGE]
+    #[arg(long, value_name = "HOST")]
+    pub stage_registry: Option<String>,
+    /// Prod registry host [default: $ECR_REGISTRY_PROD]
+    #[arg(long, value_name = "HOST")]
+    pub prod_registry: Option<String>,
+    /// Stage repository [default: $ECR_REPOSITORY_STAGE, $ECR_REPOSITORY, batch-probe]
+    #[arg(long, value_name = "NAME")]
+    pub stage_repository: Option<String>,
+    /// Prod repository [default: $ECR_REPOSITORY_PROD, $ECR_REPOSITORY, batch-probe]
+    #[arg(long, value_name = "NAME")]
+    pub prod_repository: Option<String>,
+    /// AWS profile for reading stage [default: the aws CLI's settings]
+    #[arg(long, env = "STAGE_AWS_PROFILE", value_name = "PROFILE")]
+    pub stage_profile: Option<String>,
+    /// AWS profile for writing prod [default: the aws CLI's settings]
+    #[arg(long, env = "PROD_AWS_PROFILE", value_name = "PROFILE")]
+    pub prod_profile: Option<String>,
+    /// AWS region for the ECR logins [default: from the registry hosts, or the aws CLI's settings]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Reuse the existing Docker logins (e.g. from `cargo xtask login`) instead of logging in
+    #[arg(long)]
+    pub no_login: bool,
+    /// The branch a release commit must be on
+    #[arg(long, default_value = "main", value_name = "BRANCH")]
+    pub default_branch: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

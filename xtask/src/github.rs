@@ -1,0 +1,72 @@
+//! GitHub Actions I/O: step outputs, step summaries, log groups and error
+//! annotations. Outside GitHub Actions these are no-ops or plain stderr lines.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+pub fn is_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
+}
+
+/// Append `key=value` to `$GITHUB_OUTPUT`.
+pub fn set_output(key: &str, value: &str) -> Result<()> {
+    let path = std::env::var_os("GITHUB_OUTPUT").ok_or_else(|| {
+        crate::error::Usage(
+            "--github-output: GITHUB_OUTPUT is not set; it is set by GitHub Actions (or set it to a file path)".into(),
+        )
+    })?;
+    append(&path, &format!("{key}={value}\n"))
+        .with_context(|| format!("cannot write to GITHUB_OUTPUT={}", path.to_string_lossy()))
+}
+
+/// Append Markdown to the job summary, when running under GitHub Actions.
+pub fn summary(markdown: &str) -> Result<()> {
+    match std::env::var_os("GITHUB_STEP_SUMMARY") {
+        Some(path) => append(&path, markdown).with_context(|| {
+            format!(
+                "cannot write GITHUB_STEP_SUMMARY={}",
+                path.to_string_lossy()
+            )
+        }),
+        None => Ok(()),
+    }
+}
+
+fn append(path: &std::ffi::OsStr, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// Start a collapsible log group (GitHub) or a plain heading (terminal).
+pub fn group(title: &str) {
+    if is_actions() {
+        eprintln!("::group::{title}");
+    } else {
+        eprintln!("==> {title}");
+    }
+}
+
+pub fn end_group() {
+    if is_actions() {
+        eprintln!("::endgroup::");
+    }
+}
+
+/// Print the final error: an `::error::` annotation on GitHub, so it shows on
+/// the run's summary page, and a plain `error:` line elsewhere.
+pub fn report_error(err: &anyhow::Error) {
+    let message = format!("{err:#}");
+    if is_actions() {
+        // Annotations are one line; `%0A` is GitHub's escaped newline.
+        eprintln!(
+            "::error::{}",
+            message.replace('%', "%25").replace('\n', "%0A")
+        );
+    } else {
+        eprintln!("error: {message}");
+    }
+}

@@ -1,0 +1,100 @@
+//! skopeo: reads images in a registry and copies them registry to registry,
+//! by digest, without pulling layers into local storage.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::arch::Arch;
+use crate::exec::Step;
+use crate::target::Target;
+
+pub const INSTALL: &str =
+    "install skopeo: apt-get install skopeo (Debian/Ubuntu), brew install skopeo";
+
+/// What promotion needs to know about one tag.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Inspect {
+    /// The digest of the manifest the tag points at (an index's own digest
+    /// for a multi-platform image).
+    #[serde(rename = "Digest")]
+    pub digest: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Architecture", default)]
+    pub architecture: String,
+}
+
+pub fn parse_inspect(text: &str) -> Result<Inspect> {
+    serde_json::from_str(text).context("skopeo inspect did not answer with the expected JSON")
+}
+
+fn tls_flag(flag: &str, target: &Target) -> Option<String> {
+    target.is_loopback().then(|| format!("--{flag}=false"))
+}
+
+/// `skopeo inspect` of one tag. `--override-arch` picks this variant's image
+/// out of a multi-platform index, whatever the host's architecture.
+pub fn inspect(target: &Target, tag: &str, arch: Arch) -> Step {
+    let mut args: Vec<String> = vec![
+        "--override-os".into(),
+        "linux".into(),
+        "--override-arch".into(),
+        arch.as_str().into(),
+        "inspect".into(),
+    ];
+    args.extend(tls_flag("tls-verify", target));
+    args.push(format!("docker://{}", target.reference(tag)));
+    Step::new("skopeo", args)
+}
+
+/// Copy the manifest `digest` from `from` to `to:tag`, byte for byte: `--all`
+/// keeps a multi-platform index whole (without it `--preserve-digests` would
+/// copy only the host's platform), `--preserve-digests` refuses any change.
+pub fn copy(from: &Target, digest: &str, to: &Target, tag: &str) -> Step {
+    let mut args: Vec<String> = vec!["copy".into(), "--all".into(), "--preserve-digests".into()];
+    args.extend(tls_flag("src-tls-verify", from));
+    args.extend(tls_flag("dest-tls-verify", to));
+    args.push(format!("docker://{}@{digest}", from.image()));
+    args.push(format!("docker://{}", to.reference(tag)));
+    Step::new("skopeo", args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(registry: &str) -> Target {
+        Target {
+            registry: registry.into(),
+            repository: "app".into(),
+        }
+    }
+
+    #[test]
+    fn copy_is_by_digest_and_whole() {
+        let step = copy(
+            &target("1.dkr.ecr.us-east-1.amazonaws.com"),
+            "sha256:ab",
+            &target("127.0.0.1:5003"),
+            "v1-amd64-gpu",
+        );
+        assert_eq!(
+            step.to_string(),
+            "skopeo copy --all --preserve-digests --dest-tls-verify=false \
+             docker://1.dkr.ecr.us-east-1.amazonaws.com/app@sha256:ab docker://127.0.0.1:5003/app:v1-amd64-gpu"
+        );
+    }
+
+    #[test]
+    fn inspect_picks_the_variant_architecture() {
+        assert_eq!(
+            inspect(&target("localhost:5002"), "latest-arm64-cpu", Arch::Arm64).to_string(),
+            "skopeo --override-os linux --override-arch arm64 inspect --tls-verify=false docker://localhost:5002/app:latest-arm64-cpu"
+        );
+        let parsed = parse_inspect(r#"{"Digest": "sha256:1", "Labels": {"a": "b"}, "Architecture": "arm64", "Os": "linux"}"#).unwrap();
+        assert_eq!(parsed.digest, "sha256:1");
+        assert_eq!(parsed.labels.unwrap()["a"], "b");
+    }
+}

@@ -1,0 +1,354 @@
+//! The one tag grammar: every image tag is `<what>-<arch>-<variant>`.
+//!
+//! `<what>` depends on where the build runs (the [`Context`]); `<arch>` is
+//! `amd64` or `arm64`, never `linux/...`. All functions here are pure, and
+//! every tag they return has been validated against the OCI and ECR rules.
+
+use std::fmt;
+
+use crate::arch::{Arch, Variant};
+
+/// A full 40-hex-digit commit SHA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sha(String);
+
+impl Sha {
+    pub fn parse(text: &str) -> Result<Sha, String> {
+        let text = text.trim();
+        if text.len() == 40 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Sha(text.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "\"{text}\" is not a full commit SHA; pass all 40 hex digits (git rev-parse HEAD)"
+            ))
+        }
+    }
+
+    pub fn full(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 8 hex digits, as tags use it.
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+impl fmt::Display for Sha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a build or promotion runs; decides the `<what>` parts of the tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Context {
+    /// A developer's terminal (`cargo xtask`, `make`); `dirty` when the tree
+    /// has uncommitted changes.
+    Terminal { sha: Sha, dirty: bool },
+    /// A pull request to main (dev), tagged with its head commit.
+    PullRequest { number: u64, sha: Sha },
+    /// A push to main (stage).
+    Push { sha: Sha },
+    /// A manual run (`workflow_dispatch`) of dev, stage or prod.
+    Dispatch { sha: Sha },
+    /// A published release (prod).
+    Release { sha: Sha, tag: String },
+}
+
+impl Context {
+    pub fn sha(&self) -> &Sha {
+        match self {
+            Context::Terminal { sha, .. }
+            | Context::PullRequest { sha, .. }
+            | Context::Push { sha }
+            | Context::Dispatch { sha }
+            | Context::Release { sha, .. } => sha,
+        }
+    }
+
+    /// The `<what>` parts, in order: `latest` first, then the immutable ones.
+    pub fn whats(&self) -> Vec<String> {
+        let sha8 = self.sha().short().to_string();
+        match self {
+            // A dirty tree is not that commit: say so in the tag.
+            Context::Terminal { dirty: true, .. } => {
+                vec!["latest".into(), format!("make-{sha8}-dirty")]
+            }
+            Context::Terminal { dirty: false, .. } => vec!["latest".into(), format!("make-{sha8}")],
+            Context::PullRequest { number, .. } => {
+                vec!["latest".into(), sha8, format!("PR-{number}")]
+            }
+            Context::Push { .. } => vec!["latest".into(), sha8],
+            Context::Dispatch { .. } => vec!["latest".into(), sha8, "workflow_dispatch".into()],
+            Context::Release { tag, .. } => vec!["latest".into(), sha8, tag.clone()],
+        }
+    }
+
+    /// The revision label: the full SHA, marked when the tree was dirty.
+    pub fn revision(&self) -> String {
+        match self {
+            Context::Terminal { sha, dirty: true } => format!("{sha}-dirty"),
+            _ => self.sha().to_string(),
+        }
+    }
+
+    /// The version label: the release tag for a release, else the commit.
+    pub fn version(&self) -> String {
+        match self {
+            Context::Release { tag, .. } => tag.clone(),
+            Context::Terminal { sha, dirty: true } => format!("{}-dirty", sha.short()),
+            _ => self.sha().short().to_string(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Context::Terminal { dirty: false, .. } => "terminal".into(),
+            Context::Terminal { dirty: true, .. } => "terminal (uncommitted changes)".into(),
+            Context::PullRequest { number, .. } => format!("pull request #{number}"),
+            Context::Push { .. } => "push to main".into(),
+            Context::Dispatch { .. } => "manual run (workflow_dispatch)".into(),
+            Context::Release { tag, .. } => format!("release {tag}"),
+        }
+    }
+}
+
+/// `<what>-<arch>-<variant>`.
+pub fn tag(what: &str, arch: Arch, variant: &str) -> String {
+    format!("{what}-{arch}-{variant}")
+}
+
+/// Every tag of `variant` in `context`, in order (`latest-*` first), each validated.
+pub fn image_tags(context: &Context, variant: &Variant) -> Result<Vec<String>, String> {
+    context
+        .whats()
+        .iter()
+        .map(|what| {
+            let tag = tag(what, variant.arch, &variant.name);
+            validate(&tag).map(|()| tag)
+        })
+        .collect()
+}
+
+/// The tags that never move once written (everything but `latest-*` and
+/// `workflow_dispatch-*`): promotion refuses to overwrite them.
+pub fn is_immutable(tag: &str) -> bool {
+    !(tag.starts_with("latest-") || tag.starts_with("workflow_dispatch-"))
+}
+
+/// Check a tag against both grammars: OCI's `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+/// and ECR's `[a-zA-Z0-9-_.]{1,300}` (so, in effect, OCI's).
+pub fn validate(tag: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    if tag.is_empty() {
+        return Err("an image tag cannot be empty".into());
+    }
+    if let Some(bad) = tag.chars().find(|&c| !allowed(c)) {
+        return Err(format!(
+            "image tag \"{tag}\" contains {bad:?}; tags allow only letters, digits, '_', '.' and '-'"
+        ));
+    }
+    if tag.starts_with(['.', '-']) {
+        return Err(format!(
+            "image tag \"{tag}\" must start with a letter, digit or '_'"
+        ));
+    }
+    if tag.len() > 128 {
+        return Err(format!(
+            "image tag \"{tag}\" is {} characters; the limit is 128",
+            tag.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Check a release tag before anything runs: it becomes part of an image tag,
+/// and is an error rather than something silently rewritten.
+pub fn validate_release_tag(release: &str) -> Result<(), String> {
+    // The longest suffix a variant adds is checked when the full tag is built;
+    // here the release tag itself must fit the grammar.
+    validate(release).map_err(|why| {
+        format!(
+            "release tag \"{release}\" cannot be used in image tags ({why}); publish the release under a tag such as v1.2.3"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn sha() -> Sha {
+        Sha::parse(SHA).unwrap()
+    }
+
+    fn variants() -> [Variant; 2] {
+        [
+            Variant {
+                name: "gpu".into(),
+                arch: Arch::Amd64,
+            },
+            Variant {
+                name: "cpu".into(),
+                arch: Arch::Arm64,
+            },
+        ]
+    }
+
+    fn all_tags(context: &Context) -> Vec<String> {
+        variants()
+            .iter()
+            .flat_map(|v| image_tags(context, v).unwrap())
+            .collect()
+    }
+
+    /// The grammar for every context, as snapshots.
+    #[test]
+    fn tags_for_every_context() {
+        let cases: Vec<(Context, &[&str])> = vec![
+            (
+                Context::Terminal {
+                    sha: sha(),
+                    dirty: false,
+                },
+                &[
+                    "latest-amd64-gpu",
+                    "make-01234567-amd64-gpu",
+                    "latest-arm64-cpu",
+                    "make-01234567-arm64-cpu",
+                ],
+            ),
+            (
+                Context::Terminal {
+                    sha: sha(),
+                    dirty: true,
+                },
+                &[
+                    "latest-amd64-gpu",
+                    "make-01234567-dirty-amd64-gpu",
+                    "latest-arm64-cpu",
+                    "make-01234567-dirty-arm64-cpu",
+                ],
+            ),
+            (
+                Context::PullRequest {
+                    number: 42,
+                    sha: sha(),
+                },
+                &[
+                    "latest-amd64-gpu",
+                    "01234567-amd64-gpu",
+                    "PR-42-amd64-gpu",
+                    "latest-arm64-cpu",
+                    "01234567-arm64-cpu",
+                    "PR-42-arm64-cpu",
+                ],
+            ),
+            (
+                Context::Dispatch { sha: sha() },
+                &[
+                    "latest-amd64-gpu",
+                    "01234567-amd64-gpu",
+                    "workflow_dispatch-amd64-gpu",
+                    "latest-arm64-cpu",
+                    "01234567-arm64-cpu",
+                    "workflow_dispatch-arm64-cpu",
+                ],
+            ),
+            (
+                Context::Push { sha: sha() },
+                &[
+                    "latest-amd64-gpu",
+                    "01234567-amd64-gpu",
+                    "latest-arm64-cpu",
+                    "01234567-arm64-cpu",
+                ],
+            ),
+            (
+                Context::Release {
+                    sha: sha(),
+                    tag: "v1.2.3".into(),
+                },
+                &[
+                    "latest-amd64-gpu",
+                    "01234567-amd64-gpu",
+                    "v1.2.3-amd64-gpu",
+                    "latest-arm64-cpu",
+                    "01234567-arm64-cpu",
+                    "v1.2.3-arm64-cpu",
+                ],
+            ),
+        ];
+        for (context, expected) in cases {
+            assert_eq!(all_tags(&context), expected, "{context:?}");
+        }
+    }
+
+    #[test]
+    fn labels_follow_the_context() {
+        let dirty = Context::Terminal {
+            sha: sha(),
+            dirty: true,
+        };
+        assert_eq!(dirty.revision(), format!("{SHA}-dirty"));
+        assert_eq!(dirty.version(), "01234567-dirty");
+        let release = Context::Release {
+            sha: sha(),
+            tag: "v2.0.0".into(),
+        };
+        assert_eq!(release.revision(), SHA);
+        assert_eq!(release.version(), "v2.0.0");
+    }
+
+    #[test]
+    fn sha_must_be_full() {
+        assert_eq!(Sha::parse(&SHA.to_uppercase()).unwrap().full(), SHA);
+        assert!(Sha::parse("01234567").is_err());
+        assert!(Sha::parse(&SHA.replace('0', "g")).is_err());
+    }
+
+    #[test]
+    fn validation_matches_oci_and_ecr() {
+        for good in [
+            "latest-amd64-gpu",
+            "_x",
+            "v1.2.3-rc.1-arm64-cpu",
+            &"a".repeat(128),
+        ] {
+            assert_eq!(validate(good), Ok(()), "{good}");
+        }
+        assert_eq!(
+            validate("linux/arm64-cpu"),
+            Err("image tag \"linux/arm64-cpu\" contains '/'; tags allow only letters, digits, '_', '.' and '-'".into())
+        );
+        assert!(validate(".hidden").is_err());
+        assert!(validate("-x").is_err());
+        assert!(validate("").is_err());
+        assert!(validate(&"a".repeat(129)).is_err());
+        assert!(validate("v1+build").is_err());
+    }
+
+    #[test]
+    fn bad_release_tags_are_errors_not_rewrites() {
+        assert_eq!(
+            validate_release_tag("release/1.0"),
+            Err("release tag \"release/1.0\" cannot be used in image tags (image tag \"release/1.0\" contains '/'; tags allow only letters, digits, '_', '.' and '-'); publish the release under a tag such as v1.2.3".into())
+        );
+        let long = Context::Release {
+            sha: sha(),
+            tag: "v".repeat(120),
+        };
+        assert!(image_tags(&long, &variants()[0]).is_err());
+    }
+
+    #[test]
+    fn latest_and_dispatch_tags_move_the_rest_do_not() {
+        assert!(!is_immutable("latest-amd64-gpu"));
+        assert!(!is_immutable("workflow_dispatch-amd64-gpu"));
+        assert!(is_immutable("01234567-amd64-gpu"));
+        assert!(is_immutable("v1.2.3-amd64-gpu"));
+    }
+}

@@ -1,0 +1,247 @@
+//! `build`: every selected variant built concurrently with BuildKit, each for
+//! its own platform, checked for its architecture, optionally pushed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{BuildArgs, Cache};
+use crate::docker::{self, Output};
+use crate::exec::{require_tools, Runner};
+use crate::github;
+use crate::plan::{render_table, Image};
+
+/// How many times a push is tried before the build is called failed.
+pub const PUSH_ATTEMPTS: u32 = 3;
+
+/// What one variant's build (or push) produced.
+pub struct Outcome {
+    pub variant: String,
+    pub platform: String,
+    pub references: Vec<String>,
+    pub result: Result<String>,
+    pub seconds: f64,
+}
+
+pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let image = super::image_name(&args.target, args.push)?;
+    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
+    let target = if args.push {
+        Some(super::target(&args.target)?)
+    } else {
+        None
+    };
+    if !runner.dry_run {
+        let mut tools = vec![("docker", docker::INSTALL)];
+        if args.push && !args.aws.no_login {
+            tools.push(("aws", crate::aws::INSTALL));
+        }
+        require_tools(&tools)?;
+    }
+    let registry_cache = wants_registry_cache(args.cache, args.push, runner)?;
+    if let Some(target) = &target {
+        super::login::login(runner, target, &args.aws, &args.target.env.to_string())?;
+    }
+
+    let metadata_dir = PathBuf::from("target/xtask");
+    if !runner.dry_run {
+        std::fs::create_dir_all(root.join(&metadata_dir)).context("cannot create target/xtask")?;
+    }
+    let output = if args.push {
+        Output::Push
+    } else {
+        Output::Load
+    };
+    github::group(&format!("build {} ({})", names(&plan.images), plan.context));
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .images
+            .iter()
+            .map(|image| {
+                let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
+                let output = output.clone();
+                scope.spawn(move || {
+                    build_one(runner, root, image, &metadata, output, registry_cache)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a build thread panicked"))
+            .collect()
+    });
+    github::end_group();
+    report(
+        runner,
+        &outcomes,
+        if args.push { "pushed" } else { "built" },
+    )
+}
+
+/// Registry caching applies to pushed CI builds, and only where the builder
+/// can export a cache (the `docker` driver cannot).
+fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<bool> {
+    let wanted = match cache {
+        Cache::Registry => true,
+        Cache::Auto => push && github::is_actions(),
+        Cache::Local | Cache::None => false,
+    };
+    if !wanted {
+        return Ok(false);
+    }
+    let Some(text) = runner.read("", &docker::builder_inspect())? else {
+        return Ok(true);
+    };
+    match docker::builder_driver(&text).as_deref() {
+        Some("docker") | None => {
+            runner.note(
+                "",
+                "note: the current buildx builder uses the `docker` driver, which cannot export a registry cache; building with the engine's own cache (create a docker-container builder to get one)",
+            );
+            Ok(false)
+        }
+        Some(_) => Ok(true),
+    }
+}
+
+fn build_one(
+    runner: &Runner,
+    root: &Path,
+    image: &Image,
+    metadata: &Path,
+    output: Output,
+    registry_cache: bool,
+) -> Outcome {
+    let started = Instant::now();
+    let prefix = format!("[{}] ", image.variant);
+    let cache = if registry_cache {
+        docker::registry_cache(image)
+    } else {
+        Vec::new()
+    };
+    let step = docker::build(image, metadata, output.clone(), &cache);
+    let result = (|| {
+        // A push failure is retried: BuildKit's cache makes the retry cost
+        // only the upload. A Dockerfile error fails the same way each time.
+        match output {
+            Output::Push => runner.run_with_retry(&prefix, &step, PUSH_ATTEMPTS),
+            Output::Load => runner.run(&prefix, &step),
+        }
+        .with_context(|| format!("build of {} for {} failed", image.variant, image.platform))?;
+        if runner.dry_run {
+            return Ok("(dry run)".to_string());
+        }
+        let text = std::fs::read_to_string(root.join(metadata))
+            .with_context(|| format!("BuildKit wrote no metadata file {}", metadata.display()))?;
+        let digest = docker::metadata_digest(&text)?;
+        check_platform(runner, &prefix, image, &output, &digest)?;
+        Ok(digest)
+    })();
+    Outcome {
+        variant: image.variant.clone(),
+        platform: image.platform.to_string(),
+        references: image.references(),
+        result,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The built image must be for the platform asked for: the legacy builder,
+/// for one, silently reuses a cached image of another architecture.
+fn check_platform(
+    runner: &Runner,
+    prefix: &str,
+    image: &Image,
+    output: &Output,
+    digest: &str,
+) -> Result<()> {
+    let query = match output {
+        Output::Push => docker::registry_inspect(&format!("{}@{digest}", image.image)),
+        Output::Load => docker::image_inspect(&image.references()[0]),
+    };
+    let text = runner.read(prefix, &query)?.unwrap_or_default();
+    let found = docker::parse_platform(&text).with_context(|| {
+        format!(
+            "cannot read the architecture of the {} image",
+            image.variant
+        )
+    })?;
+    let found = format!("{}/{}", found.os, found.architecture);
+    if found != image.platform {
+        bail!(
+            "the {} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
+            image.variant,
+            image.platform
+        );
+    }
+    runner.note(prefix, &format!("architecture check: {found}, as asked"));
+    Ok(())
+}
+
+fn names(images: &[Image]) -> String {
+    images
+        .iter()
+        .map(|i| i.variant.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closing table (stdout), the GitHub step summary, and one error naming
+/// every variant that failed: one failure never hides another's result.
+pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
+    let mut rows =
+        vec![["VARIANT", "PLATFORM", "RESULT", "DIGEST", "TIME", "TAGS"].map(String::from)];
+    let mut summary =
+        format!("### Images {verb}\n\n| variant | platform | digest | tags |\n|---|---|---|---|\n");
+    for outcome in outcomes {
+        let (result, digest) = match &outcome.result {
+            Ok(digest) => ("ok".to_string(), digest.clone()),
+            Err(_) => ("FAILED".to_string(), "-".to_string()),
+        };
+        let tags = outcome
+            .references
+            .iter()
+            .map(|r| tag_of(r))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rows.push([
+            outcome.variant.clone(),
+            outcome.platform.clone(),
+            result,
+            digest.clone(),
+            format!("{:.1}s", outcome.seconds),
+            tags.clone(),
+        ]);
+        summary += &format!(
+            "| {} | {} | `{}` | {} |\n",
+            outcome.variant, outcome.platform, digest, tags
+        );
+    }
+    print!("{}", render_table(&rows));
+    if !runner.dry_run {
+        github::summary(&summary)?;
+    }
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result
+                .as_ref()
+                .err()
+                .map(|err| format!("{}: {err:#}", o.variant))
+        })
+        .collect();
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} variants failed:\n  {}",
+            failures.len(),
+            outcomes.len(),
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn tag_of(reference: &str) -> &str {
+    reference.rsplit_once(':').map_or(reference, |(_, tag)| tag)
+}

@@ -1,0 +1,45 @@
+//! `login`: Docker logs in to an environment's registry with an ECR password
+//! from the aws CLI, passed on stdin, never on a command line.
+
+use anyhow::{Context, Result};
+
+use crate::cli::{AwsArgs, LoginArgs};
+use crate::exec::{require_tools, Runner, Step};
+use crate::target::Target;
+use crate::{aws, docker};
+
+pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
+    let target = super::target(&args.target)?;
+    if !runner.dry_run {
+        require_tools(&[("docker", docker::INSTALL), ("aws", aws::INSTALL)])?;
+    }
+    login(runner, &target, &args.aws, &args.target.env.to_string())
+}
+
+/// The login step for `target`: the region comes from a flag, else from the
+/// ECR host name, else the aws CLI's settings.
+pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) -> Step {
+    let region = region.or(target.ecr_region());
+    docker::login(&target.registry, aws::ecr_password(region, profile))
+}
+
+/// Log in unless told to reuse an existing login.
+pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, what: &str) -> Result<()> {
+    if aws.no_login {
+        runner.note(
+            "",
+            &format!(
+                "reusing the existing Docker login for {} (--no-login)",
+                target.registry
+            ),
+        );
+        return Ok(());
+    }
+    let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());
+    runner.run("", &step).with_context(|| {
+        format!(
+            "login to the {what} registry {} failed; check the AWS credentials (profile, role, region) for that account",
+            target.registry
+        )
+    })
+}

@@ -1,0 +1,102 @@
+//! One module per subcommand, and what they share: loading
+//! `.aws-architecture`, computing the plan, logging in.
+
+mod build;
+mod clean;
+mod login;
+mod plan;
+mod promote;
+mod push;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::arch::Architectures;
+use crate::cli::{Command, TargetArgs, VariantArgs};
+use crate::context::{self, ContextArgs};
+use crate::error::Usage;
+use crate::exec::Runner;
+use crate::plan::{Meta, Plan};
+use crate::target::{self, Target};
+
+pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
+    match command {
+        Command::Plan(args) => plan::plan(args, runner, root),
+        Command::Matrix(args) => plan::matrix(args, root),
+        Command::Build(args) => build::run(args, runner, root),
+        Command::Push(args) => push::run(args, runner, root),
+        Command::Login(args) => login::run(args, runner),
+        Command::Promote(args) => promote::run(args, runner, root),
+        Command::Clean(args) => clean::run(args, runner),
+    }
+}
+
+/// `.aws-architecture`, or a bad-input error naming what to fix.
+pub fn architectures(root: &Path) -> Result<Architectures> {
+    Architectures::load(root).map_err(|msg| Usage(msg).into())
+}
+
+fn getenv(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// The environment's registry and repository, or a bad-input error.
+pub fn target(args: &TargetArgs) -> Result<Target> {
+    target::resolve(
+        args.env,
+        args.registry.as_deref(),
+        args.repository.as_deref(),
+        getenv,
+    )
+    .map_err(|msg| Usage(msg).into())
+}
+
+/// The image name for a build: in the environment's registry when one is
+/// configured, else the bare repository (a local-only build).
+pub fn image_name(args: &TargetArgs, need_registry: bool) -> Result<String> {
+    match target(args) {
+        Ok(target) => Ok(target.image()),
+        Err(err) if need_registry => Err(err),
+        Err(_) => target::repository_name(Some(args.env), args.repository.as_deref(), &getenv)
+            .map_err(|msg| Usage(msg).into()),
+    }
+}
+
+/// Everything a task needs to know before it runs anything: the selected
+/// variants, their tags and labels.
+pub fn load_plan(
+    runner: &Runner,
+    root: &Path,
+    variant: &VariantArgs,
+    context: &ContextArgs,
+    image: &str,
+) -> Result<Plan> {
+    let architectures = architectures(root)?;
+    let selected = architectures
+        .select(Some(&variant.variant))
+        .map_err(Usage)?;
+    let context = context::load(context, runner)?;
+    let meta = Meta {
+        source: crate::git::source_url(runner),
+        created: crate::plan::rfc3339(created_epoch()?),
+        title: image.rsplit('/').next().unwrap_or(image).to_string(),
+    };
+    crate::plan::plan(&selected, &context, &meta, image).map_err(|msg| Usage(msg).into())
+}
+
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+fn created_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Usage(format!(
+                "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970"
+            ))
+            .into()
+        }),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)),
+    }
+}

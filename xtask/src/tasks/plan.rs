@@ -1,0 +1,38 @@
+//! `plan` and `matrix`: what would be built, for people and for GitHub Actions.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::{Format, MatrixArgs, PlanArgs, TargetArgs};
+use crate::exec::Runner;
+use crate::github;
+
+pub fn plan(args: PlanArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let env = args.env.unwrap_or(crate::target::Env::Dev);
+    let image = super::image_name(
+        &TargetArgs {
+            env,
+            registry: None,
+            repository: None,
+        },
+        false,
+    )?;
+    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
+    match args.format {
+        Format::Table => print!("{}", plan.table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+    }
+    Ok(())
+}
+
+pub fn matrix(args: MatrixArgs, root: &Path) -> Result<()> {
+    let architectures = super::architectures(root)?;
+    let variants: Vec<_> = architectures.variants.iter().collect();
+    let matrix = crate::plan::matrix(&variants).to_string();
+    if args.github_output {
+        github::set_output("matrix", &matrix)?;
+    }
+    println!("{matrix}");
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! `promote`: copy a release's images from stage to prod, all variants or none.
+//!
+//! 1. Gate, before anything is copied: for every variant, stage's `<sha8>` and
+//!    `latest` tags exist, point at the same digest, and carry the release
+//!    commit as their revision label; the commit is on the default branch; no
+//!    immutable prod tag already points elsewhere.
+//! 2. Copy registry to registry by digest with skopeo (nothing pulled, nothing
+//!    unpacked, the digest preserved): immutable tags first, `latest` last,
+//!    once every variant's immutable tags are in place.
+//! 3. Verify every prod tag resolves to the stage digest.
+//!
+//! Tags already in prod at the right digest are skipped, so a re-run after a
+//! success changes nothing and a re-run after a failure finishes the job.
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::arch::{Arch, Variant};
+use crate::cli::{AwsArgs, PromoteArgs};
+use crate::context;
+use crate::error::Usage;
+use crate::exec::{require_tools, Runner};
+use crate::plan::{render_table, REVISION_LABEL};
+use crate::skopeo::{self, Inspect};
+use crate::tags::{self, Context, Sha};
+use crate::target::{self, Env, Target};
+use crate::{aws, docker, git, github};
+
+/// One variant's promotion, worked out by the gate.
+struct Promotion {
+    variant: Variant,
+    /// Stage's digest for the release commit; `None` in a dry run.
+    digest: Option<String>,
+    /// Prod tags in write order (immutable first, `latest` last), each with
+    /// whether prod already has it at the stage digest.
+    tags: Vec<(String, bool)>,
+}
+
+pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let context = context::load(&args.context, runner)?;
+    if !matches!(context, Context::Release { .. } | Context::Dispatch { .. }) {
+        return Err(Usage(format!(
+            "promote runs for a release or a manual re-promote, not a {}; pass --context release --release-tag TAG, or --context dispatch",
+            context.describe()
+        ))
+        .into());
+    }
+    let architectures = super::architectures(root)?;
+    let getenv = |k: &str| std::env::var(k).ok();
+    let stage = target::resolve(
+        Env::Stage,
+        args.stage_registry.as_deref(),
+        args.stage_repository.as_deref(),
+        getenv,
+    )
+    .map_err(|m| Usage(format!("{m} (or --stage-registry)")))?;
+    let prod = target::resolve(
+        Env::Prod,
+        args.prod_registry.as_deref(),
+        args.prod_repository.as_deref(),
+        getenv,
+    )
+    .map_err(|m| Usage(format!("{m} (or --prod-registry)")))?;
+    // Every tag is computed, and so validated, before anything runs.
+    for variant in &architectures.variants {
+        tags::image_tags(&context, variant).map_err(Usage)?;
+    }
+    if !runner.dry_run {
+        let mut tools = vec![("skopeo", skopeo::INSTALL), ("git", "install git")];
+        if !args.no_login {
+            tools.extend([("docker", docker::INSTALL), ("aws", aws::INSTALL)]);
+        }
+        require_tools(&tools)?;
+    }
+
+    github::group(&format!(
+        "promote {} from {} to {}",
+        context.describe(),
+        stage.image(),
+        prod.image()
+    ));
+    for (target, profile, what) in [
+        (&stage, &args.stage_profile, "stage"),
+        (&prod, &args.prod_profile, "prod"),
+    ] {
+        let aws = AwsArgs {
+            region: args.region.clone(),
+            profile: profile.clone(),
+            no_login: args.no_login,
+        };
+        super::login::login(runner, target, &aws, what)?;
+    }
+    let promotions = gate(
+        runner,
+        &args,
+        &context,
+        &architectures.variants,
+        &stage,
+        &prod,
+    )?;
+    copy(runner, &promotions, &stage, &prod)?;
+    verify(runner, &promotions, &prod)?;
+    github::end_group();
+    report(runner, &promotions, &prod)
+}
+
+/// Check everything before copying anything; print a per-variant table and
+/// fail if any variant, or the commit, is not fit for prod.
+fn gate(
+    runner: &Runner,
+    args: &PromoteArgs,
+    context: &Context,
+    variants: &[Variant],
+    stage: &Target,
+    prod: &Target,
+) -> Result<Vec<Promotion>> {
+    let sha = context.sha();
+    let branch = git::default_branch_ref(runner, &args.default_branch);
+    let on_branch = match runner.probe("", &git::is_ancestor(sha, &branch))? {
+        None => Ok(()),
+        Some(Ok(_)) => Ok(()),
+        Some(Err(_)) => Err(format!(
+            "commit {} is not on {branch}: only commits merged to {} are promoted to prod",
+            sha.short(),
+            args.default_branch
+        )),
+    };
+
+    let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
+    let mut promotions = Vec::new();
+    let mut failed = on_branch.is_err();
+    for variant in variants {
+        let prefix = format!("[{}] ", variant.name);
+        let sha_tag = tags::tag(sha.short(), variant.arch, &variant.name);
+        let latest_tag = tags::tag("latest", variant.arch, &variant.name);
+        let result = check_stage(
+            runner,
+            &prefix,
+            stage,
+            variant.arch,
+            &sha_tag,
+            &latest_tag,
+            sha,
+        )
+        .and_then(|digest| {
+            let tags = prod_tags(runner, &prefix, context, variant, prod, digest.as_deref())?;
+            Ok((digest, tags))
+        });
+        let (digest, verdict) = match result {
+            Ok((digest, tags)) => {
+                let verdict = match &digest {
+                    None => "(dry run: not checked)".to_string(),
+                    Some(_) => "ok".to_string(),
+                };
+                promotions.push(Promotion {
+                    variant: variant.clone(),
+                    digest: digest.clone(),
+                    tags,
+                });
+                (digest.unwrap_or_else(|| "-".into()), verdict)
+            }
+            Err(why) => {
+                failed = true;
+                ("-".to_string(), format!("FAILED: {why}"))
+            }
+        };
+        rows.push([
+            variant.name.clone(),
+            format!("{sha_tag}, {latest_tag}"),
+            digest,
+            verdict,
+        ]);
+    }
+    eprint!(
+        "gate for {} ({}):\n{}",
+        context.describe(),
+        sha,
+        render_table(&rows)
+    );
+    if let Err(why) = &on_branch {
+        eprintln!("commit: FAILED: {why}");
+    }
+    if failed {
+        let first = on_branch.err().or_else(|| {
+            rows.iter()
+                .skip(1)
+                .find(|r| r[3].starts_with("FAILED"))
+                .map(|r| format!("{}: {}", r[0], r[3]))
+        });
+        bail!(
+            "promotion gate failed, nothing was copied to prod: {}",
+            first.unwrap_or_default()
+        );
+    }
+    Ok(promotions)
+}
+
+/// Stage's digest for the release: both tags present, equal, and labelled
+/// with the release commit. `Ok(None)` in a dry run.
+fn check_stage(
+    runner: &Runner,
+    prefix: &str,
+    stage: &Target,
+    arch: Arch,
+    sha_tag: &str,
+    latest_tag: &str,
+    sha: &Sha,
+) -> Result<Option<String>, String> {
+    let inspect = |tag: &str| -> Result<Option<Inspect>, String> {
+        match runner
+            .probe(prefix, &skopeo::inspect(stage, tag, arch))
+            .map_err(|e| format!("{e:#}"))?
+        {
+            None => Ok(None),
+            Some(Ok(text)) => skopeo::parse_inspect(&text)
+                .map(Some)
+                .map_err(|e| format!("{e:#}")),
+            Some(Err(stderr)) => Err(format!(
+                "{tag} not found in stage ({})",
+                first_line(&stderr)
+            )),
+        }
+    };
+    let (Some(by_sha), Some(latest)) = (inspect(sha_tag)?, inspect(latest_tag)?) else {
+        return Ok(None);
+    };
+    if by_sha.digest != latest.digest {
+        return Err(format!(
+            "stage {latest_tag} is {} but {sha_tag} is {}: stage's latest is not this release's commit",
+            short(&latest.digest),
+            short(&by_sha.digest)
+        ));
+    }
+    let revision = by_sha
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(REVISION_LABEL))
+        .cloned();
+    if revision.as_deref() != Some(sha.full()) {
+        return Err(format!(
+            "{sha_tag} has {REVISION_LABEL}={}, expected {}",
+            revision.unwrap_or_else(|| "(none)".into()),
+            sha.full()
+        ));
+    }
+    Ok(Some(by_sha.digest))
+}
+
+/// The prod tags in write order, each marked done when prod already has it
+/// at `digest`. An immutable tag at another digest stops the promotion.
+fn prod_tags(
+    runner: &Runner,
+    prefix: &str,
+    context: &Context,
+    variant: &Variant,
+    prod: &Target,
+    digest: Option<&str>,
+) -> Result<Vec<(String, bool)>, String> {
+    let mut tags = tags::image_tags(context, variant)?;
+    // `latest-*` comes first in the grammar; it is written last.
+    tags.rotate_left(1);
+    let mut out = Vec::new();
+    for tag in tags {
+        let done = match (
+            digest,
+            runner
+                .probe(prefix, &skopeo::inspect(prod, &tag, variant.arch))
+                .map_err(|e| format!("{e:#}"))?,
+        ) {
+            (Some(want), Some(Ok(text))) => {
+                let have = skopeo::parse_inspect(&text)
+                    .map_err(|e| format!("{e:#}"))?
+                    .digest;
+                if have != want && tags::is_immutable(&tag) {
+                    return Err(format!(
+                        "prod already has {tag} at {}, not {}; immutable tags are never overwritten",
+                        short(&have),
+                        short(want)
+                    ));
+                }
+                have == want
+            }
+            _ => false,
+        };
+        out.push((tag, done));
+    }
+    Ok(out)
+}
+
+/// Immutable tags of every variant, then the `latest` tags.
+fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
+    for immutable in [true, false] {
+        for promotion in promotions {
+            let prefix = format!("[{}] ", promotion.variant.name);
+            let digest = promotion.digest.as_deref().unwrap_or("<stage digest>");
+            for (tag, done) in &promotion.tags {
+                if tags::is_immutable(tag) != immutable {
+                    continue;
+                }
+                if *done {
+                    runner.note(
+                        &prefix,
+                        &format!("{tag}: already in prod at {}, skipped", short(digest)),
+                    );
+                    continue;
+                }
+                runner
+                    .run_with_retry(&prefix, &skopeo::copy(stage, digest, prod, tag), super::build::PUSH_ATTEMPTS)
+                    .with_context(|| {
+                        format!(
+                            "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
+                            promotion.variant.name
+                        )
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
+    for promotion in promotions {
+        let prefix = format!("[{}] ", promotion.variant.name);
+        for (tag, _) in &promotion.tags {
+            let Some(text) =
+                runner.read(&prefix, &skopeo::inspect(prod, tag, promotion.variant.arch))?
+            else {
+                continue;
+            };
+            let have = skopeo::parse_inspect(&text)?.digest;
+            let want = promotion.digest.as_deref().unwrap_or_default();
+            if have != want {
+                bail!(
+                    "verification failed: prod {tag} ({}) is {} but stage is {}",
+                    promotion.variant.name,
+                    short(&have),
+                    short(want)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
+    let mut rows = vec![["VARIANT", "DIGEST", "PROD TAGS"].map(String::from)];
+    let mut summary = format!(
+        "### Promoted to {}\n\n| variant | digest | tags |\n|---|---|---|\n",
+        prod.image()
+    );
+    for p in promotions {
+        let digest = p.digest.clone().unwrap_or_else(|| "(dry run)".into());
+        let tags = p
+            .tags
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        summary += &format!("| {} | `{digest}` | {tags} |\n", p.variant.name);
+        rows.push([p.variant.name.clone(), digest, tags]);
+    }
+    print!("{}", render_table(&rows));
+    if !runner.dry_run {
+        github::summary(&summary)?;
+    }
+    Ok(())
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().last().unwrap_or(text).trim()
+}

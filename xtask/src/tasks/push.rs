@@ -1,0 +1,56 @@
+//! `push`: push images already built into the local engine, every tag, and
+//! report the digest the registry received.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::build::{report, Outcome, PUSH_ATTEMPTS};
+use crate::cli::PushArgs;
+use crate::docker;
+use crate::exec::{require_tools, Runner};
+use crate::plan::Image;
+
+pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let target = super::target(&args.target)?;
+    let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
+    if !runner.dry_run {
+        let mut tools = vec![("docker", docker::INSTALL)];
+        if !args.aws.no_login {
+            tools.push(("aws", crate::aws::INSTALL));
+        }
+        require_tools(&tools)?;
+    }
+    super::login::login(runner, &target, &args.aws, &args.target.env.to_string())?;
+    let outcomes: Vec<Outcome> = plan
+        .images
+        .iter()
+        .map(|image| push_one(runner, image))
+        .collect();
+    report(runner, &outcomes, "pushed")
+}
+
+fn push_one(runner: &Runner, image: &Image) -> Outcome {
+    let started = Instant::now();
+    let prefix = format!("[{}] ", image.variant);
+    let result = (|| {
+        for reference in image.references() {
+            runner
+                .run_with_retry(&prefix, &docker::push(&reference), PUSH_ATTEMPTS)
+                .with_context(|| format!("push of {reference} ({}) failed", image.variant))?;
+        }
+        let Some(text) = runner.read(&prefix, &docker::repo_digests(&image.references()[0]))?
+        else {
+            return Ok("(dry run)".to_string());
+        };
+        docker::parse_repo_digest(&text, &image.image)
+    })();
+    Outcome {
+        variant: image.variant.clone(),
+        platform: image.platform.to_string(),
+        references: image.references(),
+        result,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
