@@ -129,12 +129,16 @@ fn build_one(
             Output::Load => runner.run(&prefix, &step),
         }
         .with_context(|| format!("build of {} for {} failed", image.variant, image.platform))?;
-        if runner.dry_run {
-            return Ok("(dry run)".to_string());
-        }
-        let text = std::fs::read_to_string(root.join(metadata))
-            .with_context(|| format!("BuildKit wrote no metadata file {}", metadata.display()))?;
-        let digest = docker::metadata_digest(&text)?;
+        // A dry run has no metadata file; it still prints the check, with
+        // a placeholder where the digest will be.
+        let digest = if runner.dry_run {
+            "<digest>".to_string()
+        } else {
+            let text = std::fs::read_to_string(root.join(metadata)).with_context(|| {
+                format!("BuildKit wrote no metadata file {}", metadata.display())
+            })?;
+            docker::metadata_digest(&text)?
+        };
         check_platform(runner, &prefix, image, &output, &digest)?;
         Ok(digest)
     })();
@@ -160,7 +164,9 @@ fn check_platform(
         Output::Push => docker::registry_inspect(&format!("{}@{digest}", image.image)),
         Output::Load => docker::image_inspect(&image.references()[0]),
     };
-    let text = runner.read(prefix, &query)?.unwrap_or_default();
+    let Some(text) = runner.read(prefix, &query)? else {
+        return Ok(());
+    };
     let found = docker::parse_platform(&text).with_context(|| {
         format!(
             "cannot read the architecture of the {} image",
@@ -196,6 +202,7 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         format!("### Images {verb}\n\n| variant | platform | digest | tags |\n|---|---|---|---|\n");
     for outcome in outcomes {
         let (result, digest) = match &outcome.result {
+            Ok(digest) if runner.dry_run => ("dry run".to_string(), digest.clone()),
             Ok(digest) => ("ok".to_string(), digest.clone()),
             Err(_) => ("FAILED".to_string(), "-".to_string()),
         };

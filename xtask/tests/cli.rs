@@ -1,0 +1,358 @@
+//! The built binary, end to end, without the rig: plan, matrix, dry runs and
+//! bad input. A fake `docker`/`aws`/`skopeo` on `PATH` records any call, to
+//! prove that bad input runs nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{run, stderr, stdout, xtask, Fixture};
+use serde_json::Value;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A `PATH` holding recording stand-ins for the external tools, plus git.
+/// Returns the PATH value and the log file the stand-ins append to.
+fn recording_path(name: &str) -> (String, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("calls.log");
+    for tool in ["docker", "aws", "skopeo"] {
+        let script = dir.join(tool);
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\n", log.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let git = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let git_dir = Path::new(git.trim())
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    (format!("{}:{git_dir}", dir.display()), log)
+}
+
+#[test]
+fn plan_json_on_the_shipped_repository() {
+    let output = run(xtask(&workspace_root())
+        .args(["plan", "--format", "json"])
+        .env_remove("ECR_REGISTRY_DEV"));
+    assert!(output.status.success());
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let images = plan["images"].as_array().unwrap();
+    let by_variant = |v: &str| images.iter().find(|i| i["variant"] == v).unwrap().clone();
+    let (gpu, cpu) = (by_variant("gpu"), by_variant("cpu"));
+    assert_eq!(
+        (gpu["platform"].as_str(), gpu["arch"].as_str()),
+        (Some("linux/amd64"), Some("amd64"))
+    );
+    assert_eq!(
+        (cpu["platform"].as_str(), cpu["runner"].as_str()),
+        (Some("linux/arm64"), Some("ubuntu-24.04-arm"))
+    );
+    assert_eq!(gpu["dockerfile"], "Dockerfile-gpu");
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(workspace_root())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let tags: Vec<&str> = gpu["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tags[0], "latest-amd64-gpu");
+    assert!(
+        tags[1].starts_with(&format!("make-{}", &head[..8])) && tags[1].ends_with("-amd64-gpu"),
+        "{tags:?}"
+    );
+    assert!(gpu["labels"]["org.opencontainers.image.revision"]
+        .as_str()
+        .unwrap()
+        .starts_with(head.trim()));
+}
+
+#[test]
+fn matrix_has_one_leg_per_variant_on_its_runner() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique("matrix"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let github_output = dir.join("output");
+    let output = run(xtask(&workspace_root())
+        .args(["matrix", "--github-output"])
+        .env("GITHUB_OUTPUT", &github_output));
+    assert!(output.status.success());
+    let matrix: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let legs: Vec<(String, String)> = matrix["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|leg| {
+            (
+                leg["variant"].as_str().unwrap().into(),
+                leg["runner"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            ("gpu".into(), "ubuntu-latest".into()),
+            ("cpu".into(), "ubuntu-24.04-arm".into())
+        ]
+    );
+    let written = std::fs::read_to_string(github_output).unwrap();
+    assert_eq!(written, format!("matrix={}", stdout(&output)));
+}
+
+#[test]
+fn matrix_without_github_output_variable_is_bad_input() {
+    let output = run(xtask(&workspace_root())
+        .args(["matrix", "--github-output"])
+        .env_remove("GITHUB_OUTPUT"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("GITHUB_OUTPUT is not set"));
+}
+
+/// Every malformed `.aws-architecture` exits 2, names the file and the
+/// problem, and runs no external command.
+#[test]
+fn malformed_architecture_files_exit_2_and_run_nothing() {
+    let cases: &[(&str, &str)] = &[
+        ("not json", "invalid JSON"),
+        ("[]", "expected a JSON object"),
+        ("{}", "no variants"),
+        (
+            r#"{"gpu": "linux/arm64", "cpu": "linux/arm64"}"#,
+            "AWS Batch GPU compute environments are amd64-only",
+        ),
+        (
+            r#"{"gpu": "linux/amd64"}"#,
+            "Dockerfile-cpu has no key \"cpu\"",
+        ),
+        (
+            r#"{"gpu": "linux/amd64", "cpu": "linux/s390x"}"#,
+            "key \"cpu\" has platform \"linux/s390x\"",
+        ),
+        (
+            r#"{"gpu": 64, "cpu": "linux/arm64"}"#,
+            "key \"gpu\" must be a string",
+        ),
+    ];
+    let (path, log) = recording_path("malformed");
+    for (content, expected) in cases {
+        let fixture = Fixture::standard("malformed");
+        std::fs::write(fixture.root.join(".aws-architecture"), content).unwrap();
+        for args in [
+            vec!["plan"],
+            vec!["matrix"],
+            vec!["build"],
+            vec!["build", "--push", "--registry", "127.0.0.1:9"],
+            vec!["push", "--registry", "127.0.0.1:9"],
+        ] {
+            let output = run(fixture.xtask().args(&args).env("PATH", &path));
+            assert_eq!(output.status.code(), Some(2), "{content} with {args:?}");
+            let err = stderr(&output);
+            assert!(
+                err.contains(".aws-architecture") && err.contains(expected),
+                "{content}: {err}"
+            );
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        }
+    }
+    let missing = Fixture::standard("missing");
+    std::fs::remove_file(missing.root.join(".aws-architecture")).unwrap();
+    let output = run(missing.xtask().arg("build").env("PATH", &path));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(".aws-architecture: not found in"));
+    assert!(
+        !log.exists(),
+        "bad input ran: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_and_run_nothing() {
+    let (path, log) = recording_path("flags");
+    let fixture = Fixture::standard("flags");
+    let sha = fixture.head();
+    for (args, expected) in [
+        (
+            vec!["build", "--variant", "tpu"],
+            "--variant tpu: not in .aws-architecture; use one of: gpu, cpu, all",
+        ),
+        (
+            vec!["build", "--push"],
+            "no dev registry: pass --registry or set ECR_REGISTRY_DEV",
+        ),
+        (
+            vec![
+                "plan",
+                "--context",
+                "release",
+                "--release-tag",
+                "release/1.0",
+            ],
+            "release tag \"release/1.0\" cannot be used in image tags",
+        ),
+        (
+            vec!["plan", "--context", "pr"],
+            "a pull request context needs --pr-number",
+        ),
+        (vec!["plan", "--sha", "abc123"], "is not a full commit SHA"),
+        (
+            vec!["promote", "--context", "push"],
+            "promote runs for a release or a manual re-promote",
+        ),
+        (
+            vec!["build", "--registry", "https://x/y", "--push"],
+            "must be a host[:port] only",
+        ),
+        (
+            vec!["build", "--frobnicate"],
+            "unexpected argument '--frobnicate'",
+        ),
+    ] {
+        let output = run(fixture
+            .xtask()
+            .args(&args)
+            .env("PATH", &path)
+            .env_remove("ECR_REGISTRY_DEV")
+            .env("GITHUB_SHA", &sha));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(
+        !log.exists(),
+        "bad input ran: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+/// `--dry-run` prints the login, each build and each check, hides the
+/// password, and runs none of them.
+#[test]
+fn dry_run_prints_every_command_and_runs_none() {
+    let (path, log) = recording_path("dry");
+    let fixture = Fixture::standard("dry");
+    let output = run(fixture
+        .xtask()
+        .args([
+            "--dry-run",
+            "build",
+            "--push",
+            "--registry",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "--repository",
+            "app",
+        ])
+        .env("PATH", &path));
+    assert!(output.status.success());
+    let err = stderr(&output);
+    let commands: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
+        .collect();
+    assert_eq!(commands.len(), 5, "{err}");
+    assert_eq!(
+        commands[0],
+        "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+    let sha8 = &fixture.head()[..8];
+    for (variant, platform) in [("gpu", "linux/amd64"), ("cpu", "linux/arm64")] {
+        let arch = &platform[6..];
+        assert!(commands.iter().any(|c| c.starts_with(&format!("docker buildx build --platform {platform} --file Dockerfile-{variant}"))
+            && c.contains(&format!("--tag 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"))
+            && c.ends_with("--push .")), "{variant}: {commands:?}");
+    }
+    assert!(
+        !log.exists(),
+        "a dry run ran: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn github_event_decides_the_tags() {
+    let fixture = Fixture::standard("event");
+    let sha = fixture.head();
+    let head = "fedcba9876543210fedcba9876543210fedcba98";
+    let event = fixture.root.join("event.json");
+    std::fs::write(
+        &event,
+        format!(r#"{{"pull_request": {{"number": 42, "head": {{"sha": "{head}"}}}}}}"#),
+    )
+    .unwrap();
+    let output = run(fixture
+        .xtask()
+        .args(["plan", "--format", "json", "--variant", "cpu"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", &sha));
+    assert!(output.status.success());
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        plan["images"][0]["tags"],
+        serde_json::json!(["latest-arm64-cpu", "fedcba98-arm64-cpu", "PR-42-arm64-cpu"])
+    );
+}
+
+#[test]
+fn uncommitted_changes_are_marked_in_the_tag() {
+    let fixture = Fixture::standard("dirty");
+    std::fs::write(
+        fixture.root.join("Dockerfile-cpu"),
+        "FROM scratch\n# changed\n",
+    )
+    .unwrap();
+    let output = run(fixture
+        .xtask()
+        .args(["plan", "--format", "json", "--variant", "cpu"]));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let sha8 = &fixture.head()[..8];
+    assert_eq!(
+        plan["images"][0]["tags"][1],
+        format!("make-{sha8}-dirty-arm64-cpu")
+    );
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = run(xtask(&workspace_root()).arg("--help"));
+    let help = stdout(&output);
+    for command in [
+        "plan", "matrix", "build", "push", "login", "promote", "clean",
+    ] {
+        assert!(
+            help.contains(&format!("  {command} ")),
+            "{command} missing from:\n{help}"
+        );
+    }
+}

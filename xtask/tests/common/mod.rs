@@ -1,0 +1,331 @@
+//! Shared helpers for the integration tests: run the built `xtask` binary on
+//! a fixture repository, start a private registry, read registries back.
+//!
+//! Tests that need the rig (engine, registries, emulator) call [`rig`] first:
+//! outside it they fail loudly instead of skipping.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+/// The registries of the rig, from its env file.
+pub struct Rig {
+    pub dev: String,
+    pub stage: String,
+    pub prod: String,
+    pub dir: PathBuf,
+}
+
+/// The rig's settings; panics with how to run the test when outside the rig.
+pub fn rig() -> Rig {
+    if std::env::var("XTASK_RIG").as_deref() != Ok("1") {
+        panic!("this test needs the test rig (Docker engine, registries, AWS emulator): run `rig/rig up` then `rig/rig exec cargo test`, or `make test`");
+    }
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set by the rig"));
+    Rig {
+        dev: var("ECR_REGISTRY_DEV"),
+        stage: var("ECR_REGISTRY_STAGE"),
+        prod: var("ECR_REGISTRY_PROD"),
+        dir: var("RIG_DIR").into(),
+    }
+}
+
+/// A `Command` for the built xtask binary, with deterministic timestamps.
+pub fn xtask(root: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .arg("--root")
+        .arg(root)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("XTASK_ROOT");
+    command
+}
+
+pub fn run(command: &mut Command) -> Output {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("could not start the command");
+    eprintln!(
+        "--- {:?} exited {:?}\n--- stdout:\n{}--- stderr:\n{}",
+        command,
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A name no other test (or earlier run) uses: for fixture folders and repositories.
+pub fn unique(name: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{name}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A throwaway repository: `.aws-architecture`, FROM-scratch Dockerfiles
+/// with a unique payload each (so digests never collide across tests), and
+/// its own git history on `main`.
+pub struct Fixture {
+    pub root: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(name: &str, architecture: &str, variants: &[&str]) -> Fixture {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join(".aws-architecture"), architecture).unwrap();
+        for variant in variants {
+            std::fs::write(
+                root.join(format!("Dockerfile-{variant}")),
+                format!("FROM scratch\nCOPY payload-{variant} /payload\n"),
+            )
+            .unwrap();
+            std::fs::write(root.join(format!("payload-{variant}")), unique(variant)).unwrap();
+        }
+        let fixture = Fixture { root };
+        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.git(&["config", "user.email", "test@example.com"]);
+        fixture.git(&["config", "user.name", "test"]);
+        fixture.commit("initial");
+        fixture
+    }
+
+    /// The shipped layout: gpu on amd64, cpu on arm64.
+    pub fn standard(name: &str) -> Fixture {
+        Fixture::new(
+            name,
+            r#"{"gpu": "linux/amd64", "cpu": "linux/arm64"}"#,
+            &["gpu", "cpu"],
+        )
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Change every payload and commit; returns the new full SHA.
+    pub fn commit(&self, message: &str) -> String {
+        for entry in std::fs::read_dir(&self.root).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("payload-")
+            {
+                std::fs::write(&path, unique(message)).unwrap();
+            }
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "--quiet", "-m", message]);
+        self.head()
+    }
+
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn xtask(&self) -> Command {
+        let mut command = xtask(&self.root);
+        command.current_dir(&self.root);
+        command
+    }
+}
+
+/// `skopeo inspect` of a reference in a rig registry (loopback: plain HTTP).
+pub fn inspect(reference: &str, arch: &str) -> Option<Value> {
+    let output = Command::new("skopeo")
+        .args([
+            "--override-os",
+            "linux",
+            "--override-arch",
+            arch,
+            "inspect",
+            "--tls-verify=false",
+        ])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo is part of the rig");
+    output
+        .status
+        .success()
+        .then(|| serde_json::from_slice(&output.stdout).unwrap())
+}
+
+pub fn digest(reference: &str, arch: &str) -> Option<String> {
+    inspect(reference, arch).map(|v| v["Digest"].as_str().unwrap().to_string())
+}
+
+/// The raw manifest a tag points at.
+pub fn raw_manifest(reference: &str) -> Value {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every tag of a repository; empty when it does not exist.
+pub fn tags(registry: &str, repository: &str) -> Vec<String> {
+    let output = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{registry}/{repository}"))
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Vec::new();
+    }
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut tags: Vec<String> = value["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// The DIGEST column of xtask's closing table, by variant.
+pub fn reported_digest(stdout: &str, variant: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells.first() == Some(&variant)).then(|| {
+                cells
+                    .iter()
+                    .find(|c| c.starts_with("sha256:"))
+                    .map(|c| c.to_string())
+            })
+        })
+        .flatten()
+        .unwrap_or_else(|| panic!("no digest for {variant} in:\n{stdout}"))
+}
+
+/// A registry of the test's own, with the rig's login (user `AWS`, the
+/// emulator's token) unless `htpasswd` says otherwise: for faults a shared
+/// registry must not suffer (going down, a wrong password).
+pub struct Registry {
+    pub address: String,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Registry {
+    pub fn start(name: &str, port: u16, htpasswd: Option<&str>) -> Registry {
+        let rig = rig();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let htpasswd_path = match htpasswd {
+            Some(content) => {
+                let path = dir.join("htpasswd");
+                std::fs::write(&path, content).unwrap();
+                path
+            }
+            None => rig.dir.join("registry/dev/htpasswd"),
+        };
+        let address = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n  secret: test\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                dir.join("data").display(),
+                htpasswd_path.display()
+            ),
+        )
+        .unwrap();
+        let mut registry = Registry {
+            address,
+            config,
+            child: None,
+        };
+        registry.resume();
+        registry
+    }
+
+    /// Start (again) on the same storage.
+    pub fn resume(&mut self) {
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is part of the rig");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&self.address).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("registry on {} did not start", self.address);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("registry is running").id()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The password the emulator hands out for ECR: what `docker login` sends.
+pub fn ecr_token() -> String {
+    let output = Command::new("aws")
+        .args(["ecr", "get-login-password"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
