@@ -128,7 +128,13 @@ fn build_one(
             Output::Push => runner.run_with_retry(&prefix, &step, PUSH_ATTEMPTS),
             Output::Load => runner.run(&prefix, &step),
         }
-        .with_context(|| format!("build of {} for {} failed", image.variant, image.platform))?;
+        .with_context(|| match output {
+            Output::Push => format!(
+                "build and push of {} for {} to {} failed",
+                image.variant, image.platform, image.image
+            ),
+            Output::Load => format!("build of {} for {} failed", image.variant, image.platform),
+        })?;
         // A dry run has no metadata file; it still prints the check, with
         // a placeholder where the digest will be.
         let digest = if runner.dry_run {

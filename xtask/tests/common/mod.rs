@@ -164,6 +164,52 @@ impl Fixture {
     }
 }
 
+/// A skopeo auth file logged in to `registry` with the emulator's token,
+/// so the tests read registries with credentials of their own, whatever
+/// the rig's Docker config holds. The token goes through stdin.
+pub fn authfile(registry: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "auth-{}-{}.json",
+        std::process::id(),
+        registry.replace([':', '.'], "_")
+    ));
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.exists() {
+        use std::io::Write;
+        let mut child = Command::new("skopeo")
+            .args([
+                "login",
+                "--tls-verify=false",
+                "--username",
+                "AWS",
+                "--password-stdin",
+                "--authfile",
+            ])
+            .arg(&path)
+            .arg(registry)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ecr_token().as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "skopeo login to {registry} failed"
+        );
+    }
+    path
+}
+
+fn registry_of(reference: &str) -> &str {
+    reference.split('/').next().unwrap()
+}
+
 /// `skopeo inspect` of a reference in a rig registry (loopback: plain HTTP).
 pub fn inspect(reference: &str, arch: &str) -> Option<Value> {
     let output = Command::new("skopeo")
@@ -174,7 +220,9 @@ pub fn inspect(reference: &str, arch: &str) -> Option<Value> {
             arch,
             "inspect",
             "--tls-verify=false",
+            "--authfile",
         ])
+        .arg(authfile(registry_of(reference)))
         .arg(format!("docker://{reference}"))
         .output()
         .expect("skopeo is part of the rig");
@@ -191,7 +239,8 @@ pub fn digest(reference: &str, arch: &str) -> Option<String> {
 /// The raw manifest a tag points at.
 pub fn raw_manifest(reference: &str) -> Value {
     let output = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
+        .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
+        .arg(authfile(registry_of(reference)))
         .arg(format!("docker://{reference}"))
         .output()
         .unwrap();
@@ -206,7 +255,8 @@ pub fn raw_manifest(reference: &str) -> Value {
 /// Every tag of a repository; empty when it does not exist.
 pub fn tags(registry: &str, repository: &str) -> Vec<String> {
     let output = Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
+        .args(["list-tags", "--tls-verify=false", "--authfile"])
+        .arg(authfile(registry))
         .arg(format!("docker://{registry}/{repository}"))
         .output()
         .unwrap();
@@ -328,4 +378,162 @@ pub fn ecr_token() -> String {
         .unwrap();
     assert!(output.status.success());
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The absolute path of `tool` on `PATH`.
+pub fn which(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("`{tool}` is not on PATH"))
+}
+
+/// `PATH` with `dir` in front: wrappers there shadow the real tools.
+pub fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+/// Wrappers for external tools that record every call (`tool args...`, one
+/// line each) and then exec the real tool: evidence of what a command
+/// actually ran, independent of what it printed.
+pub struct ToolLog {
+    pub bin: PathBuf,
+    pub log: PathBuf,
+}
+
+impl ToolLog {
+    pub fn new(name: &str, tools: &[&str]) -> ToolLog {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let log = dir.join("calls.log");
+        std::fs::write(&log, "").unwrap();
+        for tool in tools {
+            let script = format!(
+                "#!/bin/sh\nprintf '%s\\n' \"{tool} $*\" >>'{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                which(tool).display()
+            );
+            write_executable(&bin.join(tool), &script);
+        }
+        ToolLog { bin, log }
+    }
+
+    pub fn path(&self) -> std::ffi::OsString {
+        path_with(&self.bin)
+    }
+
+    /// Every recorded call, in order.
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+pub fn write_executable(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Every tag of a repository, strictly: empty only when the registry answers
+/// that the repository does not exist (404); any other failure (registry
+/// down, login refused) panics, so "no tags" is never a false negative.
+pub fn repo_tags(registry: &str, repository: &str) -> Vec<String> {
+    let output = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false", "--authfile"])
+        .arg(authfile(registry))
+        .arg(format!("docker://{registry}/{repository}"))
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("404") || stderr.to_ascii_lowercase().contains("name unknown"),
+            "cannot list tags of {registry}/{repository}: {stderr}"
+        );
+        return Vec::new();
+    }
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut tags: Vec<String> = value["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// `sha256:` of the raw manifest bytes a reference serves: the digest a
+/// client pulling by that digest would verify.
+pub fn raw_digest(reference: &str) -> String {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
+        .arg(authfile(registry_of(reference)))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{reference}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&output.stdout)
+            .unwrap();
+    }
+    let sum = child.wait_with_output().unwrap();
+    assert!(sum.status.success());
+    format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&sum.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+/// `skopeo copy` of one reference to another, both in rig registries, as
+/// an operator retagging by hand would.
+pub fn skopeo_copy(from: &str, to: &str) {
+    let output = Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-authfile",
+        ])
+        .arg(authfile(registry_of(from)))
+        .arg("--dest-authfile")
+        .arg(authfile(registry_of(to)))
+        .arg(format!("docker://{from}"))
+        .arg(format!("docker://{to}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo copy {from} {to}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

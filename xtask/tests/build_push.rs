@@ -1,0 +1,323 @@
+//! `build` and `push` on the rig: the real engine, BuildKit, registries that
+//! require a login, and the aws CLI against the emulator.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{inspect, reported_digest, rig, run, stderr, stdout, tags, unique, Fixture, Registry};
+
+/// An empty Docker config: proves each run logs in by itself. buildx is
+/// found in the system plugin folder the rig installs it to.
+fn fresh_docker_config() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("docker-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn arch_of(variant: &str) -> &'static str {
+    if variant == "gpu" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+}
+
+#[test]
+fn build_push_both_variants_through_the_real_login() {
+    let rig = rig();
+    let fixture = Fixture::standard("push");
+    let sha = fixture.head();
+    let repo = unique("push").to_lowercase();
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--push", "--env", "dev", "--repository", &repo])
+        .env("DOCKER_CONFIG", fresh_docker_config()));
+    assert!(output.status.success());
+    let expected: Vec<String> = {
+        let mut t = vec![
+            format!("latest-amd64-gpu"),
+            format!("make-{}-amd64-gpu", &sha[..8]),
+            format!("latest-arm64-cpu"),
+            format!("make-{}-arm64-cpu", &sha[..8]),
+        ];
+        t.sort();
+        t
+    };
+    assert_eq!(tags(&rig.dev, &repo), expected);
+    for variant in ["gpu", "cpu"] {
+        let reported = reported_digest(&stdout(&output), variant);
+        for what in ["latest".to_string(), format!("make-{}", &sha[..8])] {
+            let reference = format!("{}/{repo}:{what}-{}-{variant}", rig.dev, arch_of(variant));
+            let image = inspect(&reference, arch_of(variant)).unwrap();
+            assert_eq!(image["Architecture"], arch_of(variant), "{reference}");
+            assert_eq!(image["Os"], "linux");
+            assert_eq!(
+                image["Digest"],
+                reported.as_str(),
+                "{reference}: digest differs from the build's"
+            );
+            assert_eq!(
+                image["Labels"]["org.opencontainers.image.revision"],
+                sha.as_str()
+            );
+            assert_eq!(image["Labels"]["org.opencontainers.image.variant"], variant);
+        }
+    }
+    // Both variants ran at once, each line marked with its variant.
+    let err = stderr(&output);
+    assert!(
+        err.lines().any(|l| l.starts_with("[gpu] #"))
+            && err.lines().any(|l| l.starts_with("[cpu] #"))
+    );
+    assert!(err.contains("[cpu] architecture check: linux/arm64, as asked"));
+}
+
+#[test]
+fn the_registry_refuses_a_push_without_login() {
+    let rig = rig();
+    let fixture = Fixture::standard("nologin");
+    let repo = unique("nologin").to_lowercase();
+    let output = run(fixture
+        .xtask()
+        .args([
+            "build",
+            "--push",
+            "--no-login",
+            "--variant",
+            "gpu",
+            "--repository",
+            &repo,
+        ])
+        .env("DOCKER_CONFIG", fresh_docker_config()));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("build and push of gpu for linux/amd64"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(tags(&rig.dev, &repo).is_empty());
+}
+
+/// Normalise what differs between two runs of the same plan: digests.
+fn commands(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            l.split_once("$ ")
+                .map(|(prefix, c)| format!("{prefix}$ {c}"))
+        })
+        .map(|l| match l.find("@sha256:") {
+            Some(i) => format!("{}@<digest>{}", &l[..i], &l[i + 8 + 64..]),
+            None => l,
+        })
+        // The dry run's placeholder needs shell quotes; a real digest does not.
+        .map(|l| l.replace("'", ""))
+        .collect::<Vec<_>>()
+}
+
+#[test]
+fn dry_run_matches_the_real_run_command_for_command() {
+    rig();
+    let fixture = Fixture::standard("parity");
+    let repo = unique("parity").to_lowercase();
+    let args = ["build", "--push", "--repository", &repo];
+    let config = fresh_docker_config();
+    let dry = run(fixture
+        .xtask()
+        .arg("--dry-run")
+        .args(args)
+        .env("DOCKER_CONFIG", &config));
+    let real = run(fixture.xtask().args(args).env("DOCKER_CONFIG", &config));
+    assert!(dry.status.success() && real.status.success());
+    let mut dry = commands(&stderr(&dry));
+    let mut real = commands(&stderr(&real));
+    // Concurrent variants interleave differently from run to run.
+    dry.sort();
+    real.sort();
+    assert_eq!(dry, real);
+    assert_eq!(real.len(), 5, "{real:?}");
+}
+
+#[test]
+fn registry_down_during_push_fails_clearly_and_a_rerun_finishes() {
+    rig();
+    let mut registry = Registry::start("down", 5210, None);
+    let fixture = Fixture::standard("down");
+    let repo = unique("down").to_lowercase();
+    let config = fresh_docker_config();
+    let login = run(fixture
+        .xtask()
+        .args(["login", "--registry", &registry.address])
+        .env("DOCKER_CONFIG", &config));
+    assert!(login.status.success());
+    registry.stop();
+    let address = registry.address.clone();
+    let push = |config: &Path| {
+        run(fixture
+            .xtask()
+            .args([
+                "build",
+                "--push",
+                "--no-login",
+                "--registry",
+                &address,
+                "--repository",
+                &repo,
+            ])
+            .env("DOCKER_CONFIG", config))
+    };
+    let failed = push(&config);
+    assert_eq!(failed.status.code(), Some(1));
+    let err = stderr(&failed);
+    assert!(err.contains("2 of 2 variants failed"), "{err}");
+    assert!(
+        err.contains("gpu: build and push of gpu for linux/amd64 to 127.0.0.1:5210/")
+            && err.contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cpu: build and push of cpu for linux/arm64"),
+        "{err}"
+    );
+    assert!(
+        stdout(&failed)
+            .lines()
+            .filter(|l| l.contains("FAILED"))
+            .count()
+            == 2
+    );
+
+    registry.resume();
+    let again = push(&config);
+    assert!(again.status.success());
+    assert_eq!(tags(&address, &repo).len(), 4);
+}
+
+#[test]
+fn missing_tools_are_named_before_anything_runs() {
+    let rig = rig();
+    let fixture = Fixture::standard("tools");
+    let repo = unique("tools").to_lowercase();
+    let git = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let only_git = Path::new(git.trim()).parent().unwrap().to_path_buf();
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("only-git"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(only_git.join("git"), bin.join("git")).unwrap();
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--push", "--repository", &repo])
+        .env("PATH", &bin));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("`docker` is not on PATH (install Docker"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`aws` is not on PATH (install the AWS CLI"),
+        "{err}"
+    );
+    assert!(!err.contains("$ "), "something ran: {err}");
+    assert!(tags(&rig.dev, &repo).is_empty());
+}
+
+#[test]
+fn wrong_registry_password_fails_clearly_and_never_shows_a_secret() {
+    rig();
+    let htpasswd = Command::new("htpasswd")
+        .args(["-Bbn", "AWS", "not-the-emulator-token"])
+        .output()
+        .unwrap();
+    assert!(htpasswd.status.success());
+    let registry = Registry::start(
+        "badpass",
+        5211,
+        Some(&String::from_utf8_lossy(&htpasswd.stdout)),
+    );
+    let fixture = Fixture::standard("badpass");
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--push", "--registry", &registry.address])
+        .env("DOCKER_CONFIG", fresh_docker_config()));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "login to the dev registry {} failed",
+            registry.address
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("buildx build"),
+        "built after a failed login: {err}"
+    );
+    let token = common::ecr_token();
+    assert!(
+        !err.contains(&token) && !stdout(&output).contains(&token),
+        "the password leaked"
+    );
+}
+
+#[test]
+fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_it() {
+    let rig = rig();
+    let fixture = Fixture::standard("local");
+    let repo = unique("local").to_lowercase();
+    let config = fresh_docker_config();
+    let build = run(fixture
+        .xtask()
+        .args(["build", "--repository", &repo])
+        .env("DOCKER_CONFIG", &config));
+    assert!(build.status.success());
+    let image = format!("{}/{repo}", rig.dev);
+    let local = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Os}}/{{.Architecture}}",
+            &format!("{image}:latest-arm64-cpu"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&local.stdout).trim(), "linux/arm64");
+    assert!(
+        tags(&rig.dev, &repo).is_empty(),
+        "build without --push pushed"
+    );
+
+    let push = run(fixture
+        .xtask()
+        .args(["push", "--repository", &repo])
+        .env("DOCKER_CONFIG", &config));
+    assert!(push.status.success());
+    for variant in ["gpu", "cpu"] {
+        let reported = reported_digest(&stdout(&push), variant);
+        let served = common::digest(
+            &format!("{image}:latest-{}-{variant}", arch_of(variant)),
+            arch_of(variant),
+        );
+        assert_eq!(served.as_deref(), Some(reported.as_str()));
+    }
+
+    let clean = run(fixture.xtask().args(["clean", "--repository", &repo]));
+    assert!(clean.status.success());
+    let left = Command::new("docker")
+        .args(["image", "ls", "-q", &format!("{image}")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "clean left images"
+    );
+}
