@@ -139,6 +139,18 @@ pub struct BuildArgs {
     /// Build cache
     #[arg(long, value_enum, default_value = "auto")]
     pub cache: Cache,
+    /// A Dockerfile build argument, e.g. RUNTIME_IMAGE=... (repeatable)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
+    pub build_args: Vec<(String, String)>,
+}
+
+fn parse_build_arg(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!(
+            "expected KEY=VALUE, e.g. RUNTIME_IMAGE=debian:bookworm-slim, found \"{text}\""
+        )),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -31,7 +31,13 @@ pub enum Output {
 
 /// `docker buildx build` for one image: its platform, Dockerfile, tags and
 /// labels; the digest is written to `metadata` (never read from log text).
-pub fn build(image: &Image, metadata: &Path, output: Output, cache: &[String]) -> Step {
+pub fn build(
+    image: &Image,
+    metadata: &Path,
+    output: Output,
+    cache: &[String],
+    build_args: &[(String, String)],
+) -> Step {
     let mut args: Vec<String> = vec![
         "buildx".into(),
         "build".into(),
@@ -61,6 +67,9 @@ pub fn build(image: &Image, metadata: &Path, output: Output, cache: &[String]) -
         ("REVISION", &image.labels[crate::plan::REVISION_LABEL]),
     ] {
         args.extend(["--build-arg".into(), format!("{arg}={value}")]);
+    }
+    for (key, value) in build_args {
+        args.extend(["--build-arg".into(), format!("{key}={value}")]);
     }
     args.extend(cache.iter().cloned());
     args.push(match output {
@@ -231,6 +240,7 @@ mod tests {
             Path::new("target/xtask/cpu.json"),
             Output::Push,
             &registry_cache(&image()),
+            &[("RUNTIME_IMAGE".into(), "debian:12".into())],
         );
         assert_eq!(
             step.to_string(),
@@ -240,7 +250,7 @@ mod tests {
              --label org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567 \
              --label org.opencontainers.image.title=app-cpu --label org.opencontainers.image.variant=cpu \
              --label org.opencontainers.image.version=01234567 --build-arg VARIANT=cpu \
-             --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 \
+             --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 --build-arg RUNTIME_IMAGE=debian:12 \
              --cache-from type=registry,ref=r/app:cache-arm64-cpu \
              --cache-to type=registry,ref=r/app:cache-arm64-cpu,mode=max,image-manifest=true,oci-mediatypes=true \
              --push ."

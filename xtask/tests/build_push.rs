@@ -37,9 +37,9 @@ fn build_push_both_variants_through_the_real_login() {
     assert!(output.status.success());
     let expected: Vec<String> = {
         let mut t = vec![
-            format!("latest-amd64-gpu"),
+            "latest-amd64-gpu".to_string(),
             format!("make-{}-amd64-gpu", &sha[..8]),
-            format!("latest-arm64-cpu"),
+            "latest-arm64-cpu".to_string(),
             format!("make-{}-arm64-cpu", &sha[..8]),
         ];
         t.sort();
@@ -313,7 +313,7 @@ fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_i
     let clean = run(fixture.xtask().args(["clean", "--repository", &repo]));
     assert!(clean.status.success());
     let left = Command::new("docker")
-        .args(["image", "ls", "-q", &format!("{image}")])
+        .args(["image", "ls", "-q", &image])
         .output()
         .unwrap();
     assert!(

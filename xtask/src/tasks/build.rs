@@ -61,8 +61,17 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
             .map(|image| {
                 let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
                 let output = output.clone();
+                let build_args = &args.build_args;
                 scope.spawn(move || {
-                    build_one(runner, root, image, &metadata, output, registry_cache)
+                    build_one(
+                        runner,
+                        root,
+                        image,
+                        &metadata,
+                        output,
+                        registry_cache,
+                        build_args,
+                    )
                 })
             })
             .collect();
@@ -112,6 +121,7 @@ fn build_one(
     metadata: &Path,
     output: Output,
     registry_cache: bool,
+    build_args: &[(String, String)],
 ) -> Outcome {
     let started = Instant::now();
     let prefix = format!("[{}] ", image.variant);
@@ -120,7 +130,7 @@ fn build_one(
     } else {
         Vec::new()
     };
-    let step = docker::build(image, metadata, output.clone(), &cache);
+    let step = docker::build(image, metadata, output.clone(), &cache, build_args);
     let result = (|| {
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
