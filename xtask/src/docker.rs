@@ -65,6 +65,7 @@ pub fn build(
     for (arg, value) in [
         ("VARIANT", image.variant.as_str()),
         ("REVISION", &image.labels[crate::plan::REVISION_LABEL]),
+        ("VERSION", &image.labels[crate::plan::VERSION_LABEL]),
     ] {
         args.extend(["--build-arg".into(), format!("{arg}={value}")]);
     }
@@ -250,7 +251,7 @@ mod tests {
              --label org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567 \
              --label org.opencontainers.image.title=app-cpu --label org.opencontainers.image.variant=cpu \
              --label org.opencontainers.image.version=01234567 --build-arg VARIANT=cpu \
-             --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 --build-arg RUNTIME_IMAGE=debian:12 \
+             --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 --build-arg VERSION=01234567 --build-arg RUNTIME_IMAGE=debian:12 \
              --cache-from type=registry,ref=r/app:cache-arm64-cpu \
              --cache-to type=registry,ref=r/app:cache-arm64-cpu,mode=max,image-manifest=true,oci-mediatypes=true \
              --push ."

@@ -54,6 +54,7 @@ pub struct Plan {
 /// The label naming the variant; also how `clean` finds this repository's images.
 pub const VARIANT_LABEL: &str = "org.opencontainers.image.variant";
 pub const REVISION_LABEL: &str = "org.opencontainers.image.revision";
+pub const VERSION_LABEL: &str = "org.opencontainers.image.version";
 
 pub fn plan(
     variants: &[&Variant],
