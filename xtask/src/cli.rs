@@ -139,6 +139,10 @@ pub struct BuildArgs {
     /// Build cache
     #[arg(long, value_enum, default_value = "auto")]
     pub cache: Cache,
+    /// After building, start each image and run its `check` (foreign
+    /// architectures through qemu, when binfmt has it)
+    #[arg(long)]
+    pub smoke: bool,
     /// A Dockerfile build argument, e.g. RUNTIME_IMAGE=... (repeatable)
     #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
     pub build_args: Vec<(String, String)>,

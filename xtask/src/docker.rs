@@ -159,6 +159,35 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
     serde_json::from_value(config).context("image metadata has no os/architecture")
 }
 
+/// Start the image and run its self-check (`batch-probe check`). A GPU is
+/// not required here: this proves the image starts and is the variant and
+/// architecture it claims; the GPU itself is checked by the job on AWS Batch.
+pub fn run_check(reference: &str, platform: &str) -> Step {
+    docker([
+        "run",
+        "--rm",
+        "--platform",
+        platform,
+        "--env",
+        "BATCH_PROBE_ALLOW_NO_GPU=1",
+        reference,
+        "check",
+    ])
+}
+
+/// What the image said about itself: the first line of `check` is its report.
+#[derive(Deserialize, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub variant: Option<String>,
+    pub arch: String,
+}
+
+pub fn parse_probe(text: &str) -> Result<Probe> {
+    let first = text.lines().next().unwrap_or_default();
+    serde_json::from_str(first)
+        .with_context(|| format!("the image's check printed no report: {first:?}"))
+}
+
 /// `docker login` for a registry, the password fed on stdin by `password`.
 pub fn login(registry: &str, password: Step) -> Step {
     docker(["login", "--username", "AWS", "--password-stdin", registry]).with_secret_stdin(password)

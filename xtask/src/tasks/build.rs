@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::arch::Arch;
 use crate::cli::{BuildArgs, Cache};
 use crate::docker::{self, Output};
 use crate::exec::{require_tools, Runner};
@@ -48,10 +49,15 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     if !runner.dry_run {
         std::fs::create_dir_all(root.join(&metadata_dir)).context("cannot create target/xtask")?;
     }
-    let output = if args.push {
-        Output::Push
-    } else {
-        Output::Load
+    let options = Options {
+        output: if args.push {
+            Output::Push
+        } else {
+            Output::Load
+        },
+        registry_cache,
+        build_args: args.build_args,
+        smoke: args.smoke,
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
     let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
@@ -60,19 +66,8 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
             .iter()
             .map(|image| {
                 let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
-                let output = output.clone();
-                let build_args = &args.build_args;
-                scope.spawn(move || {
-                    build_one(
-                        runner,
-                        root,
-                        image,
-                        &metadata,
-                        output,
-                        registry_cache,
-                        build_args,
-                    )
-                })
+                let options = &options;
+                scope.spawn(move || build_one(runner, root, image, &metadata, options))
             })
             .collect();
         handles
@@ -86,6 +81,14 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         &outcomes,
         if args.push { "pushed" } else { "built" },
     )
+}
+
+/// How every variant of one `build` is built.
+struct Options {
+    output: Output,
+    registry_cache: bool,
+    build_args: Vec<(String, String)>,
+    smoke: bool,
 }
 
 /// Registry caching applies to pushed CI builds, and only where the builder
@@ -119,18 +122,17 @@ fn build_one(
     root: &Path,
     image: &Image,
     metadata: &Path,
-    output: Output,
-    registry_cache: bool,
-    build_args: &[(String, String)],
+    options: &Options,
 ) -> Outcome {
     let started = Instant::now();
     let prefix = format!("[{}] ", image.variant);
-    let cache = if registry_cache {
+    let output = &options.output;
+    let cache = if options.registry_cache {
         docker::registry_cache(image)
     } else {
         Vec::new()
     };
-    let step = docker::build(image, metadata, output.clone(), &cache, build_args);
+    let step = docker::build(image, metadata, output.clone(), &cache, &options.build_args);
     let result = (|| {
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
@@ -155,7 +157,10 @@ fn build_one(
             })?;
             docker::metadata_digest(&text)?
         };
-        check_platform(runner, &prefix, image, &output, &digest)?;
+        check_platform(runner, &prefix, image, output, &digest)?;
+        if options.smoke {
+            smoke(runner, &prefix, image)?;
+        }
         Ok(digest)
     })();
     Outcome {
@@ -199,6 +204,67 @@ fn check_platform(
     }
     runner.note(prefix, &format!("architecture check: {found}, as asked"));
     Ok(())
+}
+
+/// Start the image and run its `check`: it must start, and say it is the
+/// variant and architecture it was built as.
+fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
+    if let Some(why) = cannot_run(image.arch) {
+        runner.note(prefix, &format!("smoke check skipped: {why}"));
+        return Ok(());
+    }
+    let reference = &image.references()[0];
+    let Some(text) = runner
+        .read(prefix, &docker::run_check(reference, image.platform))
+        .with_context(|| format!("smoke check of the {} image failed", image.variant))?
+    else {
+        return Ok(());
+    };
+    let probe = docker::parse_probe(&text)?;
+    if probe.variant.as_deref() != Some(image.variant.as_str()) || probe.arch != image.arch.as_str()
+    {
+        bail!(
+            "smoke check: the {} image reports variant {:?} on {}, expected {} on {}",
+            image.variant,
+            probe.variant.unwrap_or_default(),
+            probe.arch,
+            image.variant,
+            image.arch
+        );
+    }
+    runner.note(
+        prefix,
+        &format!(
+            "smoke check: {reference} starts and reports {} on {}",
+            image.variant, probe.arch
+        ),
+    );
+    Ok(())
+}
+
+/// Why an image of `arch` cannot run on this machine, if it cannot: neither
+/// native nor emulated through a qemu binfmt handler.
+fn cannot_run(arch: Arch) -> Option<String> {
+    let native = match std::env::consts::ARCH {
+        "x86_64" => Some(Arch::Amd64),
+        "aarch64" => Some(Arch::Arm64),
+        _ => None,
+    };
+    if native == Some(arch) {
+        return None;
+    }
+    let handler = match arch {
+        Arch::Amd64 => "qemu-x86_64",
+        Arch::Arm64 => "qemu-aarch64",
+    };
+    let path = format!("/proc/sys/fs/binfmt_misc/{handler}");
+    match std::fs::read_to_string(&path) {
+        Ok(state) if state.starts_with("enabled") => None,
+        _ => Some(format!(
+            "{} cannot run here: no {handler} binfmt handler (apt-get install qemu-user-static binfmt-support)",
+            arch.platform()
+        )),
+    }
 }
 
 fn names(images: &[Image]) -> String {
