@@ -46,6 +46,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Remove this repository's local images
     Clean(CleanArgs),
+    /// Play the whole pipeline, dev to stage to prod, on the local rig
+    Rehearse(RehearseArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -208,6 +210,22 @@ pub struct PromoteArgs {
     /// The branch a release commit must be on
     #[arg(long, default_value = "main", value_name = "BRANCH")]
     pub default_branch: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RehearseArgs {
+    /// Run each stage's real workflow file under act instead of its xtask command
+    #[arg(long)]
+    pub workflows: bool,
+    /// Leave the rig running afterwards, to inspect the registries
+    #[arg(long)]
+    pub keep: bool,
+    /// Release a commit that never reached main: the release stage must fail
+    #[arg(long)]
+    pub broken_release: bool,
+    /// Repository name in the rig's registries [default: rehearsal-<time>]
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
 }
 
 #[derive(Args, Debug)]

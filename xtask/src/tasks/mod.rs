@@ -7,6 +7,7 @@ mod login;
 mod plan;
 mod promote;
 mod push;
+mod rehearse;
 
 use std::path::Path;
 
@@ -29,6 +30,7 @@ pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
         Command::Login(args) => login::run(args, runner),
         Command::Promote(args) => promote::run(args, runner, root),
         Command::Clean(args) => clean::run(args, runner),
+        Command::Rehearse(args) => rehearse::run(args, runner, root),
     }
 }
 
