@@ -145,7 +145,11 @@ pub struct BuildArgs {
     /// architectures through qemu, when binfmt has it)
     #[arg(long)]
     pub smoke: bool,
-    /// A Dockerfile build argument, e.g. RUNTIME_IMAGE=... (repeatable)
+    /// Network for the Dockerfiles' RUN steps [default: BuildKit's]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub network: Option<Network>,
+    /// A Dockerfile build argument, e.g. RUNTIME_IMAGE=... (repeatable); `{arch}`
+    /// in the value becomes each variant's architecture
     #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
     pub build_args: Vec<(String, String)>,
 }
@@ -156,6 +160,27 @@ fn parse_build_arg(text: &str) -> Result<(String, String), String> {
         _ => Err(format!(
             "expected KEY=VALUE, e.g. RUNTIME_IMAGE=debian:bookworm-slim, found \"{text}\""
         )),
+    }
+}
+
+/// BuildKit's `--network` for RUN steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    /// The engine's default bridge
+    Default,
+    /// No network: every dependency must already be in the build image
+    None,
+    /// The host's network (on the test rig: loopback only)
+    Host,
+}
+
+impl Network {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Default => "default",
+            Network::None => "none",
+            Network::Host => "host",
+        }
     }
 }
 

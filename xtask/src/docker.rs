@@ -70,6 +70,7 @@ pub fn build(
         args.extend(["--build-arg".into(), format!("{arg}={value}")]);
     }
     for (key, value) in build_args {
+        let value = value.replace("{arch}", image.arch.as_str());
         args.extend(["--build-arg".into(), format!("{key}={value}")]);
     }
     args.extend(cache.iter().cloned());
@@ -270,7 +271,7 @@ mod tests {
             Path::new("target/xtask/cpu.json"),
             Output::Push,
             &registry_cache(&image()),
-            &[("RUNTIME_IMAGE".into(), "debian:12".into())],
+            &[("RUNTIME_IMAGE".into(), "debian:12-{arch}".into())],
         );
         assert_eq!(
             step.to_string(),
@@ -280,7 +281,7 @@ mod tests {
              --label org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567 \
              --label org.opencontainers.image.title=app-cpu --label org.opencontainers.image.variant=cpu \
              --label org.opencontainers.image.version=01234567 --build-arg VARIANT=cpu \
-             --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 --build-arg VERSION=01234567 --build-arg RUNTIME_IMAGE=debian:12 \
+             --build-arg REVISION=0123456789abcdef0123456789abcdef01234567 --build-arg VERSION=01234567 --build-arg RUNTIME_IMAGE=debian:12-arm64 \
              --cache-from type=registry,ref=r/app:cache-arm64-cpu \
              --cache-to type=registry,ref=r/app:cache-arm64-cpu,mode=max,image-manifest=true,oci-mediatypes=true \
              --push ."

@@ -42,8 +42,13 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     tasks::dispatch(cli.command, &runner, &root)
 }
 
-/// The workspace root: `xtask/` lives one level below it.
+/// The workspace root: `xtask/` lives one level below it. `cargo run` names
+/// the manifest of the checkout it runs from; the path compiled in is only a
+/// fallback, since a binary in a target directory shared by several checkouts
+/// (`CARGO_TARGET_DIR`) may have been compiled in another one.
 fn project_root() -> std::path::PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    manifest.parent().unwrap_or(&manifest).to_path_buf()
 }

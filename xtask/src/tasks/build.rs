@@ -57,6 +57,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         },
         registry_cache,
         build_args: args.build_args,
+        network: args.network,
         smoke: args.smoke,
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
@@ -88,6 +89,7 @@ struct Options {
     output: Output,
     registry_cache: bool,
     build_args: Vec<(String, String)>,
+    network: Option<crate::cli::Network>,
     smoke: bool,
 }
 
@@ -132,7 +134,11 @@ fn build_one(
     } else {
         Vec::new()
     };
-    let step = docker::build(image, metadata, output.clone(), &cache, &options.build_args);
+    let mut extra = cache;
+    if let Some(network) = options.network {
+        extra.extend(["--network".to_string(), network.as_str().to_string()]);
+    }
+    let step = docker::build(image, metadata, output.clone(), &extra, &options.build_args);
     let result = (|| {
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.

@@ -24,10 +24,12 @@ use crate::skopeo;
 use crate::target::Target;
 
 /// Stand-ins for the Dockerfiles' base images, made by `rig/bases` from
-/// Debian packages: no base image can be pulled inside the rig.
+/// Debian packages: no base image can be pulled inside the rig. The build
+/// stage runs on the host's architecture and cross-compiles; the runtime base
+/// is each variant's own architecture.
 const BUILD_ARGS: [&str; 2] = [
-    "BUILD_IMAGE=rig/rust:bookworm",
-    "RUNTIME_IMAGE=rig/debian:bookworm",
+    "BUILD_IMAGE=rig/rust:bookworm-cross",
+    "RUNTIME_IMAGE=rig/debian:bookworm-{arch}",
 ];
 
 /// The rig's registries (ports fixed by `rig/rig`).
@@ -336,7 +338,9 @@ fn stages(
         all.extend(args);
         Step::new(&xtask, all)
     };
-    let mut build = vec!["build", "--push", "--smoke"];
+    // The rig's engine has no bridge network, and the stand-in build image
+    // already holds everything the RUN steps would download.
+    let mut build = vec!["build", "--push", "--smoke", "--network", "none"];
     for arg in BUILD_ARGS {
         build.extend(["--build-arg", arg]);
     }
