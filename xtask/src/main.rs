@@ -42,13 +42,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     tasks::dispatch(cli.command, &runner, &root)
 }
 
-/// The workspace root: `xtask/` lives one level below it. `cargo run` names
-/// the manifest of the checkout it runs from; the path compiled in is only a
-/// fallback, since a binary in a target directory shared by several checkouts
-/// (`CARGO_TARGET_DIR`) may have been compiled in another one.
+/// The workspace root: `cargo run` (so `cargo xtask`) names the manifest it
+/// runs; a binary started directly looks upwards from the current directory
+/// for `.aws-architecture`. The path compiled in comes last: a target
+/// directory shared by several checkouts may hold a binary built in another.
 fn project_root() -> std::path::PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
-    manifest.parent().unwrap_or(&manifest).to_path_buf()
+    if let Some(manifest) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        let manifest = std::path::PathBuf::from(manifest);
+        return manifest.parent().unwrap_or(&manifest).to_path_buf();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if let Some(root) = cwd.ancestors().find(|dir| dir.join(arch::FILE).is_file()) {
+        return root.to_path_buf();
+    }
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
 }

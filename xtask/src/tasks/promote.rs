@@ -216,8 +216,11 @@ fn check_stage(
             Some(Ok(text)) => skopeo::parse_inspect(&text)
                 .map(Some)
                 .map_err(|e| format!("{e:#}")),
+            Some(Err(stderr)) if stderr.contains("manifest unknown") => {
+                Err(format!("{tag} not found in stage"))
+            }
             Some(Err(stderr)) => Err(format!(
-                "{tag} not found in stage ({})",
+                "cannot read {tag} in stage: {}",
                 first_line(&stderr)
             )),
         }

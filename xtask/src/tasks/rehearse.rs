@@ -393,8 +393,10 @@ fn stages(
 /// Every tag in every registry with its digest, and whether prod's digest
 /// equals stage's for the same image. Fails unless every prod tag matches.
 fn closing_table(runner: &Runner, repository: &str) -> Result<()> {
-    let mut digests: BTreeMap<(&str, String), String> = BTreeMap::new();
-    for (env, registry) in REGISTRIES {
+    // Keyed by the registry's place in the pipeline, so dev, stage, prod
+    // print in that order.
+    let mut digests: BTreeMap<(usize, &str, String), String> = BTreeMap::new();
+    for (order, (env, registry)) in REGISTRIES.into_iter().enumerate() {
         let target = Target {
             registry: registry.into(),
             repository: repository.into(),
@@ -432,7 +434,10 @@ fn closing_table(runner: &Runner, repository: &str) -> Result<()> {
             let text = runner
                 .read("", &in_rig(&[], skopeo::inspect(&target, tag, arch)))?
                 .unwrap_or_default();
-            digests.insert((env, tag.to_string()), skopeo::parse_inspect(&text)?.digest);
+            digests.insert(
+                (order, env, tag.to_string()),
+                skopeo::parse_inspect(&text)?.digest,
+            );
         }
     }
     if runner.dry_run {
@@ -443,7 +448,7 @@ fn closing_table(runner: &Runner, repository: &str) -> Result<()> {
         let suffix = variant_suffix(tag)?;
         digests
             .iter()
-            .find(|((env, t), _)| {
+            .find(|((_, env, t), _)| {
                 *env == "stage" && !t.starts_with("latest-") && t.ends_with(&suffix)
             })
             .map(|(_, d)| d.clone())
@@ -451,7 +456,7 @@ fn closing_table(runner: &Runner, repository: &str) -> Result<()> {
     let mut rows = vec![["REGISTRY", "TAG", "DIGEST", "PROD = STAGE"].map(String::from)];
     let mut mismatches = 0;
     let mut prod_tags = 0;
-    for ((env, tag), digest) in &digests {
+    for ((_, env, tag), digest) in &digests {
         let same = if *env == "prod" {
             prod_tags += 1;
             let same = stage_digest(tag).as_deref() == Some(digest.as_str());
