@@ -30,6 +30,14 @@ pub fn parse_inspect(text: &str) -> Result<Inspect> {
     serde_json::from_str(text).context("skopeo inspect did not answer with the expected JSON")
 }
 
+/// Whether a failed `skopeo inspect` says the tag (or repository) does not
+/// exist, as the registry (ECR included) reports it, rather than some other
+/// failure.
+pub fn is_not_found(stderr: &str) -> bool {
+    let stderr = stderr.to_ascii_lowercase();
+    stderr.contains("manifest unknown") || stderr.contains("name unknown")
+}
+
 fn tls_flag(flag: &str, target: &Target) -> Option<String> {
     target.is_loopback().then(|| format!("--{flag}=false"))
 }
@@ -96,5 +104,24 @@ mod tests {
         let parsed = parse_inspect(r#"{"Digest": "sha256:1", "Labels": {"a": "b"}, "Architecture": "arm64", "Os": "linux"}"#).unwrap();
         assert_eq!(parsed.digest, "sha256:1");
         assert_eq!(parsed.labels.unwrap()["a"], "b");
+    }
+
+    #[test]
+    fn only_a_missing_tag_is_not_found() {
+        assert!(is_not_found(
+            r#"level=fatal msg="Error parsing image name \"docker://r/app:t\": reading manifest t in r/app: manifest unknown: manifest unknown""#
+        ));
+        assert!(is_not_found(
+            "name unknown: The repository with name 'app' does not exist in the registry"
+        ));
+        assert!(!is_not_found(
+            "choosing image instance: no image found in manifest list for architecture amd64"
+        ));
+        assert!(!is_not_found(
+            "pinging container registry r: connect: connection refused"
+        ));
+        assert!(!is_not_found(
+            "reading manifest t in r/app: unauthorized: authentication required"
+        ));
     }
 }

@@ -58,6 +58,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         registry_cache,
         build_args: args.build_args,
         network: args.network,
+        no_cache: args.cache == Cache::None,
         smoke: args.smoke,
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
@@ -90,6 +91,7 @@ struct Options {
     registry_cache: bool,
     build_args: Vec<(String, String)>,
     network: Option<crate::cli::Network>,
+    no_cache: bool,
     smoke: bool,
 }
 
@@ -135,6 +137,9 @@ fn build_one(
         Vec::new()
     };
     let mut extra = cache;
+    if options.no_cache {
+        extra.push("--no-cache".to_string());
+    }
     if let Some(network) = options.network {
         extra.extend(["--network".to_string(), network.as_str().to_string()]);
     }

@@ -284,6 +284,17 @@ fn prod_tags(
                 }
                 have == want
             }
+            // Only "not there" means free to write: an immutable tag that
+            // cannot be read (an index without this architecture, a
+            // registry error) may point elsewhere and must not be overwritten.
+            (Some(_), Some(Err(stderr)))
+                if tags::is_immutable(&tag) && !skopeo::is_not_found(&stderr) =>
+            {
+                return Err(format!(
+                    "cannot read prod {tag} ({}); an immutable tag is never overwritten unseen",
+                    first_line(&stderr)
+                ));
+            }
             _ => false,
         };
         out.push((tag, done));
