@@ -1,9 +1,12 @@
 //! The aws CLI: the only `aws` command this project runs is the ECR password,
 //! which goes straight into `docker login --password-stdin`.
 
-use crate::exec::Step;
+use crate::exec::{Step, Tool};
 
-pub const INSTALL: &str = "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html";
+pub const TOOL: Tool = Tool {
+    program: "aws",
+    install: "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+};
 
 /// `aws ecr get-login-password`, with a region and profile only when given:
 /// otherwise the aws CLI's own settings (environment, config files, OIDC
@@ -16,7 +19,7 @@ pub fn ecr_password(region: Option<&str>, profile: Option<&str>) -> Step {
     if let Some(profile) = profile {
         args.extend(["--profile".into(), profile.into()]);
     }
-    Step::new("aws", args)
+    Step::new(TOOL.program, args)
 }
 
 #[cfg(test)]

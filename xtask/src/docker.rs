@@ -6,18 +6,20 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::exec::Step;
+use crate::exec::{Step, Tool};
 use crate::plan::Image;
 
-pub const INSTALL: &str =
-    "install Docker with the buildx plugin: https://docs.docker.com/engine/install/";
+pub const TOOL: Tool = Tool {
+    program: "docker",
+    install: "install Docker with the buildx plugin: https://docs.docker.com/engine/install/",
+};
 
 fn docker<I, S>(args: I) -> Step
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    Step::new("docker", args)
+    Step::new(TOOL.program, args)
 }
 
 /// Where a build's result goes.

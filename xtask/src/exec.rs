@@ -250,14 +250,21 @@ impl Runner {
     }
 }
 
-/// Whether `program` can be found on `PATH`: checked before the first side
+/// An external program, and how to install it when it is missing.
+#[derive(Clone, Copy, Debug)]
+pub struct Tool {
+    pub program: &'static str,
+    pub install: &'static str,
+}
+
+/// Whether each tool can be found on `PATH`: checked before the first side
 /// effect, so a missing tool fails a run before it changes anything.
-pub fn require_tools(tools: &[(&str, &str)]) -> Result<()> {
+pub fn require_tools(tools: &[Tool]) -> Result<()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let missing: Vec<String> = tools
         .iter()
-        .filter(|(tool, _)| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-        .map(|(tool, install)| format!("`{tool}` is not on PATH ({install})"))
+        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool.program).is_file()))
+        .map(|tool| format!("`{}` is not on PATH ({})", tool.program, tool.install))
         .collect();
     if !missing.is_empty() {
         bail!("{}", missing.join("; "));
@@ -318,7 +325,11 @@ mod tests {
 
     #[test]
     fn missing_tool_is_named_with_its_install_hint() {
-        let err = require_tools(&[("no-such-tool-xyz", "apt install xyz")]).unwrap_err();
+        let err = require_tools(&[Tool {
+            program: "no-such-tool-xyz",
+            install: "apt install xyz",
+        }])
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "`no-such-tool-xyz` is not on PATH (apt install xyz)"

@@ -3,11 +3,16 @@
 
 use anyhow::{Context as _, Result};
 
-use crate::exec::{Runner, Step};
+use crate::exec::{Runner, Step, Tool};
 use crate::tags::Sha;
 
+pub const TOOL: Tool = Tool {
+    program: "git",
+    install: "install git: apt-get install git",
+};
+
 fn git(args: &[&str]) -> Step {
-    Step::new("git", args.iter().copied())
+    Step::new(TOOL.program, args.iter().copied())
 }
 
 /// `HEAD` and whether the work tree has uncommitted changes. Read silently:

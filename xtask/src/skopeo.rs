@@ -7,11 +7,13 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::arch::Arch;
-use crate::exec::Step;
+use crate::exec::{Step, Tool};
 use crate::target::Target;
 
-pub const INSTALL: &str =
-    "install skopeo: apt-get install skopeo (Debian/Ubuntu), brew install skopeo";
+pub const TOOL: Tool = Tool {
+    program: "skopeo",
+    install: "install skopeo: apt-get install skopeo (Debian/Ubuntu), brew install skopeo",
+};
 
 /// What promotion needs to know about one tag.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -54,7 +56,7 @@ pub fn inspect(target: &Target, tag: &str, arch: Arch) -> Step {
     ];
     args.extend(tls_flag("tls-verify", target));
     args.push(format!("docker://{}", target.reference(tag)));
-    Step::new("skopeo", args)
+    Step::new(TOOL.program, args)
 }
 
 /// Copy the manifest `digest` from `from` to `to:tag`, byte for byte: `--all`
@@ -66,7 +68,7 @@ pub fn copy(from: &Target, digest: &str, to: &Target, tag: &str) -> Step {
     args.extend(tls_flag("dest-tls-verify", to));
     args.push(format!("docker://{}@{digest}", from.image()));
     args.push(format!("docker://{}", to.reference(tag)));
-    Step::new("skopeo", args)
+    Step::new(TOOL.program, args)
 }
 
 #[cfg(test)]

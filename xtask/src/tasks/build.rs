@@ -34,9 +34,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         None
     };
     if !runner.dry_run {
-        let mut tools = vec![("docker", docker::INSTALL)];
+        let mut tools = vec![docker::TOOL];
         if args.push && !args.aws.no_login {
-            tools.push(("aws", crate::aws::INSTALL));
+            tools.push(crate::aws::TOOL);
         }
         require_tools(&tools)?;
     }

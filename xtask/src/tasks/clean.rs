@@ -8,7 +8,7 @@ use crate::exec::{require_tools, Runner};
 
 pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
     if !runner.dry_run {
-        require_tools(&[("docker", docker::INSTALL)])?;
+        require_tools(&[docker::TOOL])?;
     }
     // Both names a build may have used: in the registry, and local-only.
     let mut names = vec![super::image_name(&args.target, false)?];

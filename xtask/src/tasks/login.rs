@@ -11,7 +11,7 @@ use crate::{aws, docker};
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
     let target = super::target(&args.target)?;
     if !runner.dry_run {
-        require_tools(&[("docker", docker::INSTALL), ("aws", aws::INSTALL)])?;
+        require_tools(&[docker::TOOL, aws::TOOL])?;
     }
     login(runner, &target, &args.aws, &args.target.env.to_string())
 }

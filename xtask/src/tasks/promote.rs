@@ -67,9 +67,9 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         tags::image_tags(&context, variant).map_err(Usage)?;
     }
     if !runner.dry_run {
-        let mut tools = vec![("skopeo", skopeo::INSTALL), ("git", "install git")];
+        let mut tools = vec![skopeo::TOOL, git::TOOL];
         if !args.no_login {
-            tools.extend([("docker", docker::INSTALL), ("aws", aws::INSTALL)]);
+            tools.extend([docker::TOOL, aws::TOOL]);
         }
         require_tools(&tools)?;
     }

@@ -16,9 +16,9 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::target(&args.target)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
     if !runner.dry_run {
-        let mut tools = vec![("docker", docker::INSTALL)];
+        let mut tools = vec![docker::TOOL];
         if !args.aws.no_login {
-            tools.push(("aws", crate::aws::INSTALL));
+            tools.push(crate::aws::TOOL);
         }
         require_tools(&tools)?;
     }
