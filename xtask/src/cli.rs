@@ -143,14 +143,21 @@ pub struct BuildArgs {
     pub cache: Cache,
     /// After building, start each image and run its `check` (foreign
     /// architectures through qemu, when binfmt has it)
-    #[arg(long)]
+    #[arg(long, env = "XTASK_SMOKE")]
     pub smoke: bool,
     /// Network for the Dockerfiles' RUN steps [default: BuildKit's]
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, value_enum, value_name = "MODE", env = "XTASK_NETWORK")]
     pub network: Option<Network>,
-    /// A Dockerfile build argument, e.g. RUNTIME_IMAGE=... (repeatable); `{arch}`
-    /// in the value becomes each variant's architecture
-    #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
+    /// A Dockerfile build argument, e.g. RUNTIME_IMAGE=... (repeatable; in the
+    /// variable, one per line); `{arch}` in the value becomes each variant's
+    /// architecture
+    #[arg(
+        long = "build-arg",
+        value_name = "KEY=VALUE",
+        value_parser = parse_build_arg,
+        env = "XTASK_BUILD_ARGS",
+        value_delimiter = '\n'
+    )]
     pub build_args: Vec<(String, String)>,
 }
 

@@ -8,7 +8,8 @@
 //! loopback-only network namespace), then plays each event as the workflows
 //! would: the same `cargo xtask` commands with the same GitHub Actions
 //! environment and event payloads. With `--workflows`, each stage runs the
-//! real workflow file under act instead.
+//! real workflow file (as it is in the working tree) under act instead, on
+//! the clone, through `rig/act-event`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +32,16 @@ const BUILD_ARGS: [&str; 2] = [
     "BUILD_IMAGE=rig/rust:bookworm-cross",
     "RUNTIME_IMAGE=rig/debian:bookworm-{arch}",
 ];
+
+/// The rig's engine has no bridge network, and the stand-in build image
+/// already holds everything the Dockerfiles' RUN steps would download.
+const NETWORK: &str = "none";
+
+/// Runs one workflow for one event with act, inside the rig.
+const ACT_EVENT: &str = "rig/act-event";
+
+/// The cargo target directory of the workflows' jobs under act.
+const WORKFLOW_TARGET_DIR: &str = "target/rehearsal/cargo-target";
 
 /// The rig's registries (ports fixed by `rig/rig`).
 const REGISTRIES: [(&str, &str); 3] = [
@@ -60,17 +71,35 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
 
     announce(runner, "rig", "bring up the rig (installs what is missing)");
     let was_up = matches!(runner.probe("", &rig(&["status"]))?, Some(Ok(_)));
-    for step in [
+    let mut setup = vec![
         rig(&["install"]),
         rig(&["up"]),
         Step::new("rig/bases", ["--cross"]),
-    ] {
+    ];
+    if args.workflows {
+        // Online, so before anything runs in the rig's namespace.
+        setup.push(Step::new(ACT_EVENT, ["install"]));
+    }
+    for step in setup {
         runner.run("[rig] ", &step)?;
     }
 
     let result = (|| {
         let commits = prepare_clone(runner, root, &work, args.broken_release)?;
-        let stages = stages(&args, runner, &work, &repository, &release_tag, &commits)?;
+        let events = events(&release_tag, &commits);
+        write_payloads(runner, &work, &events)?;
+        let stages = if args.workflows {
+            // The jobs build xtask offline, in the namespace: its crates
+            // must be here first.
+            let manifest = work.join("Cargo.toml").display().to_string();
+            runner.run(
+                "[cargo] ",
+                &Step::new("cargo", ["fetch", "--manifest-path", &manifest]),
+            )?;
+            workflow_stages(root, &work, &repository, events)
+        } else {
+            command_stages(&work, &repository, events)?
+        };
         let total = stages.len();
         for (i, stage) in stages.iter().enumerate() {
             let stage_started = Instant::now();
@@ -104,7 +133,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
                 ),
             );
         }
-        closing_table(runner, &repository)
+        closing_table(runner, &work, &repository)
     })();
 
     if args.keep {
@@ -270,63 +299,129 @@ fn copy_working_tree(runner: &Runner, root: &Path, work: &Path) -> Result<()> {
     Ok(())
 }
 
-fn stages(
-    args: &RehearseArgs,
-    runner: &Runner,
-    work: &Path,
-    repository: &str,
-    release_tag: &str,
-    commits: &Commits,
-) -> Result<Vec<Stage>> {
-    let events = work.with_extension("events");
-    let payloads = [
-        (
-            "pull_request",
-            serde_json::json!({
+/// What each stage plays: a GitHub event, the workflow file that handles it,
+/// and the job that workflow runs.
+struct Event {
+    stage: &'static str,
+    title: String,
+    /// GitHub's name for the event (`GITHUB_EVENT_NAME`, act's first argument).
+    name: &'static str,
+    payload: serde_json::Value,
+    /// The commit GitHub runs the workflow on (`GITHUB_SHA`): for a pull
+    /// request its merge commit, for a release the released commit.
+    sha: String,
+    workflow: &'static str,
+    job: Job,
+}
+
+/// The `cargo xtask` command a workflow's job runs.
+enum Job {
+    /// `build --push --env <env>`
+    Build(&'static str),
+    Promote,
+}
+
+/// The four events of the pipeline, in order: a pull request, its merge, a
+/// release, and a manual re-promote of the merged commit.
+fn events(release_tag: &str, commits: &Commits) -> Vec<Event> {
+    vec![
+        Event {
+            stage: "dev",
+            title: "pull request #1: both variants built for their platforms and pushed to dev"
+                .into(),
+            name: "pull_request",
+            // The tags use the PR head from the payload, not GITHUB_SHA.
+            payload: serde_json::json!({
                 "number": 1,
                 "pull_request": {"number": 1, "head": {"sha": commits.pr_head, "ref": "rehearsal-pr"}, "base": {"ref": "main"}, "user": {"login": "rehearsal"}}
             }),
-        ),
-        (
-            "push",
-            serde_json::json!({"ref": "refs/heads/main", "after": commits.merged}),
-        ),
-        (
-            "release",
-            serde_json::json!({"action": "published", "release": {"tag_name": release_tag, "target_commitish": "main"}}),
-        ),
-        (
-            "workflow_dispatch",
-            serde_json::json!({"inputs": {"sha": commits.merged}}),
-        ),
-    ];
-    if !runner.dry_run {
-        std::fs::create_dir_all(&events)?;
-        for (name, payload) in &payloads {
-            std::fs::write(events.join(format!("{name}.json")), payload.to_string())?;
-        }
+            sha: commits.merged.clone(),
+            workflow: "dev",
+            job: Job::Build("dev"),
+        },
+        Event {
+            stage: "stage",
+            title: "merge to main: built and pushed to stage with the commit's tags".into(),
+            name: "push",
+            payload: serde_json::json!({"ref": "refs/heads/main", "after": commits.merged}),
+            sha: commits.merged.clone(),
+            workflow: "stage",
+            job: Job::Build("stage"),
+        },
+        Event {
+            stage: "release",
+            title: format!(
+                "release {release_tag}: gate, digest-preserving copy to prod, verification"
+            ),
+            name: "release",
+            payload: serde_json::json!({"action": "published", "release": {"tag_name": release_tag, "target_commitish": "main"}}),
+            sha: commits.release.clone(),
+            workflow: "prod",
+            job: Job::Promote,
+        },
+        Event {
+            stage: "re-promote",
+            title: "manual re-promote (workflow_dispatch): a no-op for tags already in prod".into(),
+            name: "workflow_dispatch",
+            payload: serde_json::json!({"inputs": {"sha": commits.merged}}),
+            sha: commits.merged.clone(),
+            workflow: "prod",
+            job: Job::Promote,
+        },
+    ]
+}
+
+/// Write each event's payload to `<work>.events/<event>.json`, the
+/// `GITHUB_EVENT_PATH` of its stage.
+fn write_payloads(runner: &Runner, work: &Path, events: &[Event]) -> Result<()> {
+    if runner.dry_run {
+        return Ok(());
     }
-    if args.workflows {
-        return Err(crate::error::Usage("--workflows: not available yet".into()).into());
+    let dir = payloads_dir(work);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for event in events {
+        let path = payload_path(work, event);
+        std::fs::write(&path, event.payload.to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let xtask = std::env::current_exe()
+    Ok(())
+}
+
+fn payloads_dir(work: &Path) -> std::path::PathBuf {
+    work.with_extension("events")
+}
+
+fn payload_path(work: &Path, event: &Event) -> std::path::PathBuf {
+    payloads_dir(work).join(format!("{}.json", event.name))
+}
+
+/// The running xtask, which the stages without `--workflows` and the closing
+/// table's logins call.
+fn xtask_exe() -> Result<String> {
+    Ok(std::env::current_exe()
         .context("cannot find the running xtask binary")?
         .display()
-        .to_string();
+        .to_string())
+}
+
+/// Each event played by the `cargo xtask` command its workflow runs, with
+/// the GitHub Actions environment the workflow would give it.
+fn command_stages(work: &Path, repository: &str, events: Vec<Event>) -> Result<Vec<Stage>> {
+    let xtask = xtask_exe()?;
     let clone = work.display().to_string();
-    let github = |event: &str, sha: &str| -> Vec<(&'static str, String)> {
+    let github = |event: &Event| -> Vec<(&'static str, String)> {
         vec![
             ("GITHUB_ACTIONS", "true".into()),
-            ("GITHUB_EVENT_NAME", event.into()),
+            ("GITHUB_EVENT_NAME", event.name.into()),
             (
                 "GITHUB_EVENT_PATH",
-                events.join(format!("{event}.json")).display().to_string(),
+                payload_path(work, event).display().to_string(),
             ),
-            ("GITHUB_SHA", sha.into()),
+            ("GITHUB_SHA", event.sha.clone()),
             ("GITHUB_REF", "refs/heads/main".into()),
             (
                 "GITHUB_STEP_SUMMARY",
-                work.with_extension(format!("{event}.summary.md"))
+                work.with_extension(format!("{}.summary.md", event.name))
                     .display()
                     .to_string(),
             ),
@@ -338,61 +433,88 @@ fn stages(
         all.extend(args);
         Step::new(&xtask, all)
     };
-    // The rig's engine has no bridge network, and the stand-in build image
-    // already holds everything the RUN steps would download.
-    let mut build = vec!["build", "--push", "--smoke", "--network", "none"];
+    let mut build = vec!["build", "--push", "--smoke", "--network", NETWORK];
     for arg in BUILD_ARGS {
         build.extend(["--build-arg", arg]);
     }
-    let with = |extra: &[&'static str]| -> Vec<&str> {
-        let mut all = build.clone();
-        all.extend(extra);
-        all
-    };
-    Ok(vec![
-        Stage {
-            name: "dev",
-            title: "pull request #1: both variants built for their platforms and pushed to dev"
-                .into(),
-            // GitHub's GITHUB_SHA for a pull request is a merge commit; the
-            // tags use the PR head from the payload.
-            step: in_rig(
-                &github("pull_request", &commits.merged),
-                xtask_step(&with(&["--env", "dev"])),
-            ),
-        },
-        Stage {
-            name: "stage",
-            title: "merge to main: built and pushed to stage with the commit's tags".into(),
-            step: in_rig(
-                &github("push", &commits.merged),
-                xtask_step(&with(&["--env", "stage"])),
-            ),
-        },
-        Stage {
-            name: "release",
-            title: format!(
-                "release {release_tag}: gate, digest-preserving copy to prod, verification"
-            ),
-            step: in_rig(
-                &github("release", &commits.release),
-                xtask_step(&["promote"]),
-            ),
-        },
-        Stage {
-            name: "re-promote",
-            title: "manual re-promote (workflow_dispatch): a no-op for tags already in prod".into(),
-            step: in_rig(
-                &github("workflow_dispatch", &commits.merged),
-                xtask_step(&["promote"]),
-            ),
-        },
-    ])
+    Ok(events
+        .into_iter()
+        .map(|event| {
+            let args = match event.job {
+                Job::Build(env) => [build.as_slice(), &["--env", env]].concat(),
+                Job::Promote => vec!["promote"],
+            };
+            Stage {
+                name: event.stage,
+                step: in_rig(&github(&event), xtask_step(&args)),
+                title: event.title,
+            }
+        })
+        .collect())
+}
+
+/// Each event played on its real workflow file by act (`rig/act-event`), in
+/// the clone as act's working directory, so the workflows as they are in the
+/// working tree are what runs. The jobs run on the host and inherit act's
+/// environment: that is how the workflows' `cargo xtask build` gets the
+/// stand-in bases, through the `XTASK_*` variables its flags read.
+fn workflow_stages(root: &Path, work: &Path, repository: &str, events: Vec<Event>) -> Vec<Stage> {
+    let clone = work.display().to_string();
+    let env = vec![
+        ("XTASK_BUILD_ARGS", BUILD_ARGS.join("\n")),
+        ("XTASK_NETWORK", NETWORK.to_string()),
+        ("XTASK_SMOKE", "true".to_string()),
+        // Not the repository's target/: the jobs build xtask from act's
+        // copy of the clone, and that binary must not replace the one
+        // running this rehearsal.
+        (
+            "CARGO_TARGET_DIR",
+            root.join(WORKFLOW_TARGET_DIR).display().to_string(),
+        ),
+    ];
+    events
+        .into_iter()
+        .map(|event| {
+            let payload = payload_path(work, &event).display().to_string();
+            let act = Step::new(
+                ACT_EVENT,
+                [
+                    "run",
+                    "--repository",
+                    repository,
+                    // act takes GITHUB_SHA from the checkout (for a push,
+                    // from the payload).
+                    "--checkout",
+                    &event.sha,
+                    &clone,
+                    event.name,
+                    event.workflow,
+                    &payload,
+                ],
+            );
+            Stage {
+                name: event.stage,
+                title: format!(
+                    "{} (.github/workflows/{}.yml under act)",
+                    event.title, event.workflow
+                ),
+                step: in_rig(&env, act),
+            }
+        })
+        .collect()
 }
 
 /// Every tag in every registry with its digest, and whether prod's digest
 /// equals stage's for the same image. Fails unless every prod tag matches.
-fn closing_table(runner: &Runner, repository: &str) -> Result<()> {
+fn closing_table(runner: &Runner, work: &Path, repository: &str) -> Result<()> {
+    // The rig's own Docker config reads the registries: the workflows under
+    // act log in to a config of their own.
+    let xtask = xtask_exe()?;
+    let clone = work.display().to_string();
+    for (env, _) in REGISTRIES {
+        let login = Step::new(&xtask, ["--root", clone.as_str(), "login", "--env", env]);
+        runner.run("[table] ", &in_rig(&[], login))?;
+    }
     // Keyed by the registry's place in the pipeline, so dev, stage, prod
     // print in that order.
     let mut digests: BTreeMap<(usize, &str, String), String> = BTreeMap::new();
@@ -488,4 +610,82 @@ fn variant_suffix(tag: &str) -> Option<String> {
     ["-amd64-", "-arm64-"]
         .iter()
         .find_map(|arch| tag.rfind(arch).map(|i| tag[i..].to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commits() -> Commits {
+        Commits {
+            pr_head: "1".repeat(40),
+            merged: "2".repeat(40),
+            release: "3".repeat(40),
+        }
+    }
+
+    /// Each stage's act-event run: the commit it checks out, the event and
+    /// the workflow.
+    fn plays(stages: &[Stage]) -> Vec<[&str; 4]> {
+        stages
+            .iter()
+            .map(|stage| {
+                let args = &stage.step.args;
+                let at = |flag: &str| {
+                    let i = args.iter().position(|a| a == flag).unwrap();
+                    args[i + 1].as_str()
+                };
+                let checkout = at("--checkout");
+                let workdir = args.iter().position(|a| a == checkout).unwrap() + 1;
+                [
+                    stage.name,
+                    &checkout[..1],
+                    &args[workdir + 1],
+                    &args[workdir + 2],
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_event_runs_its_workflow_on_its_commit() {
+        let work = Path::new("/repo/target/rehearsal/r");
+        let stages = workflow_stages(Path::new("/repo"), work, "r", events("v1", &commits()));
+        // The commits by their first digit: 2 merged, 3 released.
+        assert_eq!(
+            plays(&stages),
+            [
+                ["dev", "2", "pull_request", "dev"],
+                ["stage", "2", "push", "stage"],
+                ["release", "3", "release", "prod"],
+                ["re-promote", "2", "workflow_dispatch", "prod"],
+            ]
+        );
+    }
+
+    #[test]
+    fn workflow_builds_get_the_stand_in_bases_from_the_environment() {
+        let work = Path::new("/repo/target/rehearsal/r");
+        let stages = workflow_stages(Path::new("/repo"), work, "r", events("v1", &commits()));
+        assert_eq!(
+            stages[0].step.to_string(),
+            "rig/rig exec env 'XTASK_BUILD_ARGS=BUILD_IMAGE=rig/rust:bookworm-cross\n\
+             RUNTIME_IMAGE=rig/debian:bookworm-{arch}' XTASK_NETWORK=none XTASK_SMOKE=true \
+             CARGO_TARGET_DIR=/repo/target/rehearsal/cargo-target \
+             rig/act-event run --repository r --checkout 2222222222222222222222222222222222222222 \
+             /repo/target/rehearsal/r pull_request dev /repo/target/rehearsal/r.events/pull_request.json"
+        );
+    }
+
+    #[test]
+    fn payloads_name_the_commits_the_tags_come_from() {
+        let events = events("v1", &commits());
+        assert_eq!(
+            events[0].payload["pull_request"]["head"]["sha"],
+            "1".repeat(40)
+        );
+        assert_eq!(events[1].payload["after"], "2".repeat(40));
+        assert_eq!(events[2].payload["release"]["tag_name"], "v1");
+        assert_eq!(events[3].payload["inputs"]["sha"], "2".repeat(40));
+    }
 }
