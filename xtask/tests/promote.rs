@@ -1,0 +1,707 @@
+//! `promote` against the rig: real registries, the aws CLI against the
+//! emulator, skopeo. Every test stages its own images under a repository
+//! name of its own and checks what the registries hold afterwards (read back
+//! with skopeo), not only what xtask printed.
+//!
+//! Run inside the rig: `rig/rig exec cargo test -p xtask --test promote`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use common::*;
+
+const REVISION_LABEL: &str = "org.opencontainers.image.revision";
+/// The fixture's layout: variant and its architecture.
+const VARIANTS: [(&str, &str); 2] = [("gpu", "amd64"), ("cpu", "arm64")];
+const RELEASE: &str = "v1.0.0";
+
+fn sha8(sha: &str) -> &str {
+    &sha[..8]
+}
+
+/// `build --push` to stage in the push-to-main context: `latest-*` and
+/// `<sha8>-*` with the revision label, as the stage workflow does.
+fn stage(fixture: &Fixture, sha: &str, repo: &str, extra: &[&str]) {
+    let output = run(fixture
+        .xtask()
+        .args([
+            "build",
+            "--push",
+            "--env",
+            "stage",
+            "--context",
+            "push",
+            "--sha",
+            sha,
+            "--repository",
+            repo,
+        ])
+        .args(extra));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "staging {} failed",
+        sha8(sha)
+    );
+}
+
+/// The release promotion of `sha`, from the rig's stage to its prod (or
+/// wherever extra flags point).
+fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
+    let mut command = fixture.xtask();
+    command.args([
+        "promote",
+        "--context",
+        "release",
+        "--release-tag",
+        RELEASE,
+        "--sha",
+        sha,
+        "--stage-repository",
+        repo,
+        "--prod-repository",
+        repo,
+    ]);
+    command
+}
+
+/// The prod tags a release of `sha` must end with, sorted as `repo_tags` sorts.
+fn release_tags(sha: &str, variants: &[(&str, &str)]) -> Vec<String> {
+    let mut tags: Vec<String> = variants
+        .iter()
+        .flat_map(|(variant, arch)| {
+            [sha8(sha), RELEASE, "latest"].map(|what| format!("{what}-{arch}-{variant}"))
+        })
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Stage's digest for `sha`'s image of a variant, checked two ways (the
+/// registry's answer and the hash of the manifest bytes).
+fn stage_digest(rig: &Rig, repo: &str, sha: &str, variant: &str, arch: &str) -> String {
+    let reference = format!("{}/{repo}:{}-{arch}-{variant}", rig.stage, sha8(sha));
+    let digest = raw_digest(&reference);
+    assert_eq!(
+        common::digest(&reference, arch).as_deref(),
+        Some(digest.as_str()),
+        "{reference}"
+    );
+    digest
+}
+
+/// Every tag of `repo` in `registry` with the digest of its manifest bytes.
+fn digests(registry: &str, repo: &str) -> BTreeMap<String, String> {
+    repo_tags(registry, repo)
+        .into_iter()
+        .map(|tag| {
+            let digest = raw_digest(&format!("{registry}/{repo}:{tag}"));
+            (tag, digest)
+        })
+        .collect()
+}
+
+/// Assert prod (`registry`) holds exactly the release tags of `sha`, each at
+/// stage's digest, each image labelled with `sha` and of its architecture.
+fn assert_released(rig: &Rig, registry: &str, repo: &str, sha: &str) {
+    assert_eq!(
+        repo_tags(registry, repo),
+        release_tags(sha, &VARIANTS),
+        "prod tags of {repo}"
+    );
+    for (variant, arch) in VARIANTS {
+        let want = stage_digest(rig, repo, sha, variant, arch);
+        for what in [sha8(sha), RELEASE, "latest"] {
+            let reference = format!("{registry}/{repo}:{what}-{arch}-{variant}");
+            assert_eq!(
+                raw_digest(&reference),
+                want,
+                "{reference} is not stage's image"
+            );
+            let info =
+                inspect(&reference, arch).unwrap_or_else(|| panic!("cannot inspect {reference}"));
+            assert_eq!(
+                info["Labels"][REVISION_LABEL].as_str(),
+                Some(sha),
+                "{reference} revision label"
+            );
+            assert_eq!(
+                info["Architecture"].as_str(),
+                Some(arch),
+                "{reference} architecture"
+            );
+        }
+    }
+}
+
+/// The gate table's row for `variant` (the table's lines start with the
+/// variant name; command lines start with `[variant]`).
+fn gate_row(stderr: &str, variant: &str) -> String {
+    stderr
+        .lines()
+        .find(|line| {
+            line.split_whitespace().next() == Some(variant)
+                && line.contains(&format!("-{variant},"))
+        })
+        .unwrap_or_else(|| panic!("no gate row for {variant} in:\n{stderr}"))
+        .to_string()
+}
+
+/// The skopeo calls that wrote to a registry.
+fn copies(log: &ToolLog) -> Vec<String> {
+    log.calls()
+        .into_iter()
+        .filter(|call| call.starts_with("skopeo copy"))
+        .collect()
+}
+
+/// The wrapper really was in the way: the gate's reads went through it.
+fn assert_gate_ran_through(log: &ToolLog) {
+    assert!(
+        log.calls()
+            .iter()
+            .any(|call| call.starts_with("skopeo") && call.contains(" inspect ")),
+        "no skopeo inspect recorded: the tool log is not on the path xtask used: {:?}",
+        log.calls()
+    );
+}
+
+fn exit_code(output: &Output) -> Option<i32> {
+    output.status.code()
+}
+
+#[test]
+fn promotes_both_variants_by_digest_with_labels_intact() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-happy");
+    let sha = fixture.head();
+    let repo = unique("promote-happy");
+    stage(&fixture, &sha, &repo, &[]);
+
+    let output = run(&mut promote(&fixture, &sha, &repo));
+    assert_eq!(exit_code(&output), Some(0));
+    assert_released(&rig, &rig.prod, &repo, &sha);
+    for (variant, arch) in VARIANTS {
+        // The closing table reports the digest prod now serves.
+        assert_eq!(
+            reported_digest(&stdout(&output), variant),
+            stage_digest(&rig, &repo, &sha, variant, arch)
+        );
+        // One image per variant, not wrapped into a new index on the way.
+        let reference = format!("{}/{repo}:{RELEASE}-{arch}-{variant}", rig.prod);
+        assert_eq!(
+            raw_manifest(&reference)["mediaType"],
+            raw_manifest(&format!(
+                "{}/{repo}:{}-{arch}-{variant}",
+                rig.stage,
+                sha8(&sha)
+            ))["mediaType"]
+        );
+    }
+}
+
+#[test]
+fn rerun_after_success_copies_nothing() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-rerun");
+    let sha = fixture.head();
+    let repo = unique("promote-rerun");
+    stage(&fixture, &sha, &repo, &[]);
+    assert_eq!(
+        exit_code(&run(&mut promote(&fixture, &sha, &repo))),
+        Some(0)
+    );
+    let before = digests(&rig.prod, &repo);
+    assert_eq!(
+        before.keys().cloned().collect::<Vec<_>>(),
+        release_tags(&sha, &VARIANTS)
+    );
+
+    let log = ToolLog::new("promote-rerun-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(0));
+    assert_gate_ran_through(&log);
+    assert_eq!(
+        copies(&log),
+        Vec::<String>::new(),
+        "a re-run after success copied"
+    );
+    let stderr = stderr(&output);
+    assert!(!stderr.contains("$ skopeo copy"), "{stderr}");
+    for tag in release_tags(&sha, &VARIANTS) {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("{tag}: already in prod")) && l.ends_with("skipped")),
+            "{tag} not reported as skipped"
+        );
+    }
+    assert_eq!(digests(&rig.prod, &repo), before);
+}
+
+#[test]
+fn stage_latest_of_a_later_commit_blocks_every_variant() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-moved");
+    let a = fixture.head();
+    let repo = unique("promote-moved");
+    stage(&fixture, &a, &repo, &[]);
+    // A later commit reaches stage for cpu only: cpu's latest is no longer A.
+    let b = fixture.commit("later");
+    stage(&fixture, &b, &repo, &["--variant", "cpu"]);
+    assert_ne!(
+        raw_digest(&format!("{}/{repo}:latest-arm64-cpu", rig.stage)),
+        stage_digest(&rig, &repo, &a, "cpu", "arm64")
+    );
+
+    let log = ToolLog::new("promote-moved-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &a, &repo).env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    let cpu = gate_row(&stderr, "cpu");
+    assert!(
+        cpu.contains("FAILED")
+            && cpu.contains("latest-arm64-cpu")
+            && cpu.contains("not this release's commit"),
+        "{cpu}"
+    );
+    assert!(
+        gate_row(&stderr, "gpu").ends_with("ok"),
+        "gpu passed its own checks"
+    );
+    assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
+    // gpu passed, and still nothing of it reached prod.
+    assert_gate_ran_through(&log);
+    assert_eq!(copies(&log), Vec::<String>::new());
+    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+}
+
+#[test]
+fn wrong_revision_label_blocks_the_release() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-label");
+    let a = fixture.head();
+    let repo = unique("promote-label");
+    stage(&fixture, &a, &repo, &[]);
+    // B's gpu image, built and labelled for B, is retagged by hand as A's:
+    // A's tag and latest agree, but the image is not A's.
+    let b = fixture.commit("other");
+    stage(&fixture, &b, &repo, &["--variant", "gpu"]);
+    skopeo_copy(
+        &format!("{}/{repo}:{}-amd64-gpu", rig.stage, sha8(&b)),
+        &format!("{}/{repo}:{}-amd64-gpu", rig.stage, sha8(&a)),
+    );
+    let retagged = inspect(
+        &format!("{}/{repo}:{}-amd64-gpu", rig.stage, sha8(&a)),
+        "amd64",
+    )
+    .unwrap();
+    assert_eq!(
+        retagged["Labels"][REVISION_LABEL].as_str(),
+        Some(b.as_str())
+    );
+    assert_eq!(
+        stage_digest(&rig, &repo, &a, "gpu", "amd64"),
+        raw_digest(&format!("{}/{repo}:latest-amd64-gpu", rig.stage))
+    );
+
+    let log = ToolLog::new("promote-label-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &a, &repo).env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    let gpu = gate_row(&stderr, "gpu");
+    assert!(
+        gpu.contains("FAILED")
+            && gpu.contains(&format!("{REVISION_LABEL}={b}"))
+            && gpu.contains(&a),
+        "{gpu}"
+    );
+    assert!(gate_row(&stderr, "cpu").ends_with("ok"));
+    assert_gate_ran_through(&log);
+    assert_eq!(copies(&log), Vec::<String>::new());
+    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+}
+
+#[test]
+fn a_variant_missing_from_stage_blocks_every_variant() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-missing");
+    let sha = fixture.head();
+    let repo = unique("promote-missing");
+    stage(&fixture, &sha, &repo, &["--variant", "gpu"]);
+    assert_eq!(
+        repo_tags(&rig.stage, &repo),
+        vec![
+            format!("{}-amd64-gpu", sha8(&sha)),
+            "latest-amd64-gpu".to_string()
+        ]
+    );
+
+    let log = ToolLog::new("promote-missing-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    let cpu = gate_row(&stderr, "cpu");
+    assert!(
+        cpu.contains("FAILED")
+            && cpu.contains(&format!("{}-arm64-cpu not found in stage", sha8(&sha))),
+        "{cpu}"
+    );
+    assert!(gate_row(&stderr, "gpu").ends_with("ok"));
+    assert_gate_ran_through(&log);
+    assert_eq!(copies(&log), Vec::<String>::new());
+    assert_eq!(
+        repo_tags(&rig.prod, &repo),
+        Vec::<String>::new(),
+        "gpu went to prod without cpu"
+    );
+}
+
+#[test]
+fn a_commit_off_the_default_branch_is_refused() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-branch");
+    let repo = unique("promote-branch");
+    fixture.git(&["checkout", "--quiet", "-b", "side"]);
+    let side = fixture.commit("side work");
+    // Fully staged: only the branch is wrong.
+    stage(&fixture, &side, &repo, &[]);
+    fixture.git(&["checkout", "--quiet", "main"]);
+
+    let log = ToolLog::new("promote-branch-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &side, &repo).env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(&format!(
+            "commit: FAILED: commit {} is not on main",
+            sha8(&side)
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
+    assert_gate_ran_through(&log);
+    assert_eq!(copies(&log), Vec::<String>::new());
+    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+}
+
+#[test]
+fn prod_outage_mid_promotion_then_rerun_completes() {
+    let rig = rig();
+    const PORT: u16 = 5247;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err(),
+        "port {PORT} is taken"
+    );
+    let mut prod = Registry::start("promote-outage-prod", PORT, None);
+    let fixture = Fixture::standard("promote-outage");
+    let sha = fixture.head();
+    let repo = unique("promote-outage");
+    stage(&fixture, &sha, &repo, &[]);
+
+    // A skopeo that, when asked to copy cpu's image, first takes prod down
+    // (and waits until its port is closed): gpu's copies go through, cpu's
+    // meets a dead registry.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("promote-outage-bin"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let outages = dir.join("outages.log");
+    write_executable(
+        &dir.join("skopeo"),
+        &format!(
+            r#"#!/bin/bash
+if [[ $1 == copy && ${{!#}} == *-arm64-cpu* ]]; then
+  kill -KILL "$OUTAGE_REGISTRY_PID" 2>/dev/null
+  while (exec 3<>/dev/tcp/127.0.0.1/{PORT}) 2>/dev/null; do sleep 0.05; done
+  echo "${{!#}}" >>'{}'
+fi
+exec '{}' "$@"
+"#,
+            outages.display(),
+            which("skopeo").display()
+        ),
+    );
+    let output = run(promote(&fixture, &sha, &repo)
+        .args(["--prod-registry", &prod.address])
+        .env("PATH", path_with(&dir))
+        .env("OUTAGE_REGISTRY_PID", prod.pid().to_string()));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(&format!(
+            "copy of cpu {}-arm64-cpu to prod failed",
+            sha8(&sha)
+        )),
+        "the error names neither the variant nor the copy:\n{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&outages)
+            .unwrap_or_default()
+            .contains("-arm64-cpu"),
+        "the outage never happened"
+    );
+
+    // Prod back up: gpu's immutable tags made it, at stage's digest; no
+    // latest tag moved, since latest is written only after every variant.
+    prod.stop();
+    prod.resume();
+    let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    let partial = digests(&prod.address, &repo);
+    let expected: BTreeMap<String, String> = [sha8(&sha), RELEASE]
+        .iter()
+        .map(|what| (format!("{what}-amd64-gpu"), gpu.clone()))
+        .collect();
+    assert_eq!(partial, expected, "after the outage");
+
+    // Re-run, no outage: finishes the job and skips what is already there.
+    let output = run(promote(&fixture, &sha, &repo).args(["--prod-registry", &prod.address]));
+    assert_eq!(exit_code(&output), Some(0));
+    let stderr = common::stderr(&output);
+    for what in [sha8(&sha), RELEASE] {
+        assert!(
+            stderr.contains(&format!("{what}-amd64-gpu: already in prod")),
+            "{stderr}"
+        );
+    }
+    assert_released(&rig, &prod.address, &repo, &sha);
+}
+
+#[test]
+fn a_release_tag_that_is_not_an_image_tag_is_bad_input() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-badtag");
+    let sha = fixture.head();
+    let repo = unique("promote-badtag");
+    stage(&fixture, &sha, &repo, &[]);
+
+    let log = ToolLog::new("promote-badtag-tools", &["skopeo", "docker", "aws", "git"]);
+    let output = run(fixture
+        .xtask()
+        .args([
+            "promote",
+            "--context",
+            "release",
+            "--release-tag",
+            "release/1.0",
+            "--sha",
+            &sha,
+        ])
+        .args(["--stage-repository", &repo, "--prod-repository", &repo])
+        .env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(2));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(r#"release tag "release/1.0" cannot be used in image tags"#)
+            && stderr.contains("'/'"),
+        "{stderr}"
+    );
+    assert_eq!(log.calls(), Vec::<String>::new(), "an external command ran");
+    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+}
+
+#[test]
+fn a_multi_platform_index_arrives_whole_with_its_digest() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-index");
+    let sha = fixture.head();
+    let repo = unique("promote-index");
+    stage(&fixture, &sha, &repo, &["--variant", "gpu"]);
+    // cpu as one index of two platforms, both labelled with the commit.
+    let image = format!("{}/{repo}", rig.stage);
+    for platform in ["amd64", "arm64"] {
+        let output = run(Command::new("docker")
+            .current_dir(&fixture.root)
+            .args([
+                "buildx",
+                "build",
+                "--platform",
+                &format!("linux/{platform}"),
+            ])
+            .args([
+                "--label",
+                &format!("{REVISION_LABEL}={sha}"),
+                "-f",
+                "Dockerfile-cpu",
+            ])
+            .args(["-t", &format!("{image}:parts-{platform}"), "--push", "."]));
+        assert!(output.status.success());
+    }
+    let output = run(Command::new("docker").args([
+        "buildx",
+        "imagetools",
+        "create",
+        "-t",
+        &format!("{image}:{}-arm64-cpu", sha8(&sha)),
+        "-t",
+        &format!("{image}:latest-arm64-cpu"),
+        &format!("{image}:parts-amd64"),
+        &format!("{image}:parts-arm64"),
+    ]));
+    assert!(output.status.success());
+    let stage_ref = format!("{image}:{}-arm64-cpu", sha8(&sha));
+    let index = raw_manifest(&stage_ref);
+    let index_types = [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ];
+    assert!(
+        index_types.contains(&index["mediaType"].as_str().unwrap_or_default()),
+        "stage is not an index: {index}"
+    );
+    let children: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(children.len(), 2, "{index}");
+    let want = raw_digest(&stage_ref);
+
+    let output = run(&mut promote(&fixture, &sha, &repo));
+    assert_eq!(exit_code(&output), Some(0));
+    for what in [sha8(&sha), RELEASE, "latest"] {
+        let reference = format!("{}/{repo}:{what}-arm64-cpu", rig.prod);
+        assert_eq!(
+            raw_manifest(&reference),
+            index,
+            "{reference} is not stage's index"
+        );
+        assert_eq!(raw_digest(&reference), want, "{reference}");
+    }
+    // Both platforms' images are in prod, not only the host's.
+    for child in &children {
+        assert_eq!(&raw_digest(&format!("{}/{repo}@{child}", rig.prod)), child);
+    }
+    let arm = inspect(&format!("{}/{repo}:{RELEASE}-arm64-cpu", rig.prod), "arm64").unwrap();
+    assert_eq!(arm["Labels"][REVISION_LABEL].as_str(), Some(sha.as_str()));
+    let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    for what in [sha8(&sha), RELEASE, "latest"] {
+        assert_eq!(
+            raw_digest(&format!("{}/{repo}:{what}-amd64-gpu", rig.prod)),
+            gpu
+        );
+    }
+}
+
+#[test]
+fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-dry");
+    let sha = fixture.head();
+    let repo = unique("promote-dry");
+    stage(&fixture, &sha, &repo, &[]);
+
+    let log = ToolLog::new("promote-dry-tools", &["skopeo", "docker", "aws"]);
+    let output = run(fixture
+        .xtask()
+        .arg("--dry-run")
+        .args([
+            "promote",
+            "--context",
+            "release",
+            "--release-tag",
+            RELEASE,
+            "--sha",
+            &sha,
+        ])
+        .args(["--stage-repository", &repo, "--prod-repository", &repo])
+        .env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(0));
+    let stderr = stderr(&output);
+    let commands: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
+        .collect();
+    // The gate: the branch check and both stage tags of each variant.
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.starts_with(&format!("git merge-base --is-ancestor {sha} main"))),
+        "{stderr}"
+    );
+    for (variant, arch) in VARIANTS {
+        for what in [sha8(&sha), "latest"] {
+            let stage_ref = format!("docker://{}/{repo}:{what}-{arch}-{variant}", rig.stage);
+            assert!(
+                commands.iter().any(|c| c.starts_with("skopeo")
+                    && c.contains(" inspect ")
+                    && c.ends_with(&stage_ref)),
+                "no gate check of {stage_ref}:\n{stderr}"
+            );
+        }
+    }
+    assert!(
+        stderr.contains(&format!("gate for release {RELEASE}")),
+        "{stderr}"
+    );
+    // Every copy, immutable tags first, latest last.
+    let copied: Vec<&str> = commands
+        .iter()
+        .filter(|c| c.starts_with("skopeo copy"))
+        .map(|c| {
+            c.rsplit_once(&format!("{}/{repo}:", rig.prod))
+                .expect("copy to prod")
+                .1
+        })
+        .collect();
+    let sha_tag = |arch: &str, variant: &str| format!("{}-{arch}-{variant}", sha8(&sha));
+    assert_eq!(
+        copied,
+        vec![
+            sha_tag("amd64", "gpu").as_str(),
+            "v1.0.0-amd64-gpu",
+            sha_tag("arm64", "cpu").as_str(),
+            "v1.0.0-arm64-cpu",
+            "latest-amd64-gpu",
+            "latest-arm64-cpu"
+        ],
+        "{stderr}"
+    );
+    // Nothing ran that talks to a registry or logs in, and prod is untouched.
+    assert_eq!(log.calls(), Vec::<String>::new(), "a dry run ran commands");
+    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+}
+
+#[test]
+fn an_immutable_prod_tag_that_cannot_be_read_is_never_overwritten() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-unreadable");
+    let sha = fixture.head();
+    let repo = unique("promote-unreadable");
+    stage(&fixture, &sha, &repo, &[]);
+    // Prod already has gpu's release tag, as something else: an index
+    // holding only an arm64 image, which an amd64 inspect cannot read.
+    let taken = format!("{}/{repo}:{}-amd64-gpu", rig.prod, sha8(&sha));
+    let output = run(Command::new("docker").args([
+        "buildx",
+        "imagetools",
+        "create",
+        "-t",
+        &taken,
+        &format!("{}/{repo}:{}-arm64-cpu", rig.stage, sha8(&sha)),
+    ]));
+    assert!(output.status.success());
+    let before = raw_digest(&taken);
+    assert_ne!(before, stage_digest(&rig, &repo, &sha, "gpu", "amd64"));
+
+    let log = ToolLog::new("promote-unreadable-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", log.path()));
+    assert_eq!(exit_code(&output), Some(1));
+    let gpu = gate_row(&common::stderr(&output), "gpu");
+    assert!(
+        gpu.contains("FAILED") && gpu.contains(&format!("{}-amd64-gpu", sha8(&sha))),
+        "{gpu}"
+    );
+    assert_gate_ran_through(&log);
+    assert_eq!(copies(&log), Vec::<String>::new());
+    assert_eq!(
+        raw_digest(&taken),
+        before,
+        "an immutable prod tag was overwritten"
+    );
+    assert_eq!(
+        repo_tags(&rig.prod, &repo),
+        vec![format!("{}-amd64-gpu", sha8(&sha))]
+    );
+}
