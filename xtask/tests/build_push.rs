@@ -321,3 +321,45 @@ fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_i
         "clean left images"
     );
 }
+
+/// Under GitHub Actions: log groups, and a step summary with every image,
+/// tag and digest.
+#[test]
+fn github_actions_mode_groups_the_log_and_writes_a_summary() {
+    let rig = rig();
+    let fixture = Fixture::standard("summary");
+    let repo = unique("summary").to_lowercase();
+    let summary = fixture.root.join("summary.md");
+    let event = fixture.root.join("event.json");
+    std::fs::write(&event, "{}").unwrap();
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--push", "--repository", &repo])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", fixture.head())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("DOCKER_CONFIG", fresh_docker_config()));
+    assert!(output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("::group::build gpu, cpu (push to main)") && err.contains("::endgroup::"),
+        "{err}"
+    );
+    let summary = std::fs::read_to_string(summary).unwrap();
+    let sha8 = &fixture.head()[..8];
+    for variant in ["gpu", "cpu"] {
+        let arch = arch_of(variant);
+        let digest =
+            common::digest(&format!("{}/{repo}:{sha8}-{arch}-{variant}", rig.dev), arch).unwrap();
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with(&format!("| {variant} |")))
+            .unwrap_or_else(|| panic!("{summary}"));
+        assert!(
+            row.contains(&digest) && row.contains(&format!("{sha8}-{arch}-{variant}")),
+            "{row}"
+        );
+    }
+}

@@ -356,3 +356,46 @@ fn help_lists_every_command() {
         );
     }
 }
+
+/// `make dist-dev-all` is `cargo xtask build`: the same commands, in order.
+#[test]
+fn make_dist_dev_all_runs_the_same_commands_as_cargo_xtask_build() {
+    let fixture = Fixture::standard("make");
+    let xtask = format!(
+        "{} --dry-run --root {}",
+        env!("CARGO_BIN_EXE_xtask"),
+        fixture.root.display()
+    );
+    let commands = |output: &std::process::Output| -> Vec<String> {
+        let mut lines: Vec<String> = stderr(output)
+            .lines()
+            .filter(|l| l.contains("$ "))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let via_make = run(Command::new("make")
+        .args(["--no-print-directory", "-C"])
+        .arg(workspace_root())
+        .arg("dist-dev-all")
+        .arg(format!("XTASK={xtask}"))
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    let direct = run(fixture.xtask().args(["--dry-run", "build"]));
+    assert!(via_make.status.success() && direct.status.success());
+    assert_eq!(commands(&via_make), commands(&direct));
+    assert_eq!(commands(&direct).len(), 4, "two builds and two checks");
+}
+
+#[test]
+fn failures_are_annotated_under_github_actions() {
+    let fixture = Fixture::standard("annotate");
+    std::fs::write(fixture.root.join(".aws-architecture"), "{}").unwrap();
+    let output = run(fixture.xtask().arg("plan").env("GITHUB_ACTIONS", "true"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).starts_with("::error::.aws-architecture: no variants"),
+        "{}",
+        stderr(&output)
+    );
+}
