@@ -250,6 +250,22 @@ impl Runner {
     }
 }
 
+/// `f` over every item at once, one thread each, results in the items' order:
+/// for independent registry calls, whose cost is mostly waiting.
+pub fn concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    })
+}
+
 /// An external program, and how to install it when it is missing.
 #[derive(Clone, Copy, Debug)]
 pub struct Tool {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::arch::Arch;
 use crate::cli::{BuildArgs, Cache};
 use crate::docker::{self, Output};
-use crate::exec::{require_tools, Runner};
+use crate::exec::{concurrently, require_tools, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
 
@@ -62,20 +62,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         smoke: args.smoke,
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
-    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plan
-            .images
-            .iter()
-            .map(|image| {
-                let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
-                let options = &options;
-                scope.spawn(move || build_one(runner, root, image, &metadata, options))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a build thread panicked"))
-            .collect()
+    let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
+        let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
+        build_one(runner, root, image, &metadata, &options)
     });
     github::end_group();
     report(

@@ -20,7 +20,7 @@ use crate::arch::{Arch, Variant};
 use crate::cli::{AwsArgs, PromoteArgs};
 use crate::context;
 use crate::error::Usage;
-use crate::exec::{require_tools, Runner};
+use crate::exec::{concurrently, require_tools, Runner};
 use crate::plan::{render_table, REVISION_LABEL};
 use crate::skopeo::{self, Inspect};
 use crate::tags::{self, Context, Sha};
@@ -80,16 +80,20 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         stage.image(),
         prod.image()
     ));
-    for (target, profile, what) in [
+    // Both logins at once: each is mostly the aws CLI starting up.
+    let logins = [
         (&stage, &args.stage_profile, "stage"),
         (&prod, &args.prod_profile, "prod"),
-    ] {
+    ];
+    for result in concurrently(&logins, |(target, profile, what)| {
         let aws = AwsArgs {
             region: args.region.clone(),
-            profile: profile.clone(),
+            profile: (*profile).clone(),
             no_login: args.no_login,
         };
-        super::login::login(runner, target, &aws, what)?;
+        super::login::login(runner, target, &aws, what)
+    }) {
+        result?;
     }
     let promotions = gate(
         runner,
@@ -130,7 +134,8 @@ fn gate(
     let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
     let mut promotions = Vec::new();
     let mut failed = on_branch.is_err();
-    for variant in variants {
+    // Every variant's reads at once; the verdicts are taken in order.
+    let checks = concurrently(variants, |variant| {
         let prefix = format!("[{}] ", variant.name);
         let sha_tag = tags::tag(sha.short(), variant.arch, &variant.name);
         let latest_tag = tags::tag("latest", variant.arch, &variant.name);
@@ -147,6 +152,9 @@ fn gate(
             let tags = prod_tags(runner, &prefix, context, variant, prod, digest.as_deref())?;
             Ok((digest, tags))
         });
+        (sha_tag, latest_tag, result)
+    });
+    for (variant, (sha_tag, latest_tag, result)) in variants.iter().zip(checks) {
         let (digest, verdict) = match result {
             Ok((digest, tags)) => {
                 let verdict = match &digest {
@@ -225,7 +233,10 @@ fn check_stage(
             )),
         }
     };
-    let (Some(by_sha), Some(latest)) = (inspect(sha_tag)?, inspect(latest_tag)?) else {
+    let [by_sha, latest] = concurrently(&[sha_tag, latest_tag], |tag| inspect(tag))
+        .try_into()
+        .expect("two tags, two answers");
+    let (Some(by_sha), Some(latest)) = (by_sha?, latest?) else {
         return Ok(None);
     };
     if by_sha.digest != latest.digest {
@@ -263,14 +274,14 @@ fn prod_tags(
     let mut tags = tags::image_tags(context, variant)?;
     // `latest-*` comes first in the grammar; it is written last.
     tags.rotate_left(1);
+    let answers = concurrently(&tags, |tag| {
+        runner
+            .probe(prefix, &skopeo::inspect(prod, tag, variant.arch))
+            .map_err(|e| format!("{e:#}"))
+    });
     let mut out = Vec::new();
-    for tag in tags {
-        let done = match (
-            digest,
-            runner
-                .probe(prefix, &skopeo::inspect(prod, &tag, variant.arch))
-                .map_err(|e| format!("{e:#}"))?,
-        ) {
+    for (tag, answer) in tags.into_iter().zip(answers) {
+        let done = match (digest, answer?) {
             (Some(want), Some(Ok(text))) => {
                 let have = skopeo::parse_inspect(&text)
                     .map_err(|e| format!("{e:#}"))?
@@ -302,59 +313,74 @@ fn prod_tags(
     Ok(out)
 }
 
-/// Immutable tags of every variant, then the `latest` tags.
+/// Immutable tags of every variant, then the `latest` tags. Variants copy
+/// at once; within one, the first tag moves the layers and the others, which
+/// only add a manifest, follow together.
 fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
     for immutable in [true, false] {
-        for promotion in promotions {
+        let results = concurrently(promotions, |promotion| {
             let prefix = format!("[{}] ", promotion.variant.name);
             let digest = promotion.digest.as_deref().unwrap_or("<stage digest>");
+            let mut todo = Vec::new();
             for (tag, done) in &promotion.tags {
                 if tags::is_immutable(tag) != immutable {
                     continue;
                 }
                 if *done {
-                    runner.note(
-                        &prefix,
-                        &format!("{tag}: already in prod at {}, skipped", short(digest)),
-                    );
-                    continue;
+                    let note = format!("{tag}: already in prod at {}, skipped", short(digest));
+                    runner.note(&prefix, &note);
+                } else {
+                    todo.push(tag.as_str());
                 }
+            }
+            let copy_one = |tag: &&str| {
+                let step = skopeo::copy(stage, digest, prod, tag);
                 runner
-                    .run_with_retry(&prefix, &skopeo::copy(stage, digest, prod, tag), super::build::PUSH_ATTEMPTS)
+                    .run_with_retry(&prefix, &step, super::build::PUSH_ATTEMPTS)
                     .with_context(|| {
                         format!(
                             "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
                             promotion.variant.name
                         )
-                    })?;
-            }
-        }
+                    })
+            };
+            let Some((first, rest)) = todo.split_first() else {
+                return Ok(());
+            };
+            copy_one(first)?;
+            concurrently(rest, copy_one)
+                .into_iter()
+                .collect::<Result<()>>()
+        });
+        results.into_iter().collect::<Result<()>>()?;
     }
     Ok(())
 }
 
 fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
-    for promotion in promotions {
+    let checks: Vec<(&Promotion, &str)> = promotions
+        .iter()
+        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, tag.as_str())))
+        .collect();
+    let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
         let prefix = format!("[{}] ", promotion.variant.name);
-        for (tag, _) in &promotion.tags {
-            let Some(text) =
-                runner.read(&prefix, &skopeo::inspect(prod, tag, promotion.variant.arch))?
-            else {
-                continue;
-            };
-            let have = skopeo::parse_inspect(&text)?.digest;
-            let want = promotion.digest.as_deref().unwrap_or_default();
-            if have != want {
-                bail!(
-                    "verification failed: prod {tag} ({}) is {} but stage is {}",
-                    promotion.variant.name,
-                    short(&have),
-                    short(want)
-                );
-            }
+        let step = skopeo::inspect(prod, tag, promotion.variant.arch);
+        let Some(text) = runner.read(&prefix, &step)? else {
+            return Ok(());
+        };
+        let have = skopeo::parse_inspect(&text)?.digest;
+        let want = promotion.digest.as_deref().unwrap_or_default();
+        if have != want {
+            bail!(
+                "verification failed: prod {tag} ({}) is {} but stage is {}",
+                promotion.variant.name,
+                short(&have),
+                short(want)
+            );
         }
-    }
-    Ok(())
+        Ok(())
+    });
+    results.into_iter().collect()
 }
 
 fn report(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
