@@ -313,12 +313,13 @@ fn prod_tags(
     Ok(out)
 }
 
-/// Immutable tags of every variant, then the `latest` tags. Variants copy
-/// at once; within one, the first tag moves the layers and the others, which
-/// only add a manifest, follow together.
+/// Immutable tags of every variant, then the `latest` tags. Variant after
+/// variant, so a failure leaves whole variants behind it; within one, the
+/// first tag moves the layers and the others, which only add a manifest,
+/// follow together.
 fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
     for immutable in [true, false] {
-        let results = concurrently(promotions, |promotion| {
+        for promotion in promotions {
             let prefix = format!("[{}] ", promotion.variant.name);
             let digest = promotion.digest.as_deref().unwrap_or("<stage digest>");
             let mut todo = Vec::new();
@@ -344,15 +345,13 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
                         )
                     })
             };
-            let Some((first, rest)) = todo.split_first() else {
-                return Ok(());
-            };
-            copy_one(first)?;
-            concurrently(rest, copy_one)
-                .into_iter()
-                .collect::<Result<()>>()
-        });
-        results.into_iter().collect::<Result<()>>()?;
+            if let Some((first, rest)) = todo.split_first() {
+                copy_one(first)?;
+                concurrently(rest, copy_one)
+                    .into_iter()
+                    .collect::<Result<()>>()?;
+            }
+        }
     }
     Ok(())
 }
