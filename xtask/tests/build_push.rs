@@ -200,18 +200,9 @@ fn missing_tools_are_named_before_anything_runs() {
     let rig = rig();
     let fixture = Fixture::standard("tools");
     let repo = unique("tools").to_lowercase();
-    let git = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v git"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let only_git = Path::new(git.trim()).parent().unwrap().to_path_buf();
     let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("only-git"));
     std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(only_git.join("git"), bin.join("git")).unwrap();
+    std::os::unix::fs::symlink(common::git_path(), bin.join("git")).unwrap();
     let output = run(fixture
         .xtask()
         .args(["build", "--push", "--repository", &repo])

@@ -33,20 +33,8 @@ fn recording_path(name: &str) -> (String, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let git = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v git"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let git_dir = Path::new(git.trim())
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
-    (format!("{}:{git_dir}", dir.display()), log)
+    std::os::unix::fs::symlink(common::git_path(), dir.join("git")).unwrap();
+    (dir.display().to_string(), log)
 }
 
 #[test]

@@ -537,3 +537,12 @@ pub fn skopeo_copy(from: &str, to: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Where `git` is: tests that narrow `PATH` link it into their own folder.
+pub fn git_path() -> PathBuf {
+    let found = Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8(found.stdout).unwrap().trim())
+}
