@@ -168,6 +168,13 @@ fn assert_gate_ran_through(log: &ToolLog) {
     );
 }
 
+/// The gate ran, no copy was attempted, and prod has no tag of `repo`.
+fn assert_nothing_copied(log: &ToolLog, prod: &str, repo: &str) {
+    assert_gate_ran_through(log);
+    assert_eq!(copies(log), Vec::<String>::new());
+    assert_eq!(repo_tags(prod, repo), Vec::<String>::new());
+}
+
 fn exit_code(output: &Output) -> Option<i32> {
     output.status.code()
 }
@@ -273,9 +280,7 @@ fn stage_latest_of_a_later_commit_blocks_every_variant() {
     );
     assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
     // gpu passed, and still nothing of it reached prod.
-    assert_gate_ran_through(&log);
-    assert_eq!(copies(&log), Vec::<String>::new());
-    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+    assert_nothing_copied(&log, &rig.prod, &repo);
 }
 
 #[test]
@@ -319,9 +324,7 @@ fn wrong_revision_label_blocks_the_release() {
         "{gpu}"
     );
     assert!(gate_row(&stderr, "cpu").ends_with("ok"));
-    assert_gate_ran_through(&log);
-    assert_eq!(copies(&log), Vec::<String>::new());
-    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+    assert_nothing_copied(&log, &rig.prod, &repo);
 }
 
 #[test]
@@ -382,9 +385,7 @@ fn a_commit_off_the_default_branch_is_refused() {
         "{stderr}"
     );
     assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
-    assert_gate_ran_through(&log);
-    assert_eq!(copies(&log), Vec::<String>::new());
-    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+    assert_nothing_copied(&log, &rig.prod, &repo);
 }
 
 #[test]

@@ -236,8 +236,8 @@ pub fn digest(reference: &str, arch: &str) -> Option<String> {
     inspect(reference, arch).map(|v| v["Digest"].as_str().unwrap().to_string())
 }
 
-/// The raw manifest a tag points at.
-pub fn raw_manifest(reference: &str) -> Value {
+/// The raw manifest bytes a tag points at.
+pub fn raw_bytes(reference: &str) -> Vec<u8> {
     let output = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
         .arg(authfile(registry_of(reference)))
@@ -246,10 +246,15 @@ pub fn raw_manifest(reference: &str) -> Value {
         .unwrap();
     assert!(
         output.status.success(),
-        "{}",
+        "{reference}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    output.stdout
+}
+
+/// The raw manifest a tag points at.
+pub fn raw_manifest(reference: &str) -> Value {
+    serde_json::from_slice(&raw_bytes(reference)).unwrap()
 }
 
 /// Every tag of a repository; empty when it does not exist.
@@ -476,17 +481,7 @@ pub fn repo_tags(registry: &str, repository: &str) -> Vec<String> {
 /// `sha256:` of the raw manifest bytes a reference serves: the digest a
 /// client pulling by that digest would verify.
 pub fn raw_digest(reference: &str) -> String {
-    let output = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
-        .arg(authfile(registry_of(reference)))
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{reference}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let manifest = raw_bytes(reference);
     let mut child = Command::new("sha256sum")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -494,12 +489,7 @@ pub fn raw_digest(reference: &str) -> String {
         .unwrap();
     {
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&output.stdout)
-            .unwrap();
+        child.stdin.take().unwrap().write_all(&manifest).unwrap();
     }
     let sum = child.wait_with_output().unwrap();
     assert!(sum.status.success());
