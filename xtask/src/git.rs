@@ -15,6 +15,18 @@ fn git(args: &[&str]) -> Step {
     Step::new(TOOL.program, args.iter().copied())
 }
 
+/// Clone `source`'s `main` into `dest`.
+pub fn clone_main(source: &str, dest: &str) -> Step {
+    git(&["clone", "--quiet", "--branch", "main", source, dest])
+}
+
+/// A git command run in `dir`.
+pub fn in_repo(dir: &str, args: &[&str]) -> Step {
+    let mut all = vec!["-C", dir];
+    all.extend(args);
+    git(&all)
+}
+
 /// `HEAD` and whether the work tree has uncommitted changes. Read silently:
 /// this decides the tags, it is not a pipeline step.
 pub fn head(runner: &Runner) -> Result<(Sha, bool)> {

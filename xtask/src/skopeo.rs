@@ -59,6 +59,14 @@ pub fn inspect(target: &Target, tag: &str, arch: Arch) -> Step {
     Step::new(TOOL.program, args)
 }
 
+/// Every tag of `target`'s repository, as JSON (`{"Tags": [...]}`).
+pub fn list_tags(target: &Target) -> Step {
+    let mut args: Vec<String> = vec!["list-tags".into()];
+    args.extend(tls_flag("tls-verify", target));
+    args.push(format!("docker://{}", target.image()));
+    Step::new(TOOL.program, args)
+}
+
 /// Copy the manifest `digest` from `from` to `to:tag`, byte for byte: `--all`
 /// keeps a multi-platform index whole (without it `--preserve-digests` would
 /// copy only the host's platform), `--preserve-digests` refuses any change.

@@ -21,8 +21,8 @@ use crate::arch::Arch;
 use crate::cli::RehearseArgs;
 use crate::exec::{Runner, Step};
 use crate::plan::render_table;
-use crate::skopeo;
 use crate::target::Target;
+use crate::{git, skopeo};
 
 /// Stand-ins for the Dockerfiles' base images, made by `rig/bases` from
 /// Debian packages: no base image can be pulled inside the rig. The build
@@ -181,11 +181,7 @@ struct Commits {
 /// and merge it into `main`, as a pull request would be.
 fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Result<Commits> {
     let clone = work.display().to_string();
-    let git = |args: &[&str]| {
-        let mut all = vec!["-C", clone.as_str()];
-        all.extend(args);
-        Step::new("git", all)
-    };
+    let git = |args: &[&str]| git::in_repo(&clone, args);
     let source = root.display().to_string();
     if !runner.dry_run {
         if work.exists() {
@@ -193,13 +189,7 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
         }
         std::fs::create_dir_all(work.parent().unwrap_or(work))?;
     }
-    runner.run(
-        "[git] ",
-        &Step::new(
-            "git",
-            ["clone", "--quiet", "--branch", "main", &source, &clone],
-        ),
-    )?;
+    runner.run("[git] ", &git::clone_main(&source, &clone))?;
     // The clone's `origin` is the real repository, whose main has not seen
     // the rehearsal's merge: promotion checks the local main instead.
     for step in [
@@ -523,17 +513,7 @@ fn closing_table(runner: &Runner, work: &Path, repository: &str) -> Result<()> {
             registry: registry.into(),
             repository: repository.into(),
         };
-        let list = in_rig(
-            &[],
-            Step::new(
-                "skopeo",
-                [
-                    "list-tags",
-                    "--tls-verify=false",
-                    &format!("docker://{}", target.image()),
-                ],
-            ),
-        );
+        let list = in_rig(&[], skopeo::list_tags(&target));
         let Some(text) = runner.read("", &list)? else {
             continue;
         };
