@@ -67,7 +67,7 @@ fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
     command
 }
 
-/// The prod tags a release of `sha` must end with, sorted as `repo_tags` sorts.
+/// The prod tags a release of `sha` must end with, sorted as `tags` sorts.
 fn release_tags(sha: &str, variants: &[(&str, &str)]) -> Vec<String> {
     let mut tags: Vec<String> = variants
         .iter()
@@ -94,7 +94,7 @@ fn stage_digest(rig: &Rig, repo: &str, sha: &str, variant: &str, arch: &str) -> 
 
 /// Every tag of `repo` in `registry` with the digest of its manifest bytes.
 fn digests(registry: &str, repo: &str) -> BTreeMap<String, String> {
-    repo_tags(registry, repo)
+    tags(registry, repo)
         .into_iter()
         .map(|tag| {
             let digest = raw_digest(&format!("{registry}/{repo}:{tag}"));
@@ -107,7 +107,7 @@ fn digests(registry: &str, repo: &str) -> BTreeMap<String, String> {
 /// stage's digest, each image labelled with `sha` and of its architecture.
 fn assert_released(rig: &Rig, registry: &str, repo: &str, sha: &str) {
     assert_eq!(
-        repo_tags(registry, repo),
+        tags(registry, repo),
         release_tags(sha, &VARIANTS),
         "prod tags of {repo}"
     );
@@ -172,7 +172,7 @@ fn assert_gate_ran_through(log: &ToolLog) {
 fn assert_nothing_copied(log: &ToolLog, prod: &str, repo: &str) {
     assert_gate_ran_through(log);
     assert_eq!(copies(log), Vec::<String>::new());
-    assert_eq!(repo_tags(prod, repo), Vec::<String>::new());
+    assert_eq!(tags(prod, repo), Vec::<String>::new());
 }
 
 fn exit_code(output: &Output) -> Option<i32> {
@@ -335,7 +335,7 @@ fn a_variant_missing_from_stage_blocks_every_variant() {
     let repo = unique("promote-missing");
     stage(&fixture, &sha, &repo, &["--variant", "gpu"]);
     assert_eq!(
-        repo_tags(&rig.stage, &repo),
+        tags(&rig.stage, &repo),
         vec![
             format!("{}-amd64-gpu", sha8(&sha)),
             "latest-amd64-gpu".to_string()
@@ -356,7 +356,7 @@ fn a_variant_missing_from_stage_blocks_every_variant() {
     assert_gate_ran_through(&log);
     assert_eq!(copies(&log), Vec::<String>::new());
     assert_eq!(
-        repo_tags(&rig.prod, &repo),
+        tags(&rig.prod, &repo),
         Vec::<String>::new(),
         "gpu went to prod without cpu"
     );
@@ -498,7 +498,7 @@ fn a_release_tag_that_is_not_an_image_tag_is_bad_input() {
         "{stderr}"
     );
     assert_eq!(log.calls(), Vec::<String>::new(), "an external command ran");
-    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+    assert_eq!(tags(&rig.prod, &repo), Vec::<String>::new());
 }
 
 #[test]
@@ -661,7 +661,7 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
     );
     // Nothing ran that talks to a registry or logs in, and prod is untouched.
     assert_eq!(log.calls(), Vec::<String>::new(), "a dry run ran commands");
-    assert_eq!(repo_tags(&rig.prod, &repo), Vec::<String>::new());
+    assert_eq!(tags(&rig.prod, &repo), Vec::<String>::new());
 }
 
 #[test]
@@ -702,7 +702,7 @@ fn an_immutable_prod_tag_that_cannot_be_read_is_never_overwritten() {
         "an immutable prod tag was overwritten"
     );
     assert_eq!(
-        repo_tags(&rig.prod, &repo),
+        tags(&rig.prod, &repo),
         vec![format!("{}-amd64-gpu", sha8(&sha))]
     );
 }

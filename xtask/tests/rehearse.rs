@@ -16,17 +16,11 @@ fn rehearsals_run_the_pipeline_with_and_without_workflows_and_a_broken_release_f
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
 
     let repository = unique("rehearsal");
-    let full = run(common::xtask(root).args(["rehearse", "--keep", "--repository", &repository]));
+    let full = rehearse(root, &repository, &[]);
     assert_full_rehearsal(&rig, &full, &repository);
 
     let workflows_repository = unique("rehearsal-workflows");
-    let workflows = run(common::xtask(root).args([
-        "rehearse",
-        "--workflows",
-        "--keep",
-        "--repository",
-        &workflows_repository,
-    ]));
+    let workflows = rehearse(root, &workflows_repository, &["--workflows"]);
     assert_full_rehearsal(&rig, &workflows, &workflows_repository);
     let err = stderr(&workflows);
     for workflow in ["dev", "stage", "prod"] {
@@ -38,13 +32,7 @@ fn rehearsals_run_the_pipeline_with_and_without_workflows_and_a_broken_release_f
     assert!(err.contains("🏁  Job succeeded"), "no act job ran:\n{err}");
 
     let broken_repository = unique("rehearsal-broken");
-    let broken = run(common::xtask(root).args([
-        "rehearse",
-        "--keep",
-        "--broken-release",
-        "--repository",
-        &broken_repository,
-    ]));
+    let broken = rehearse(root, &broken_repository, &["--broken-release"]);
     assert_eq!(broken.status.code(), Some(1));
     let err = stderr(&broken);
     assert!(err.contains("==> stage release FAILED"), "{err}");
@@ -97,4 +85,11 @@ fn assert_full_rehearsal(rig: &Rig, output: &Output, repository: &str) {
             "{stage} not announced as held"
         );
     }
+}
+
+/// `cargo xtask rehearse --keep --repository REPO EXTRA...`.
+fn rehearse(root: &Path, repository: &str, extra: &[&str]) -> std::process::Output {
+    run(common::xtask(root)
+        .args(["rehearse", "--keep", "--repository", repository])
+        .args(extra))
 }

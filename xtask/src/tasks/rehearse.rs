@@ -182,6 +182,7 @@ struct Commits {
 fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Result<Commits> {
     let clone = work.display().to_string();
     let git = |args: &[&str]| git::in_repo(&clone, args);
+    let run_git = |steps: &[Step]| steps.iter().try_for_each(|step| runner.run("[git] ", step));
     let source = root.display().to_string();
     if !runner.dry_run {
         if work.exists() {
@@ -192,14 +193,12 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
     runner.run("[git] ", &git::clone_main(&source, &clone))?;
     // The clone's `origin` is the real repository, whose main has not seen
     // the rehearsal's merge: promotion checks the local main instead.
-    for step in [
+    run_git(&[
         git(&["remote", "remove", "origin"]),
         git(&["config", "user.email", "rehearsal@localhost"]),
         git(&["config", "user.name", "rehearsal"]),
         git(&["checkout", "--quiet", "-b", "rehearsal-pr"]),
-    ] {
-        runner.run("[git] ", &step)?;
-    }
+    ])?;
     if !runner.dry_run {
         copy_working_tree(runner, root, work)?;
     }
@@ -208,7 +207,7 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
             .read("[git] ", &git(&["rev-parse", "HEAD"]))?
             .map_or("<sha>".into(), |s| s.trim().to_string()))
     };
-    for step in [
+    run_git(&[
         git(&["add", "-A"]),
         git(&[
             "commit",
@@ -217,11 +216,9 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
             "-m",
             "rehearsal: the working tree as a pull request",
         ]),
-    ] {
-        runner.run("[git] ", &step)?;
-    }
+    ])?;
     let pr_head = head(runner)?;
-    for step in [
+    run_git(&[
         git(&["checkout", "--quiet", "main"]),
         git(&[
             "merge",
@@ -231,12 +228,10 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
             "rehearsal: merge the pull request",
             "rehearsal-pr",
         ]),
-    ] {
-        runner.run("[git] ", &step)?;
-    }
+    ])?;
     let merged = head(runner)?;
     let release = if broken {
-        for step in [
+        run_git(&[
             git(&["checkout", "--quiet", "-b", "rehearsal-unmerged"]),
             git(&[
                 "commit",
@@ -245,9 +240,7 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
                 "-m",
                 "rehearsal: a commit that never reached main",
             ]),
-        ] {
-            runner.run("[git] ", &step)?;
-        }
+        ])?;
         let unmerged = head(runner)?;
         runner.run("[git] ", &git(&["checkout", "--quiet", "main"]))?;
         unmerged

@@ -257,28 +257,6 @@ pub fn raw_manifest(reference: &str) -> Value {
     serde_json::from_slice(&raw_bytes(reference)).unwrap()
 }
 
-/// Every tag of a repository; empty when it does not exist.
-pub fn tags(registry: &str, repository: &str) -> Vec<String> {
-    let output = Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false", "--authfile"])
-        .arg(authfile(registry))
-        .arg(format!("docker://{registry}/{repository}"))
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        return Vec::new();
-    }
-    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let mut tags: Vec<String> = value["Tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
-    tags.sort();
-    tags
-}
-
 /// The DIGEST column of xtask's closing table, by variant.
 pub fn reported_digest(stdout: &str, variant: &str) -> String {
     stdout
@@ -452,7 +430,7 @@ pub fn write_executable(path: &Path, content: &str) {
 /// Every tag of a repository, strictly: empty only when the registry answers
 /// that the repository does not exist (404); any other failure (registry
 /// down, login refused) panics, so "no tags" is never a false negative.
-pub fn repo_tags(registry: &str, repository: &str) -> Vec<String> {
+pub fn tags(registry: &str, repository: &str) -> Vec<String> {
     let output = Command::new("skopeo")
         .args(["list-tags", "--tls-verify=false", "--authfile"])
         .arg(authfile(registry))
