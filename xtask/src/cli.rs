@@ -44,7 +44,7 @@ pub enum Command {
     Login(LoginArgs),
     /// Copy a release's images from stage to prod, verified and all-or-nothing
     Promote(PromoteArgs),
-    /// Remove this repository's local images
+    /// Remove this repository's local images and build cache (not other projects')
     Clean(CleanArgs),
     /// Play the whole pipeline, dev to stage to prod, on the local rig
     Rehearse(RehearseArgs),

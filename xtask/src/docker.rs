@@ -242,6 +242,31 @@ pub fn remove_images(ids: &[String]) -> Step {
     docker(args)
 }
 
+/// Every record of the engine's build cache, as JSON (the engine's own
+/// listing: `docker buildx du` of this buildx has no machine-readable form).
+pub fn build_cache_records() -> Step {
+    docker([
+        "system",
+        "df",
+        "--verbose",
+        "--format",
+        "{{json .BuildCache}}",
+    ])
+}
+
+/// Remove exactly these build-cache records: the engine matches the `id`
+/// filter as a regular expression, anchored here to whole IDs.
+pub fn prune_build_cache(ids: &[String]) -> Step {
+    docker([
+        "builder".to_string(),
+        "prune".into(),
+        "--force".into(),
+        "--all".into(),
+        "--filter".into(),
+        format!("id=^({})$", ids.join("|")),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

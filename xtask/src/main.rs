@@ -5,6 +5,7 @@
 
 mod arch;
 mod aws;
+mod build_cache;
 mod cli;
 mod context;
 mod docker;

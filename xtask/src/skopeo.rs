@@ -53,6 +53,9 @@ pub fn inspect(target: &Target, tag: &str, arch: Arch) -> Step {
         "--override-arch".into(),
         arch.as_str().into(),
         "inspect".into(),
+        // No tag listing: ECR repositories hold thousands of tags, and the
+        // list (paged) would cost more than the inspection itself.
+        "--no-tags".into(),
     ];
     args.extend(tls_flag("tls-verify", target));
     args.push(format!("docker://{}", target.reference(tag)));
@@ -109,7 +112,7 @@ mod tests {
     fn inspect_picks_the_variant_architecture() {
         assert_eq!(
             inspect(&target("localhost:5002"), "latest-arm64-cpu", Arch::Arm64).to_string(),
-            "skopeo --override-os linux --override-arch arm64 inspect --tls-verify=false docker://localhost:5002/app:latest-arm64-cpu"
+            "skopeo --override-os linux --override-arch arm64 inspect --no-tags --tls-verify=false docker://localhost:5002/app:latest-arm64-cpu"
         );
         let parsed = parse_inspect(r#"{"Digest": "sha256:1", "Labels": {"a": "b"}, "Architecture": "arm64", "Os": "linux"}"#).unwrap();
         assert_eq!(parsed.digest, "sha256:1");

@@ -354,3 +354,159 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
         );
     }
 }
+
+/// The engine's build-cache records, as `(id, parent, description)`.
+fn cache_records() -> Vec<(String, String, String)> {
+    let output = Command::new("docker")
+        .args([
+            "system",
+            "df",
+            "--verbose",
+            "--format",
+            "{{json .BuildCache}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).unwrap_or_default();
+    records
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (field("ID"), field("Parent"), field("Description"))
+        })
+        .collect()
+}
+
+/// The one exec record whose command ends with `command`, and its parent.
+fn exec_record(records: &[(String, String, String)], command: &str) -> (String, String) {
+    let found: Vec<_> = records
+        .iter()
+        .filter(|(_, _, d)| d.starts_with("mount / from exec") && d.ends_with(command))
+        .collect();
+    assert_eq!(found.len(), 1, "records for `{command}`: {found:?}");
+    (found[0].0.clone(), found[0].1.clone())
+}
+
+/// `clean` takes this repository's images and the build cache its
+/// Dockerfiles made, and leaves another project's cache alone: the shared
+/// base and a RUN both projects have, the other project's own records, and
+/// a record whose command reads like ours but is built on another chain.
+#[test]
+fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
+    let rig = rig();
+    let token = unique("cache").to_lowercase();
+    let generic = format!("echo generic-{token} > /generic");
+    let our_run = format!("cat /payload > /ours-{token}");
+    let fixture = Fixture::new("clean-cache", r#"{"gpu": "linux/amd64"}"#, &[]);
+    std::fs::write(
+        fixture.root.join("Dockerfile-gpu"),
+        format!(
+            "FROM rig/debian:bookworm AS build\nRUN {generic}\nCOPY payload /payload\nRUN {our_run}\n\n\
+             FROM rig/debian:bookworm\nCOPY --from=build /ours-{token} /out\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(fixture.root.join("payload"), unique("ours")).unwrap();
+    fixture.commit("a Dockerfile with RUN steps");
+    let repo = unique("clean-cache").to_lowercase();
+    let build = run(fixture
+        .xtask()
+        .args(["build", "--repository", &repo, "--network", "none"]));
+    assert!(build.status.success());
+
+    // Another project: the same base and generic RUN, then its own files;
+    // and a look-alike of our RUN straight on its own COPY.
+    let theirs = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("clean-theirs"));
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("payload"), unique("theirs")).unwrap();
+    let their_run = format!("cat /payload > /theirs-{token}");
+    std::fs::write(
+        theirs.join("Dockerfile"),
+        format!(
+            "FROM rig/debian:bookworm AS a\nRUN {generic}\nCOPY payload /payload\nRUN {their_run}\n\n\
+             FROM rig/debian:bookworm\nCOPY payload /payload\nRUN {our_run}\nCOPY --from=a /generic /g\n"
+        ),
+    )
+    .unwrap();
+    let their_image = format!("{repo}-theirs:latest");
+    let status = Command::new("docker")
+        .args([
+            "buildx",
+            "build",
+            "--network",
+            "none",
+            "--load",
+            "--tag",
+            &their_image,
+        ])
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the other project's build failed");
+
+    let before = cache_records();
+    let (ours_id, our_copy) = exec_record(&before, &format!("-c {our_run}"));
+    let generic_ids: Vec<String> = before
+        .iter()
+        .filter(|(_, _, d)| d.ends_with(&generic))
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert_eq!(
+        generic_ids.len(),
+        1,
+        "both projects share one generic RUN record"
+    );
+    let (theirs_id, _) = exec_record(&before, &their_run);
+    // Ours and the look-alike have the same description, on two chains.
+    let lookalikes: Vec<String> = before
+        .iter()
+        .filter(|(id, _, d)| d.ends_with(&our_run) && *id != ours_id)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert_eq!(lookalikes.len(), 1, "{before:?}");
+
+    let clean = run(fixture.xtask().args(["clean", "--repository", &repo]));
+    assert!(clean.status.success());
+    assert!(
+        stderr(&clean).contains("build-cache records of this repository's Dockerfiles"),
+        "{}",
+        stderr(&clean)
+    );
+
+    let after: Vec<String> = cache_records().into_iter().map(|(id, _, _)| id).collect();
+    for (what, id) in [("our RUN", &ours_id), ("our COPY under it", &our_copy)] {
+        assert!(!after.contains(id), "clean left {what} ({id})");
+    }
+    for (what, id) in [
+        ("the shared generic RUN", &generic_ids[0]),
+        ("their RUN", &theirs_id),
+        ("their look-alike of our RUN", &lookalikes[0]),
+    ] {
+        assert!(after.contains(id), "clean removed {what} ({id})");
+    }
+    let left = Command::new("docker")
+        .args(["image", "ls", "-q", &format!("{}/{repo}", rig.dev)])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "clean left our images"
+    );
+    let their = Command::new("docker")
+        .args(["image", "inspect", &their_image])
+        .output()
+        .unwrap();
+    assert!(
+        their.status.success(),
+        "clean removed the other project's image"
+    );
+    let _ = Command::new("docker")
+        .args(["image", "rm", &their_image])
+        .output();
+}

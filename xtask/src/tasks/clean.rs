@@ -1,15 +1,33 @@
-//! `clean`: remove this repository's local images, and nothing else.
+//! `clean`: remove this repository's local images and its build cache, and
+//! nothing else.
 
-use anyhow::Result;
+use std::path::Path;
 
+use anyhow::{Context as _, Result};
+
+use crate::build_cache;
 use crate::cli::CleanArgs;
 use crate::docker;
 use crate::exec::{require_tools, Runner};
 
-pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
+pub fn run(args: CleanArgs, runner: &Runner, root: &Path) -> Result<()> {
+    // Read before anything is removed: a Dockerfile that cannot be read
+    // stops the run with nothing changed.
+    let mut stages = Vec::new();
+    for variant in &super::architectures(root)?.variants {
+        let path = root.join(variant.dockerfile());
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        stages.extend(build_cache::stages(&text));
+    }
     if !runner.dry_run {
         require_tools(&[docker::TOOL])?;
     }
+    remove_images(&args, runner)?;
+    prune_cache(runner, &stages)
+}
+
+fn remove_images(args: &CleanArgs, runner: &Runner) -> Result<()> {
     // Both names a build may have used: in the registry, and local-only.
     let mut names = vec![super::image_name(&args.target, false)?];
     let bare = crate::target::repository_name(
@@ -43,9 +61,34 @@ pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
         }
         runner.run("", &docker::remove_images(&ids))?;
     }
-    // BuildKit's cache is shared by every project on the engine and cannot be
-    // filtered by repository; removing the images frees their layers, and the
-    // rest is left alone rather than pruning other projects' cache.
-    runner.note("", "BuildKit's cache is shared with other projects and was left alone; `docker buildx prune` clears all of it");
+    Ok(())
+}
+
+/// The engine's build cache is every project's: only the records built from
+/// this repository's Dockerfiles and files go (see `build_cache`).
+fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> {
+    let Some(json) = runner.read("", &docker::build_cache_records())? else {
+        runner.note(
+            "",
+            "(dry run) would remove the build-cache records listed above that this repository's Dockerfiles made",
+        );
+        return Ok(());
+    };
+    let records = build_cache::parse_records(&json)?;
+    let ours = build_cache::ours(&records, stages);
+    if ours.is_empty() {
+        runner.note("", "no build cache of this repository's Dockerfiles");
+        return Ok(());
+    }
+    let ids: Vec<String> = ours.into_iter().collect();
+    runner.run("", &docker::prune_build_cache(&ids))?;
+    runner.note(
+        "",
+        &format!(
+            "removed {} build-cache records of this repository's Dockerfiles; {} records of other builds left alone",
+            ids.len(),
+            records.len() - ids.len()
+        ),
+    );
     Ok(())
 }

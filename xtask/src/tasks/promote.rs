@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::arch::{Arch, Variant};
+use crate::arch::Variant;
 use crate::cli::{AwsArgs, PromoteArgs};
 use crate::context;
 use crate::error::Usage;
@@ -134,22 +134,29 @@ fn gate(
     let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
     let mut promotions = Vec::new();
     let mut failed = on_branch.is_err();
-    // Every variant's reads at once; the verdicts are taken in order.
+    // Every read of every variant, stage and prod, in one round at once; the
+    // verdicts are taken afterwards, in order.
     let checks = concurrently(variants, |variant| {
         let prefix = format!("[{}] ", variant.name);
         let sha_tag = tags::tag(sha.short(), variant.arch, &variant.name);
         let latest_tag = tags::tag("latest", variant.arch, &variant.name);
-        let result = check_stage(
-            runner,
-            &prefix,
-            stage,
-            variant.arch,
-            &sha_tag,
-            &latest_tag,
-            sha,
-        )
-        .and_then(|digest| {
-            let tags = prod_tags(runner, &prefix, context, variant, prod, digest.as_deref())?;
+        let result = tags::image_tags(context, variant).and_then(|mut prod_tags| {
+            // `latest-*` comes first in the grammar; it is written last.
+            prod_tags.rotate_left(1);
+            let reads: Vec<(&Target, &str)> = [(stage, sha_tag.as_str()), (stage, &latest_tag)]
+                .into_iter()
+                .chain(prod_tags.iter().map(|tag| (prod, tag.as_str())))
+                .collect();
+            let mut answers = concurrently(&reads, |(target, tag)| {
+                runner
+                    .probe(&prefix, &skopeo::inspect(target, tag, variant.arch))
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .into_iter();
+            let mut next = || answers.next().expect("one answer per read");
+            let digest = check_stage(next(), next(), &sha_tag, &latest_tag, sha)?;
+            let prod_answers: Vec<_> = answers.collect();
+            let tags = judge_prod(prod_tags, prod_answers, digest.as_deref())?;
             Ok((digest, tags))
         });
         (sha_tag, latest_tag, result)
@@ -204,27 +211,27 @@ fn gate(
     Ok(promotions)
 }
 
-/// Stage's digest for the release: both tags present, equal, and labelled
-/// with the release commit. `Ok(None)` in a dry run.
+/// One tag read with `skopeo inspect`: `Ok(None)` in a dry run,
+/// `Ok(Some(Err(stderr)))` when skopeo failed.
+type Answer = Result<Option<Result<String, String>>, String>;
+
+/// Stage's digest for the release from the reads of its two tags: both
+/// present, equal, and labelled with the release commit. `Ok(None)` in a
+/// dry run.
 fn check_stage(
-    runner: &Runner,
-    prefix: &str,
-    stage: &Target,
-    arch: Arch,
+    by_sha: Answer,
+    latest: Answer,
     sha_tag: &str,
     latest_tag: &str,
     sha: &Sha,
 ) -> Result<Option<String>, String> {
-    let inspect = |tag: &str| -> Result<Option<Inspect>, String> {
-        match runner
-            .probe(prefix, &skopeo::inspect(stage, tag, arch))
-            .map_err(|e| format!("{e:#}"))?
-        {
+    let parse = |answer: Answer, tag: &str| -> Result<Option<Inspect>, String> {
+        match answer? {
             None => Ok(None),
             Some(Ok(text)) => skopeo::parse_inspect(&text)
                 .map(Some)
                 .map_err(|e| format!("{e:#}")),
-            Some(Err(stderr)) if stderr.contains("manifest unknown") => {
+            Some(Err(stderr)) if skopeo::is_not_found(&stderr) => {
                 Err(format!("{tag} not found in stage"))
             }
             Some(Err(stderr)) => Err(format!(
@@ -233,9 +240,7 @@ fn check_stage(
             )),
         }
     };
-    let [by_sha, latest] = concurrently(&[sha_tag, latest_tag], |tag| inspect(tag))
-        .try_into()
-        .expect("two tags, two answers");
+    let (by_sha, latest) = (parse(by_sha, sha_tag), parse(latest, latest_tag));
     let (Some(by_sha), Some(latest)) = (by_sha?, latest?) else {
         return Ok(None);
     };
@@ -262,23 +267,13 @@ fn check_stage(
 }
 
 /// The prod tags in write order, each marked done when prod already has it
-/// at `digest`. An immutable tag at another digest stops the promotion.
-fn prod_tags(
-    runner: &Runner,
-    prefix: &str,
-    context: &Context,
-    variant: &Variant,
-    prod: &Target,
+/// at `digest`, from the reads of each. An immutable tag at another digest
+/// stops the promotion.
+fn judge_prod(
+    tags: Vec<String>,
+    answers: Vec<Answer>,
     digest: Option<&str>,
 ) -> Result<Vec<(String, bool)>, String> {
-    let mut tags = tags::image_tags(context, variant)?;
-    // `latest-*` comes first in the grammar; it is written last.
-    tags.rotate_left(1);
-    let answers = concurrently(&tags, |tag| {
-        runner
-            .probe(prefix, &skopeo::inspect(prod, tag, variant.arch))
-            .map_err(|e| format!("{e:#}"))
-    });
     let mut out = Vec::new();
     for (tag, answer) in tags.into_iter().zip(answers) {
         let done = match (digest, answer?) {
@@ -313,47 +308,57 @@ fn prod_tags(
     Ok(out)
 }
 
-/// Immutable tags of every variant, then the `latest` tags. Variant after
-/// variant, so a failure leaves whole variants behind it; within one, the
-/// first tag moves the layers and the others, which only add a manifest,
-/// follow together.
+/// Immutable tags of every variant, then the `latest` tags. The immutable
+/// tags go variant after variant, so a failure leaves whole variants behind
+/// it; within one, the first tag moves the layers and the others, which only
+/// add a manifest, follow together. The `latest` tags, manifests only, all
+/// go together once every variant is in place.
 fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
-    for immutable in [true, false] {
-        for promotion in promotions {
-            let prefix = format!("[{}] ", promotion.variant.name);
-            let digest = promotion.digest.as_deref().unwrap_or("<stage digest>");
-            let mut todo = Vec::new();
-            for (tag, done) in &promotion.tags {
-                if tags::is_immutable(tag) != immutable {
-                    continue;
-                }
-                if *done {
-                    let note = format!("{tag}: already in prod at {}, skipped", short(digest));
-                    runner.note(&prefix, &note);
-                } else {
-                    todo.push(tag.as_str());
-                }
+    let todo = |promotion: &Promotion, immutable: bool| -> Vec<String> {
+        let prefix = format!("[{}] ", promotion.variant.name);
+        let mut todo = Vec::new();
+        for (tag, done) in &promotion.tags {
+            if tags::is_immutable(tag) != immutable {
+                continue;
             }
-            let copy_one = |tag: &&str| {
-                let step = skopeo::copy(stage, digest, prod, tag);
-                runner
-                    .run_with_retry(&prefix, &step, super::build::PUSH_ATTEMPTS)
-                    .with_context(|| {
-                        format!(
-                            "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
-                            promotion.variant.name
-                        )
-                    })
-            };
-            if let Some((first, rest)) = todo.split_first() {
-                copy_one(first)?;
-                concurrently(rest, copy_one)
-                    .into_iter()
-                    .collect::<Result<()>>()?;
+            if *done {
+                let digest = promotion.digest.as_deref().unwrap_or_default();
+                let note = format!("{tag}: already in prod at {}, skipped", short(digest));
+                runner.note(&prefix, &note);
+            } else {
+                todo.push(tag.clone());
             }
         }
+        todo
+    };
+    let copy_one = |promotion: &Promotion, tag: &str| {
+        let prefix = format!("[{}] ", promotion.variant.name);
+        let digest = promotion.digest.as_deref().unwrap_or("<stage digest>");
+        let step = skopeo::copy(stage, digest, prod, tag);
+        runner
+            .run_with_retry(&prefix, &step, super::build::PUSH_ATTEMPTS)
+            .with_context(|| {
+                format!(
+                    "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
+                    promotion.variant.name
+                )
+            })
+    };
+    for promotion in promotions {
+        if let Some((first, rest)) = todo(promotion, true).split_first() {
+            copy_one(promotion, first)?;
+            concurrently(rest, |tag| copy_one(promotion, tag))
+                .into_iter()
+                .collect::<Result<()>>()?;
+        }
     }
-    Ok(())
+    let latest: Vec<(&Promotion, String)> = promotions
+        .iter()
+        .flat_map(|p| todo(p, false).into_iter().map(move |tag| (p, tag)))
+        .collect();
+    concurrently(&latest, |(promotion, tag)| copy_one(promotion, tag))
+        .into_iter()
+        .collect()
 }
 
 fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
