@@ -42,7 +42,13 @@ pub fn parse_records(json: &str) -> Result<Vec<Record>> {
     if json.is_empty() || json == "null" {
         return Ok(Vec::new());
     }
-    serde_json::from_str(json).context("`docker system df` did not list the build cache as JSON")
+    let mut records: Vec<Record> = serde_json::from_str(json)
+        .context("`docker system df` did not list the build cache as JSON")?;
+    // The CLI marks a record in use with a `*` after its ID.
+    for record in &mut records {
+        record.id.truncate(record.id.trim_end_matches('*').len());
+    }
+    Ok(records)
 }
 
 const EXEC: &str = "mount / from exec ";
@@ -377,7 +383,7 @@ RUN echo runtime
 
     #[test]
     fn records_parse_from_docker_system_df() {
-        let json = r#"[{"CacheType":"regular","Description":"fileop target","ID":"abc","InUse":"false","Parent":"def","Shared":"true","Size":"392kB"}]"#;
+        let json = r#"[{"CacheType":"regular","Description":"fileop target","ID":"abc*","InUse":"true","Parent":"def","Shared":"true","Size":"392kB"}]"#;
         assert_eq!(
             parse_records(json).unwrap(),
             vec![Record {

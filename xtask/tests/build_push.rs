@@ -357,16 +357,29 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
 
 /// The engine's build-cache records, as `(id, parent, description)`.
 fn cache_records() -> Vec<(String, String, String)> {
-    let output = Command::new("docker")
-        .args([
-            "system",
-            "df",
-            "--verbose",
-            "--format",
-            "{{json .BuildCache}}",
-        ])
-        .output()
-        .unwrap();
+    let list = || {
+        Command::new("docker")
+            .args([
+                "system",
+                "df",
+                "--verbose",
+                "--format",
+                "{{json .BuildCache}}",
+            ])
+            .output()
+            .unwrap()
+    };
+    let mut output = list();
+    // The engine lists for one client at a time (another test's clean).
+    for _ in 0..40 {
+        if !String::from_utf8_lossy(&output.stderr)
+            .contains("disk usage operation is already running")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        output = list();
+    }
     assert!(
         output.status.success(),
         "{}",
@@ -377,20 +390,16 @@ fn cache_records() -> Vec<(String, String, String)> {
     records
         .iter()
         .map(|r| {
-            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            // The CLI marks a record in use with a `*` after its ID.
+            let field = |k: &str| {
+                r[k].as_str()
+                    .unwrap_or_default()
+                    .trim_end_matches('*')
+                    .to_string()
+            };
             (field("ID"), field("Parent"), field("Description"))
         })
         .collect()
-}
-
-/// The one exec record whose command ends with `command`, and its parent.
-fn exec_record(records: &[(String, String, String)], command: &str) -> (String, String) {
-    let found: Vec<_> = records
-        .iter()
-        .filter(|(_, _, d)| d.starts_with("mount / from exec") && d.ends_with(command))
-        .collect();
-    assert_eq!(found.len(), 1, "records for `{command}`: {found:?}");
-    (found[0].0.clone(), found[0].1.clone())
 }
 
 /// `clean` takes this repository's images and the build cache its
@@ -451,25 +460,33 @@ fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
     assert!(status.success(), "the other project's build failed");
 
     let before = cache_records();
-    let (ours_id, our_copy) = exec_record(&before, &format!("-c {our_run}"));
-    let generic_ids: Vec<String> = before
-        .iter()
-        .filter(|(_, _, d)| d.ends_with(&generic))
-        .map(|(id, _, _)| id.clone())
-        .collect();
-    assert_eq!(
-        generic_ids.len(),
-        1,
-        "both projects share one generic RUN record"
-    );
-    let (theirs_id, _) = exec_record(&before, &their_run);
-    // Ours and the look-alike have the same description, on two chains.
-    let lookalikes: Vec<String> = before
-        .iter()
-        .filter(|(id, _, d)| d.ends_with(&our_run) && *id != ours_id)
-        .map(|(id, _, _)| id.clone())
-        .collect();
-    assert_eq!(lookalikes.len(), 1, "{before:?}");
+    let parent = |id: &str| -> String {
+        let record = before.iter().find(|(i, _, _)| i == id);
+        record.map(|(_, p, _)| p.clone()).unwrap_or_default()
+    };
+    let runs = |command: &str| -> Vec<String> {
+        let suffix = format!("from exec /bin/sh -c {command}");
+        before
+            .iter()
+            .filter(|(_, _, d)| d.ends_with(&suffix))
+            .map(|(id, _, _)| id.clone())
+            .collect()
+    };
+    let [generic_id] = &runs(&generic)[..] else {
+        panic!("both projects share one generic RUN record: {before:?}")
+    };
+    let [theirs_id] = &runs(&their_run)[..] else {
+        panic!("one record for their RUN: {before:?}")
+    };
+    // Ours and the look-alike read the same; ours is built, through our
+    // COPY, on the generic RUN.
+    let (ours, lookalikes): (Vec<String>, Vec<String>) = runs(&our_run)
+        .into_iter()
+        .partition(|id| parent(&parent(id)) == *generic_id);
+    let ([ours_id], [lookalike_id]) = (&ours[..], &lookalikes[..]) else {
+        panic!("our RUN and its look-alike: {ours:?} {lookalikes:?}")
+    };
+    let our_copy = parent(ours_id);
 
     let clean = run(fixture.xtask().args(["clean", "--repository", &repo]));
     assert!(clean.status.success());
@@ -480,13 +497,13 @@ fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
     );
 
     let after: Vec<String> = cache_records().into_iter().map(|(id, _, _)| id).collect();
-    for (what, id) in [("our RUN", &ours_id), ("our COPY under it", &our_copy)] {
+    for (what, id) in [("our RUN", ours_id), ("our COPY under it", &our_copy)] {
         assert!(!after.contains(id), "clean left {what} ({id})");
     }
     for (what, id) in [
-        ("the shared generic RUN", &generic_ids[0]),
-        ("their RUN", &theirs_id),
-        ("their look-alike of our RUN", &lookalikes[0]),
+        ("the shared generic RUN", generic_id),
+        ("their RUN", theirs_id),
+        ("their look-alike of our RUN", lookalike_id),
     ] {
         assert!(after.contains(id), "clean removed {what} ({id})");
     }

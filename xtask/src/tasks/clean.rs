@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
 
 use crate::build_cache;
 use crate::cli::CleanArgs;
@@ -67,7 +69,7 @@ fn remove_images(args: &CleanArgs, runner: &Runner) -> Result<()> {
 /// The engine's build cache is every project's: only the records built from
 /// this repository's Dockerfiles and files go (see `build_cache`).
 fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> {
-    let Some(json) = runner.read("", &docker::build_cache_records())? else {
+    let Some(json) = cache_records(runner)? else {
         runner.note(
             "",
             "(dry run) would remove the build-cache records listed above that this repository's Dockerfiles made",
@@ -92,3 +94,23 @@ fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> 
     );
     Ok(())
 }
+
+/// The engine lists its disk usage for one client at a time and refuses the
+/// others ("a disk usage operation is already running"): wait for the one
+/// running (another `clean`, `docker system df`) rather than fail.
+fn cache_records(runner: &Runner) -> Result<Option<String>> {
+    let step = docker::build_cache_records();
+    for _ in 0..40 {
+        match runner.probe("", &step)? {
+            None => return Ok(None),
+            Some(Ok(json)) => return Ok(Some(json)),
+            Some(Err(stderr)) if stderr.contains(BUSY) => {
+                std::thread::sleep(Duration::from_millis(250))
+            }
+            Some(Err(stderr)) => bail!("`{step}` failed: {stderr}"),
+        }
+    }
+    bail!("`{step}`: the engine stayed busy with another disk-usage listing for 10 s; run clean again")
+}
+
+const BUSY: &str = "disk usage operation is already running";
