@@ -72,7 +72,7 @@ fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> 
     let Some(json) = cache_records(runner)? else {
         runner.note(
             "",
-            "(dry run) would remove the build-cache records listed above that this repository's Dockerfiles made",
+            "(dry run) would remove, with `docker builder prune --filter id=...`, the records of that listing which this repository's Dockerfiles made",
         );
         return Ok(());
     };
