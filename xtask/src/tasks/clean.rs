@@ -69,6 +69,19 @@ fn remove_images(args: &CleanArgs, runner: &Runner) -> Result<()> {
 /// The engine's build cache is every project's: only the records built from
 /// this repository's Dockerfiles and files go (see `build_cache`).
 fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> {
+    // A docker-container builder keeps a cache of its own, out of the
+    // engine's reach; it is that builder's to clear.
+    if let Some(text) = runner.read("", &docker::builder_inspect())? {
+        match docker::builder_driver(&text).as_deref() {
+            Some("docker") | None => {}
+            Some(driver) => runner.note(
+                "",
+                &format!(
+                    "note: the current buildx builder (driver {driver}) keeps its own build cache, which clean leaves alone: `docker buildx prune` clears that builder's cache, all of it"
+                ),
+            ),
+        }
+    }
     let Some(json) = cache_records(runner)? else {
         runner.note(
             "",
