@@ -402,23 +402,23 @@ fn cache_records() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// `clean` takes this repository's images and the build cache its
-/// Dockerfiles made, and leaves another project's cache alone: the shared
-/// base and a RUN both projects have, the other project's own records, and
-/// a record whose command reads like ours but is built on another chain.
+/// `clean` takes this repository's images and the build cache its builds
+/// made, and leaves another project's cache alone: the shared base and a
+/// RUN both projects have, the other project's own records, a record whose
+/// command reads like ours on another chain, and one on the very same
+/// chain (a copy of our Dockerfile, another payload) made after our build.
 #[test]
 fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
     let rig = rig();
     let token = unique("cache").to_lowercase();
     let generic = format!("echo generic-{token} > /generic");
     let our_run = format!("cat /payload > /ours-{token}");
+    let our_stage =
+        format!("FROM rig/debian:bookworm\nRUN {generic}\nCOPY payload /payload\nRUN {our_run}\n");
     let fixture = Fixture::new("clean-cache", r#"{"gpu": "linux/amd64"}"#, &[]);
     std::fs::write(
         fixture.root.join("Dockerfile-gpu"),
-        format!(
-            "FROM rig/debian:bookworm AS build\nRUN {generic}\nCOPY payload /payload\nRUN {our_run}\n\n\
-             FROM rig/debian:bookworm\nCOPY --from=build /ours-{token} /out\n"
-        ),
+        format!("{our_stage}\nFROM rig/debian:bookworm\nCOPY --from=0 /ours-{token} /out\n"),
     )
     .unwrap();
     std::fs::write(fixture.root.join("payload"), unique("ours")).unwrap();
@@ -429,8 +429,36 @@ fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
         .args(["build", "--repository", &repo, "--network", "none"]));
     assert!(build.status.success());
 
-    // Another project: the same base and generic RUN, then its own files;
-    // and a look-alike of our RUN straight on its own COPY.
+    let ours_built = cache_records();
+    let parent = |records: &[(String, String, String)], id: &str| -> String {
+        let record = records.iter().find(|(i, _, _)| i == id);
+        record.map(|(_, p, _)| p.clone()).unwrap_or_default()
+    };
+    let runs = |records: &[(String, String, String)], command: &str| -> Vec<String> {
+        let suffix = format!("from exec /bin/sh -c {command}");
+        records
+            .iter()
+            .filter(|(_, _, d)| d.ends_with(&suffix))
+            .map(|(id, _, _)| id.clone())
+            .collect()
+    };
+    let [generic_id] = &runs(&ours_built, &generic)[..] else {
+        panic!("one generic RUN record: {ours_built:?}")
+    };
+    let [ours_id] = &runs(&ours_built, &our_run)[..] else {
+        panic!("one record of our RUN: {ours_built:?}")
+    };
+    let our_copy = parent(&ours_built, ours_id);
+    assert_eq!(
+        parent(&ours_built, &our_copy),
+        *generic_id,
+        "our RUN is built on our COPY on the generic RUN"
+    );
+
+    // Another project, after our build (and the engine's timestamps' slack):
+    // our stage word for word with another payload, its own RUN, and a
+    // look-alike of our RUN straight on its COPY.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let theirs = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("clean-theirs"));
     std::fs::create_dir_all(&theirs).unwrap();
     std::fs::write(theirs.join("payload"), unique("theirs")).unwrap();
@@ -438,8 +466,9 @@ fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
     std::fs::write(
         theirs.join("Dockerfile"),
         format!(
-            "FROM rig/debian:bookworm AS a\nRUN {generic}\nCOPY payload /payload\nRUN {their_run}\n\n\
-             FROM rig/debian:bookworm\nCOPY payload /payload\nRUN {our_run}\nCOPY --from=a /generic /g\n"
+            "{our_stage}\nFROM rig/debian:bookworm\nRUN {generic}\nCOPY payload /payload\nRUN {their_run}\n\n\
+             FROM rig/debian:bookworm\nCOPY payload /payload\nRUN {our_run}\n\
+             COPY --from=0 /ours-{token} /o\nCOPY --from=1 /theirs-{token} /t\n"
         ),
     )
     .unwrap();
@@ -460,38 +489,21 @@ fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
     assert!(status.success(), "the other project's build failed");
 
     let before = cache_records();
-    let parent = |id: &str| -> String {
-        let record = before.iter().find(|(i, _, _)| i == id);
-        record.map(|(_, p, _)| p.clone()).unwrap_or_default()
-    };
-    let runs = |command: &str| -> Vec<String> {
-        let suffix = format!("from exec /bin/sh -c {command}");
-        before
-            .iter()
-            .filter(|(_, _, d)| d.ends_with(&suffix))
-            .map(|(id, _, _)| id.clone())
-            .collect()
-    };
-    let [generic_id] = &runs(&generic)[..] else {
-        panic!("both projects share one generic RUN record: {before:?}")
-    };
-    let [theirs_id] = &runs(&their_run)[..] else {
+    let [theirs_id] = &runs(&before, &their_run)[..] else {
         panic!("one record for their RUN: {before:?}")
     };
-    // Ours and the look-alike read the same; ours is built, through our
-    // COPY, on the generic RUN.
-    let (ours, lookalikes): (Vec<String>, Vec<String>) = runs(&our_run)
+    let (same_chain, lookalike): (Vec<String>, Vec<String>) = runs(&before, &our_run)
         .into_iter()
-        .partition(|id| parent(&parent(id)) == *generic_id);
-    let ([ours_id], [lookalike_id]) = (&ours[..], &lookalikes[..]) else {
-        panic!("our RUN and its look-alike: {ours:?} {lookalikes:?}")
+        .filter(|id| id != ours_id)
+        .partition(|id| parent(&before, &parent(&before, id)) == *generic_id);
+    let ([same_chain_id], [lookalike_id]) = (&same_chain[..], &lookalike[..]) else {
+        panic!("their copy of our stage and their look-alike: {same_chain:?} {lookalike:?}")
     };
-    let our_copy = parent(ours_id);
 
     let clean = run(fixture.xtask().args(["clean", "--repository", &repo]));
     assert!(clean.status.success());
     assert!(
-        stderr(&clean).contains("build-cache records of this repository's Dockerfiles"),
+        stderr(&clean).contains("build-cache records of this repository's builds"),
         "{}",
         stderr(&clean)
     );
@@ -503,6 +515,7 @@ fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
     for (what, id) in [
         ("the shared generic RUN", generic_id),
         ("their RUN", theirs_id),
+        ("their copy of our stage", same_chain_id),
         ("their look-alike of our RUN", lookalike_id),
     ] {
         assert!(after.contains(id), "clean removed {what} ({id})");

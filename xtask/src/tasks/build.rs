@@ -1,12 +1,14 @@
 //! `build`: every selected variant built concurrently with BuildKit, each for
 //! its own platform, checked for its architecture, optionally pushed.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
 use crate::arch::Arch;
+use crate::build_cache;
 use crate::cli::{BuildArgs, Cache};
 use crate::docker::{self, Output};
 use crate::exec::{concurrently, require_tools, Runner};
@@ -62,16 +64,40 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         smoke: args.smoke,
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
+    let started = SystemTime::now();
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
         let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
         build_one(runner, root, image, &metadata, &options)
     });
+    if !runner.dry_run {
+        note_window(runner, root, started);
+    }
     github::end_group();
     report(
         runner,
         &outcomes,
         if args.push { "pushed" } else { "built" },
     )
+}
+
+/// Note when this build ran, for `clean`: with the engine's shared cache,
+/// the time is what tells this repository's records from look-alikes (see
+/// `build_cache`). A note that cannot be written costs only that.
+fn note_window(runner: &Runner, root: &Path, started: SystemTime) {
+    let seconds = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let line = build_cache::window_line(seconds(started), seconds(SystemTime::now()));
+    let path = root.join(build_cache::WINDOWS_FILE);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(err) = written {
+        runner.note("", &format!("note: cannot record this build in {} ({err}); `cargo xtask clean` will not recognise its build cache", path.display()));
+    }
 }
 
 /// How every variant of one `build` is built.

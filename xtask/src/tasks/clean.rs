@@ -2,15 +2,15 @@
 //! nothing else.
 
 use std::path::Path;
-
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 
-use crate::build_cache;
+use crate::build_cache::{self, Record, Run};
 use crate::cli::CleanArgs;
 use crate::docker;
-use crate::exec::{require_tools, Runner};
+use crate::error::Usage;
+use crate::exec::{require_tools, Runner, Step};
 
 pub fn run(args: CleanArgs, runner: &Runner, root: &Path) -> Result<()> {
     // Read before anything is removed: a Dockerfile that cannot be read
@@ -18,15 +18,24 @@ pub fn run(args: CleanArgs, runner: &Runner, root: &Path) -> Result<()> {
     let mut stages = Vec::new();
     for variant in &super::architectures(root)?.variants {
         let path = root.join(variant.dockerfile());
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            Usage(format!(
+                "cannot read {} ({err}), the Dockerfile of variant {} in .aws-architecture: restore it, or remove the variant",
+                path.display(),
+                variant.name
+            ))
+        })?;
         stages.extend(build_cache::stages(&text));
     }
+    // No file: no build of this checkout to date a record by.
+    let windows = build_cache::parse_windows(
+        &std::fs::read_to_string(root.join(build_cache::WINDOWS_FILE)).unwrap_or_default(),
+    );
     if !runner.dry_run {
         require_tools(&[docker::TOOL])?;
     }
     remove_images(&args, runner)?;
-    prune_cache(runner, &stages)
+    prune_cache(runner, &stages, &windows)
 }
 
 fn remove_images(args: &CleanArgs, runner: &Runner) -> Result<()> {
@@ -37,7 +46,7 @@ fn remove_images(args: &CleanArgs, runner: &Runner) -> Result<()> {
         args.target.repository.as_deref(),
         &|k| std::env::var(k).ok(),
     )
-    .map_err(crate::error::Usage)?;
+    .map_err(Usage)?;
     if !names.contains(&bare) {
         names.push(bare);
     }
@@ -66,12 +75,13 @@ fn remove_images(args: &CleanArgs, runner: &Runner) -> Result<()> {
     Ok(())
 }
 
-/// The engine's build cache is every project's: only the records built from
-/// this repository's Dockerfiles and files go (see `build_cache`).
-fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> {
+/// The engine's build cache is every project's: only the records this
+/// repository's builds made go (see `build_cache`).
+fn prune_cache(runner: &Runner, stages: &[Vec<Run>], windows: &[(f64, f64)]) -> Result<()> {
     // A docker-container builder keeps a cache of its own, out of the
-    // engine's reach; it is that builder's to clear.
-    if let Some(text) = runner.read("", &docker::builder_inspect())? {
+    // engine's reach; it is that builder's to clear. Only a note hangs on
+    // this, so a failed inspect is no reason to stop.
+    if let Some(Ok(text)) = runner.probe("", &docker::builder_inspect())? {
         match docker::builder_driver(&text).as_deref() {
             Some("docker") | None => {}
             Some(driver) => runner.note(
@@ -82,48 +92,85 @@ fn prune_cache(runner: &Runner, stages: &[Vec<build_cache::Run>]) -> Result<()> 
             ),
         }
     }
-    let Some(json) = cache_records(runner)? else {
+    let Some(records) = cache_records(runner)? else {
         runner.note(
             "",
-            "(dry run) would remove, with `docker builder prune --filter id=...`, the records of that listing which this repository's Dockerfiles made",
+            "(dry run) would remove, with `docker builder prune --filter id=...`, the records of that listing which this repository's builds made",
         );
         return Ok(());
     };
-    let records = build_cache::parse_records(&json)?;
-    let ours = build_cache::ours(&records, stages);
-    if ours.is_empty() {
-        runner.note("", "no build cache of this repository's Dockerfiles");
+    if windows.is_empty() {
+        runner.note(
+            "",
+            &format!(
+                "no `cargo xtask build` is on record in this checkout ({}), so no build cache is recognised as its own; left alone",
+                build_cache::WINDOWS_FILE
+            ),
+        );
         return Ok(());
     }
-    let ids: Vec<String> = ours.into_iter().collect();
-    runner.run("", &docker::prune_build_cache(&ids))?;
-    runner.note(
-        "",
-        &format!(
-            "removed {} build-cache records of this repository's Dockerfiles; {} records of other builds left alone",
-            ids.len(),
-            records.len() - ids.len()
-        ),
+    let ours: Vec<String> = build_cache::ours(&records, stages, windows)
+        .into_iter()
+        .collect();
+    if ours.is_empty() {
+        runner.note("", "no build cache of this repository's builds");
+        return Ok(());
+    }
+    // One argument per batch: a whole engine's worth of IDs in one regular
+    // expression could pass the kernel's limit on one argument's length.
+    for batch in ours.chunks(PRUNE_BATCH) {
+        runner.run("", &docker::prune_build_cache(batch))?;
+    }
+    let left = cache_records(runner)?
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| ours.contains(&r.id))
+        .count();
+    let kept = records.len() - ours.len();
+    let mut note = format!(
+        "removed {} build-cache records of this repository's builds; {kept} records of other builds left alone",
+        ours.len() - left
     );
+    if left > 0 {
+        note += &format!(
+            "; {left} of ours are in use by a running build and stay (run clean again after it)"
+        );
+    }
+    runner.note("", &note);
     Ok(())
 }
+
+const PRUNE_BATCH: usize = 500;
 
 /// The engine lists its disk usage for one client at a time and refuses the
 /// others ("a disk usage operation is already running"): wait for the one
 /// running (another `clean`, `docker system df`) rather than fail.
-fn cache_records(runner: &Runner) -> Result<Option<String>> {
+fn cache_records(runner: &Runner) -> Result<Option<Vec<Record>>> {
     let step = docker::build_cache_records();
+    let Some(mut answer) = runner.probe("", &step)? else {
+        return Ok(None);
+    };
     for _ in 0..40 {
-        match runner.probe("", &step)? {
-            None => return Ok(None),
-            Some(Ok(json)) => return Ok(Some(json)),
-            Some(Err(stderr)) if stderr.contains(BUSY) => {
-                std::thread::sleep(Duration::from_millis(250))
+        match answer {
+            Ok(json) => return build_cache::parse_records(&json).map(Some),
+            Err(stderr) if stderr.contains(BUSY) => {
+                std::thread::sleep(Duration::from_millis(250));
+                answer = again(runner, &step)?;
             }
-            Some(Err(stderr)) => bail!("`{step}` failed: {stderr}"),
+            Err(stderr) => {
+                bail!("`{step}` failed: {stderr}; is the Docker engine running (`docker info`)?")
+            }
         }
     }
-    bail!("`{step}`: the engine stayed busy with another disk-usage listing for 10 s; run clean again")
+    bail!("`{step}`: the engine stayed busy with another disk-usage listing for 10 s; run clean again when it is done")
+}
+
+/// The same listing again, not printed a second time.
+fn again(runner: &Runner, step: &Step) -> Result<Result<String, String>> {
+    Ok(match runner.query_local(step) {
+        Ok(text) => Ok(text),
+        Err(err) => Err(format!("{err:#}")),
+    })
 }
 
 const BUSY: &str = "disk usage operation is already running";
