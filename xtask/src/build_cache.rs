@@ -27,6 +27,8 @@
 //! with a heredoc or a `COPY --link` (which BuildKit records differently).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -135,7 +137,12 @@ fn engine_time(text: &str) -> Option<f64> {
 /// since the epoch.
 pub const WINDOWS_FILE: &str = "target/xtask/build-windows";
 
-pub fn window_line(start: f64, end: f64) -> String {
+/// Note a build that ran from `start` to `end` in the checkout at `root`.
+pub fn note_window(root: &Path, start: f64, end: f64) -> std::io::Result<()> {
+    append_windows(root, &window_line(start, end))
+}
+
+fn window_line(start: f64, end: f64) -> String {
     format!("{start:.3} {end:.3}\n")
 }
 
@@ -146,6 +153,24 @@ pub fn parse_windows(text: &str) -> Vec<(f64, f64)> {
             Some((start.parse().ok()?, end.parse().ok()?))
         })
         .collect()
+}
+
+/// Add another checkout's build times to `root`'s (a rehearsal's clone).
+pub fn adopt_windows(from: &Path, root: &Path) -> std::io::Result<()> {
+    match std::fs::read_to_string(from.join(WINDOWS_FILE)) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        text => append_windows(root, &text?),
+    }
+}
+
+fn append_windows(root: &Path, text: &str) -> std::io::Result<()> {
+    let path = root.join(WINDOWS_FILE);
+    std::fs::create_dir_all(path.parent().unwrap_or(root))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 const EXEC: &str = "mount / from exec ";
@@ -668,6 +693,19 @@ RUN echo runtime
         assert!(parse_records("null\n").unwrap().is_empty());
         assert!(parse_records("not json").is_err());
         assert!(parse_records(r#"[{"ID":"a|b"}]"#).is_err());
+    }
+
+    #[test]
+    fn a_rehearsal_clones_builds_join_the_checkouts() {
+        let base = std::env::temp_dir().join(format!("xtask-windows-{}", std::process::id()));
+        let (clone, root) = (base.join("clone"), base.join("root"));
+        note_window(&clone, 1.0, 2.0).unwrap();
+        note_window(&root, 3.0, 4.0).unwrap();
+        adopt_windows(&clone, &root).unwrap();
+        adopt_windows(&base.join("no-builds"), &root).unwrap();
+        let text = std::fs::read_to_string(root.join(WINDOWS_FILE)).unwrap();
+        assert_eq!(parse_windows(&text), vec![(3.0, 4.0), (1.0, 2.0)]);
+        std::fs::remove_dir_all(base).unwrap();
     }
 
     #[test]

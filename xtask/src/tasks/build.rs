@@ -1,7 +1,6 @@
 //! `build`: every selected variant built concurrently with BuildKit, each for
 //! its own platform, checked for its architecture, optionally pushed.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -88,15 +87,8 @@ fn note_window(runner: &Runner, root: &Path, started: SystemTime) {
         t.duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
     };
-    let line = build_cache::window_line(seconds(started), seconds(SystemTime::now()));
-    let path = root.join(build_cache::WINDOWS_FILE);
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut file| file.write_all(line.as_bytes()));
-    if let Err(err) = written {
-        runner.note("", &format!("note: cannot record this build in {} ({err}); `cargo xtask clean` will not recognise its build cache", path.display()));
+    if let Err(err) = build_cache::note_window(root, seconds(started), seconds(SystemTime::now())) {
+        runner.note("", &format!("note: cannot record this build in {} ({err}); `cargo xtask clean` will not recognise its build cache", build_cache::WINDOWS_FILE));
     }
 }
 

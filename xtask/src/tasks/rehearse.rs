@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 
 use crate::arch::Arch;
+use crate::build_cache;
 use crate::cli::RehearseArgs;
 use crate::exec::{Runner, Step};
 use crate::plan::render_table;
@@ -135,6 +136,18 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         }
         closing_table(runner, &work, &repository)
     })();
+    // The rehearsal's builds are this checkout's: `cargo xtask clean` here
+    // takes their build cache too.
+    if !runner.dry_run {
+        if let Err(err) = build_cache::adopt_windows(&work, root) {
+            runner.note(
+                "",
+                &format!(
+                    "note: cannot record the rehearsal's builds for `cargo xtask clean` ({err})"
+                ),
+            );
+        }
+    }
 
     if args.keep {
         runner.note("", &format!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it"));
