@@ -23,8 +23,10 @@
 //! any of our files) is not ours and is left alone. Not recognised either,
 //! and left: a `COPY --from` straight onto a base image (the runtime stage's
 //! copy of the binary), the build-context uploads, whose records carry
-//! nothing to tell one project's from another's, and anything after a `RUN`
-//! with a heredoc or a `COPY --link` (which BuildKit records differently).
+//! nothing to tell one project's from another's, anything after a `RUN`
+//! with a heredoc or a `COPY --link` (which BuildKit records differently),
+//! and cache mounts (`RUN --mount=type=cache`), which every build naming the
+//! same mount shares.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
