@@ -148,7 +148,12 @@ fn window_line(start: f64, end: f64) -> String {
     format!("{start:.3} {end:.3}\n")
 }
 
-pub fn parse_windows(text: &str) -> Vec<(f64, f64)> {
+/// This checkout's builds; none when no build has noted one.
+pub fn windows(root: &Path) -> Vec<(f64, f64)> {
+    parse_windows(&std::fs::read_to_string(root.join(WINDOWS_FILE)).unwrap_or_default())
+}
+
+fn parse_windows(text: &str) -> Vec<(f64, f64)> {
     text.lines()
         .filter_map(|line| {
             let (start, end) = line.split_once(' ')?;

@@ -118,10 +118,17 @@ pub fn builder_inspect() -> Step {
 
 /// The driver name from `docker buildx inspect`, which has no JSON output in
 /// the buildx versions CI runners carry; its `Driver:` line is stable.
-pub fn builder_driver(text: &str) -> Option<String> {
+fn builder_driver(text: &str) -> Option<String> {
     text.lines()
         .find_map(|line| line.strip_prefix("Driver:"))
         .map(|driver| driver.trim().to_string())
+}
+
+/// The current builder's driver when it keeps a build cache of its own (a
+/// docker-container builder, say); `None` for the `docker` driver, whose
+/// cache is the engine's, or when `docker buildx inspect` names none.
+pub fn own_cache_driver(inspect: &str) -> Option<String> {
+    builder_driver(inspect).filter(|driver| driver != "docker")
 }
 
 /// The OS and architecture of a local image.

@@ -116,16 +116,14 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
     let Some(text) = runner.read("", &docker::builder_inspect())? else {
         return Ok(true);
     };
-    match docker::builder_driver(&text).as_deref() {
-        Some("docker") | None => {
-            runner.note(
-                "",
-                "note: the current buildx builder uses the `docker` driver, which cannot export a registry cache; building with the engine's own cache (create a docker-container builder to get one)",
-            );
-            Ok(false)
-        }
-        Some(_) => Ok(true),
+    if docker::own_cache_driver(&text).is_some() {
+        return Ok(true);
     }
+    runner.note(
+        "",
+        "note: the current buildx builder uses the `docker` driver, which cannot export a registry cache; building with the engine's own cache (create a docker-container builder to get one)",
+    );
+    Ok(false)
 }
 
 fn build_one(

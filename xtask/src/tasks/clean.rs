@@ -27,10 +27,7 @@ pub fn run(args: CleanArgs, runner: &Runner, root: &Path) -> Result<()> {
         })?;
         stages.extend(build_cache::stages(&text));
     }
-    // No file: no build of this checkout to date a record by.
-    let windows = build_cache::parse_windows(
-        &std::fs::read_to_string(root.join(build_cache::WINDOWS_FILE)).unwrap_or_default(),
-    );
+    let windows = build_cache::windows(root);
     if !runner.dry_run {
         require_tools(&[docker::TOOL])?;
     }
@@ -82,14 +79,13 @@ fn prune_cache(runner: &Runner, stages: &[Vec<Run>], windows: &[(f64, f64)]) -> 
     // engine's reach; it is that builder's to clear. Only a note hangs on
     // this, so a failed inspect is no reason to stop.
     if let Some(Ok(text)) = runner.probe("", &docker::builder_inspect())? {
-        match docker::builder_driver(&text).as_deref() {
-            Some("docker") | None => {}
-            Some(driver) => runner.note(
+        if let Some(driver) = docker::own_cache_driver(&text) {
+            runner.note(
                 "",
                 &format!(
                     "note: the current buildx builder (driver {driver}) keeps its own build cache, which clean leaves alone: `docker buildx prune` clears that builder's cache, all of it"
                 ),
-            ),
+            );
         }
     }
     let Some(records) = cache_records(runner)? else {
