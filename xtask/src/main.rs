@@ -3,25 +3,10 @@
 //! `main` only parses the command line, makes the one `Shell`, moves to the
 //! repository root and dispatches; every task lives in `tasks/`.
 
-mod arch;
-mod aws;
-mod build_cache;
-mod cli;
-mod context;
-mod docker;
-mod error;
-mod exec;
-mod git;
-mod github;
-mod plan;
-mod skopeo;
-mod tags;
-mod target;
-mod tasks;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use xtask::{arch, cli, error, exec, github, tasks};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -7,7 +7,7 @@ mod login;
 mod plan;
 mod promote;
 mod push;
-mod rehearse;
+pub mod rehearse;
 
 use std::path::Path;
 
