@@ -88,7 +88,11 @@ pub fn build(
 /// cache shared by both variants, whose layers have nothing in common. ECR
 /// accepts a cache only as an OCI image manifest.
 pub fn registry_cache(image: &Image) -> Vec<String> {
-    let reference = format!("{}:cache-{}-{}", image.image, image.arch, image.variant);
+    let reference = format!(
+        "{}:{}",
+        image.image,
+        crate::tags::cache_tag(image.arch, &image.variant)
+    );
     vec![
         "--cache-from".into(),
         format!("type=registry,ref={reference}"),
@@ -97,38 +101,136 @@ pub fn registry_cache(image: &Image) -> Vec<String> {
     ]
 }
 
-/// The digest BuildKit wrote to the metadata file.
-pub fn metadata_digest(text: &str) -> Result<String> {
+/// The digests BuildKit wrote to the metadata file (never read from log text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Built {
+    /// The image manifest's digest: what the registry serves after a push.
+    /// Unknown for `--load` into a classic-store engine, which makes the
+    /// manifest only when the image is pushed.
+    pub manifest: Option<String>,
+    /// The image config's digest: the same on every store, and kept by a push.
+    pub config: String,
+}
+
+/// `containerimage.digest` means two things: after a push, or a `--load`
+/// into a containerd-store engine, the manifest's digest (the config's is
+/// then `containerimage.config.digest`); after a `--load` into a classic
+/// engine, the config's digest, the image ID.
+pub fn metadata_digests(text: &str) -> Result<Built> {
     #[derive(Deserialize)]
     struct Metadata {
         #[serde(rename = "containerimage.digest")]
         digest: Option<String>,
+        #[serde(rename = "containerimage.config.digest")]
+        config: Option<String>,
     }
     let metadata: Metadata =
         serde_json::from_str(text).context("BuildKit's metadata file is not JSON")?;
-    metadata
+    let digest = metadata
         .digest
-        .context("BuildKit's metadata file has no containerimage.digest")
+        .context("BuildKit's metadata file has no containerimage.digest")?;
+    Ok(match metadata.config {
+        Some(config) if config != digest => Built {
+            manifest: Some(digest),
+            config,
+        },
+        _ => Built {
+            manifest: None,
+            config: digest,
+        },
+    })
 }
 
-/// `docker buildx inspect`: which driver the current builder uses.
+/// `docker buildx inspect`: the current builder, its driver and its workers.
 pub fn builder_inspect() -> Step {
     docker(["buildx", "inspect"])
 }
 
-/// The driver name from `docker buildx inspect`, which has no JSON output in
-/// the buildx versions CI runners carry; its `Driver:` line is stable.
-fn builder_driver(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|line| line.strip_prefix("Driver:"))
-        .map(|driver| driver.trim().to_string())
+/// The worker label a `docker` driver carries when the engine keeps images
+/// in containerd (the containerd image store): buildx's own test for whether
+/// that driver can export a cache (`driver/docker/driver.go`, `Features()`).
+pub const SNAPSHOTTER_LABEL: &str = "org.mobyproject.buildkit.worker.snapshotter";
+
+/// What `docker buildx inspect` says about the current builder. buildx
+/// prints no JSON for it in the versions CI runners and Debian carry, but
+/// its `Name:`/`Driver:` lines and the `Labels:` block are stable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Builder {
+    pub name: String,
+    pub driver: String,
+    /// The value of [`SNAPSHOTTER_LABEL`] on a node, when one carries it.
+    pub snapshotter: Option<String>,
 }
 
-/// The current builder's driver when it keeps a build cache of its own (a
-/// docker-container builder, say); `None` for the `docker` driver, whose
-/// cache is the engine's, or when `docker buildx inspect` names none.
+impl Builder {
+    pub fn parse(text: &str) -> Result<Builder> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(|value| value.trim().to_string())
+        };
+        let driver = field("Driver:")
+            .filter(|d| !d.is_empty())
+            .context("`docker buildx inspect` names no driver")?;
+        // A label line is ` key: value` under `Labels:`; a classic engine
+        // prints that block too (host-gateway-ip), so the label itself counts.
+        let snapshotter = text.lines().find_map(|line| {
+            let rest = line.trim_start().strip_prefix(SNAPSHOTTER_LABEL)?;
+            Some(rest.trim_start().strip_prefix(':')?.trim().to_string())
+        });
+        Ok(Builder {
+            name: field("Name:").unwrap_or_default(),
+            driver,
+            snapshotter,
+        })
+    }
+
+    /// The rule buildx itself applies: every driver but `docker` can export
+    /// a build cache, and `docker` only on a containerd-store engine.
+    pub fn can_export_cache(&self) -> bool {
+        self.driver != "docker" || self.snapshotter.is_some()
+    }
+
+    /// Whether the builder keeps a build cache of its own, apart from the
+    /// engine's (a docker-container builder, say): `clean` cannot see into it.
+    pub fn keeps_own_cache(&self) -> bool {
+        self.driver != "docker"
+    }
+
+    /// One line for a build that wanted a registry cache and cannot have one.
+    pub fn cannot_export_note(&self) -> String {
+        format!(
+            "note: builder `{}` (driver docker, classic image store) cannot export a build cache, so this build uses no registry cache; \
+             for one, use a docker-container builder (`docker buildx create --use --driver docker-container`; in CI, docker/setup-buildx-action) \
+             or turn on the engine's containerd image store",
+            self.name
+        )
+    }
+}
+
+/// The current builder's driver when it keeps a build cache of its own;
+/// `None` for the `docker` driver, whose cache is the engine's, or when
+/// `docker buildx inspect` names none.
 pub fn own_cache_driver(inspect: &str) -> Option<String> {
-    builder_driver(inspect).filter(|driver| driver != "docker")
+    Builder::parse(inspect)
+        .ok()
+        .filter(Builder::keeps_own_cache)
+        .map(|b| b.driver)
+}
+
+/// Where the engine keeps its data (images, build cache, and the volumes of
+/// a docker-container builder's BuildKit): `docker info`'s `DockerRootDir`.
+pub fn data_root() -> Step {
+    docker(["info", "--format", "{{json .DockerRootDir}}"])
+}
+
+pub fn parse_data_root(text: &str) -> Result<String> {
+    let root: String =
+        serde_json::from_str(text.trim()).context("`docker info` answered no DockerRootDir")?;
+    if root.is_empty() {
+        bail!("`docker info` answered an empty DockerRootDir");
+    }
+    Ok(root)
 }
 
 /// The OS and architecture of a local image.
@@ -324,11 +426,6 @@ mod tests {
 
     #[test]
     fn parses_tool_output() {
-        assert_eq!(
-            metadata_digest(r#"{"containerimage.digest": "sha256:ab"}"#).unwrap(),
-            "sha256:ab"
-        );
-        assert!(metadata_digest("{}").is_err());
         let local = parse_platform(r#"[{"Os": "linux", "Architecture": "arm64"}]"#).unwrap();
         let remote =
             parse_platform(r#"{"os": "linux", "architecture": "arm64", "config": {}}"#).unwrap();
@@ -337,10 +434,104 @@ mod tests {
             parse_repo_digest(r#"["other/x@sha256:1", "r/app@sha256:2"]"#, "r/app").unwrap(),
             "sha256:2"
         );
-        assert_eq!(
-            builder_driver("Name: default\nDriver:        docker\n").as_deref(),
-            Some("docker")
+    }
+
+    /// `docker buildx inspect` of a docker-driver builder, with `labels`.
+    fn inspect_text(driver: &str, labels: &str) -> String {
+        format!(
+            "Name:          default\nDriver:        {driver}\nLast Activity: 2026-12-01 07:00:00 +0000 UTC\n\n\
+             Nodes:\nName:             default\nEndpoint:         default\nStatus:           running\n\
+             BuildKit version: v0.25.2\nPlatforms:        linux/amd64, linux/arm64\n{labels}\
+             GC Policy rule#0:\n  All:            false\n"
+        )
+    }
+
+    #[test]
+    fn cache_export_follows_buildx_own_rule() {
+        let classic = inspect_text(
+            "docker",
+            "Labels:\n org.mobyproject.buildkit.worker.moby.host-gateway-ip: 172.17.0.1\n",
         );
+        let containerd = inspect_text(
+            "docker",
+            "Labels:\n org.mobyproject.buildkit.worker.moby.host-gateway-ip: 172.17.0.1\n \
+             org.mobyproject.buildkit.worker.snapshotter:          overlayfs\n",
+        );
+        let container = inspect_text(
+            "docker-container",
+            "Labels:\n org.mobyproject.buildkit.worker.executor: oci\n",
+        );
+        let classic = Builder::parse(&classic).unwrap();
+        assert_eq!(
+            (classic.name.as_str(), classic.driver.as_str()),
+            ("default", "docker")
+        );
+        assert_eq!(classic.snapshotter, None);
+        assert!(!classic.can_export_cache());
+        let containerd = Builder::parse(&containerd).unwrap();
+        assert_eq!(containerd.snapshotter.as_deref(), Some("overlayfs"));
+        assert!(containerd.can_export_cache());
+        assert!(
+            !containerd.keeps_own_cache(),
+            "the engine's cache, not its own"
+        );
+        let container = Builder::parse(&container).unwrap();
+        assert!(container.can_export_cache() && container.keeps_own_cache());
+        assert_eq!(
+            own_cache_driver(&inspect_text("docker-container", "")).as_deref(),
+            Some("docker-container")
+        );
+        assert_eq!(own_cache_driver(&inspect_text("docker", "")), None);
+        assert!(Builder::parse("Name: x\n").is_err());
+    }
+
+    #[test]
+    fn the_fallback_note_is_one_line_and_names_the_builders_to_use() {
+        let builder = Builder::parse(&inspect_text("docker", "")).unwrap();
+        let note = builder.cannot_export_note();
+        assert!(!note.contains('\n'));
+        assert!(note.contains("builder `default`"));
+        assert!(note.contains("docker buildx create --use --driver docker-container"));
+        assert!(note.contains("containerd image store"));
+    }
+
+    #[test]
+    fn metadata_digests_mean_the_same_on_both_stores() {
+        // --push (either store) or --load into a containerd-store engine.
+        let pushed =
+            r#"{"containerimage.digest": "sha256:m", "containerimage.config.digest": "sha256:c"}"#;
+        assert_eq!(
+            metadata_digests(pushed).unwrap(),
+            Built {
+                manifest: Some("sha256:m".into()),
+                config: "sha256:c".into()
+            }
+        );
+        // --load into a classic engine: the digest is the config's.
+        for classic in [
+            r#"{"containerimage.digest": "sha256:c"}"#,
+            r#"{"containerimage.digest": "sha256:c", "containerimage.config.digest": "sha256:c"}"#,
+        ] {
+            assert_eq!(
+                metadata_digests(classic).unwrap(),
+                Built {
+                    manifest: None,
+                    config: "sha256:c".into()
+                }
+            );
+        }
+        assert!(metadata_digests("{}").is_err());
+        assert!(metadata_digests("no").is_err());
+    }
+
+    #[test]
+    fn reads_the_data_root() {
+        assert_eq!(
+            parse_data_root("\"/var/lib/docker\"\n").unwrap(),
+            "/var/lib/docker"
+        );
+        assert!(parse_data_root("\"\"").is_err());
+        assert!(parse_data_root("").is_err());
     }
 
     #[test]

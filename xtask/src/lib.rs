@@ -8,6 +8,7 @@ pub mod aws;
 pub mod build_cache;
 pub mod cli;
 pub mod context;
+pub mod disk;
 pub mod docker;
 pub mod error;
 pub mod exec;

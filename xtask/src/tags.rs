@@ -119,6 +119,17 @@ pub fn tag(what: &str, arch: Arch, variant: &str) -> String {
     format!("{what}-{arch}-{variant}")
 }
 
+/// The `<what>` of the registry cache's tags.
+pub const CACHE: &str = "cache";
+
+/// The registry cache's tag for one variant and architecture: each has its
+/// own, so building cpu never overwrites gpu's cache. Never an image tag: no
+/// context makes `cache` a `<what>` (a release cannot be called that), so it
+/// is never promoted and the gate never reads it.
+pub fn cache_tag(arch: Arch, variant: &str) -> String {
+    tag(CACHE, arch, variant)
+}
+
 /// Every tag of `variant` in `context`, in order (`latest-*` first), each validated.
 pub fn image_tags(context: &Context, variant: &Variant) -> Result<Vec<String>, String> {
     context
@@ -168,6 +179,11 @@ pub fn validate(tag: &str) -> Result<(), String> {
 pub fn validate_release_tag(release: &str) -> Result<(), String> {
     // The longest suffix a variant adds is checked when the full tag is built;
     // here the release tag itself must fit the grammar.
+    if release == CACHE {
+        return Err(format!(
+            "release tag \"{release}\" would make the registry cache's tags ({CACHE}-<arch>-<variant>) image tags; publish the release under a tag such as v1.2.3"
+        ));
+    }
     validate(release).map_err(|why| {
         format!(
             "release tag \"{release}\" cannot be used in image tags ({why}); publish the release under a tag such as v1.2.3"
@@ -342,6 +358,42 @@ mod tests {
             tag: "v".repeat(120),
         };
         assert!(image_tags(&long, &variants()[0]).is_err());
+    }
+
+    #[test]
+    fn the_cache_tags_are_never_image_tags() {
+        assert_eq!(cache_tag(Arch::Amd64, "gpu"), "cache-amd64-gpu");
+        assert_ne!(cache_tag(Arch::Amd64, "gpu"), cache_tag(Arch::Arm64, "gpu"));
+        assert_ne!(cache_tag(Arch::Amd64, "gpu"), cache_tag(Arch::Amd64, "cpu"));
+        let contexts = [
+            Context::Terminal {
+                sha: sha(),
+                dirty: false,
+            },
+            Context::Terminal {
+                sha: sha(),
+                dirty: true,
+            },
+            Context::PullRequest {
+                number: 1,
+                sha: sha(),
+            },
+            Context::Push { sha: sha() },
+            Context::Dispatch { sha: sha() },
+            Context::Release {
+                sha: sha(),
+                tag: "v1.2.3".into(),
+            },
+        ];
+        for context in &contexts {
+            assert!(
+                all_tags(context).iter().all(|t| !t.starts_with("cache-")),
+                "{context:?}"
+            );
+        }
+        assert!(validate_release_tag("cache")
+            .unwrap_err()
+            .contains("registry cache"));
     }
 
     #[test]

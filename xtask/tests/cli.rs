@@ -387,3 +387,52 @@ fn failures_are_annotated_under_github_actions() {
         stderr(&output)
     );
 }
+
+/// Under GitHub Actions a pushed build first reports the disk, asks the
+/// builder whether it can export a cache, and reads and writes a registry
+/// cache of each variant's own.
+#[test]
+fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
+    let (path, log) = recording_path("dry-ci");
+    let fixture = Fixture::standard("dry-ci");
+    let registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--push", "--registry", registry])
+        .args(["--repository", "app"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_SHA", fixture.head())
+        .env("PATH", &path));
+    assert!(output.status.success());
+    let err = stderr(&output);
+    let commands: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
+        .collect();
+    assert_eq!(
+        &commands[..2],
+        [
+            "docker info --format '{{json .DockerRootDir}}'",
+            "docker buildx inspect"
+        ],
+        "{err}"
+    );
+    for (variant, arch) in [("gpu", "amd64"), ("cpu", "arm64")] {
+        let cache = format!("{registry}/app:cache-{arch}-{variant}");
+        let build = commands
+            .iter()
+            .find(|c| c.contains(&format!("--file Dockerfile-{variant}")))
+            .unwrap();
+        assert!(
+            build.contains(&format!("--cache-from type=registry,ref={cache} "))
+                && build.contains(&format!(
+                    "--cache-to type=registry,ref={cache},mode=max,image-manifest=true,oci-mediatypes=true "
+                ))
+                && build.contains("--provenance=false")
+                && build.ends_with("--push ."),
+            "{build}"
+        );
+    }
+    assert!(!log.exists(), "a dry run ran");
+}

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::arch::Arch;
 use crate::build_cache;
 use crate::cli::{BuildArgs, Cache};
+use crate::disk;
 use crate::docker::{self, Output};
 use crate::exec::{concurrently, require_tools, Runner};
 use crate::github;
@@ -40,6 +41,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
             tools.push(crate::aws::TOOL);
         }
         require_tools(&tools)?;
+    }
+    if github::is_actions() {
+        report_disk(runner, args.min_free_gb)?;
     }
     let registry_cache = wants_registry_cache(args.cache, args.push, runner)?;
     if let Some(target) = &target {
@@ -102,8 +106,8 @@ struct Options {
     smoke: bool,
 }
 
-/// Registry caching applies to pushed CI builds, and only where the builder
-/// can export a cache (the `docker` driver cannot).
+/// Registry caching applies to pushed CI builds (or when asked for), and
+/// only where the builder can export a cache: see [`docker::Builder`].
 fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<bool> {
     let wanted = match cache {
         Cache::Registry => true,
@@ -116,14 +120,53 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
     let Some(text) = runner.read("", &docker::builder_inspect())? else {
         return Ok(true);
     };
-    if docker::own_cache_driver(&text).is_some() {
+    let builder = docker::Builder::parse(&text)?;
+    if builder.can_export_cache() {
         return Ok(true);
     }
-    runner.note(
-        "",
-        "note: the current buildx builder uses the `docker` driver, which cannot export a registry cache; building with the engine's own cache (create a docker-container builder to get one)",
-    );
+    warn(runner, &builder.cannot_export_note());
     Ok(false)
+}
+
+/// A warning: an annotation under GitHub Actions, so it shows on the run's
+/// page, a plain line elsewhere.
+fn warn(runner: &Runner, line: &str) {
+    if github::is_actions() {
+        runner.note("", &format!("::warning::{line}"));
+    } else {
+        runner.note("", line);
+    }
+}
+
+/// Under GitHub Actions, the free space where the builder keeps its data,
+/// before anything is built; a warning when it is short. Never fatal: a
+/// remote engine's data root is not on this machine's disks.
+fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
+    let Some(text) = runner.read("", &docker::data_root())? else {
+        return Ok(());
+    };
+    let root = docker::parse_data_root(&text)?;
+    let df = disk::free_space(&root);
+    let answer = match runner.probe("", &df)? {
+        Some(Ok(text)) => disk::parse_available(&text),
+        Some(Err(err)) => Err(anyhow::anyhow!("{err}")),
+        None => return Ok(()),
+    };
+    match answer {
+        Ok(available) => {
+            let (line, low) = disk::report(&root, available, min_free_gb);
+            if low {
+                warn(runner, &line);
+            } else {
+                runner.note("", &line);
+            }
+        }
+        Err(err) => runner.note(
+            "",
+            &format!("disk: cannot read the free space in {root}, the engine's data root ({err:#}); is the engine remote?"),
+        ),
+    }
+    Ok(())
 }
 
 fn build_one(
@@ -171,7 +214,17 @@ fn build_one(
             let text = std::fs::read_to_string(root.join(metadata)).with_context(|| {
                 format!("BuildKit wrote no metadata file {}", metadata.display())
             })?;
-            docker::metadata_digest(&text)?
+            let built = docker::metadata_digests(&text)?;
+            match output {
+                // A pushed image is named by its manifest digest, which
+                // the registry serves and the architecture check reads.
+                Output::Push => built
+                    .manifest
+                    .context("BuildKit's metadata file names no manifest digest after a push")?,
+                // A loaded image by its config digest: the one digest that
+                // means the same on the classic and the containerd store.
+                Output::Load => built.config,
+            }
         };
         check_platform(runner, &prefix, image, output, &digest)?;
         if options.smoke {
@@ -294,8 +347,14 @@ fn names(images: &[Image]) -> String {
 /// The closing table (stdout), the GitHub step summary, and one error naming
 /// every variant that failed: one failure never hides another's result.
 pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
+    // A loaded image is named by its config digest (see `build_one`).
+    let digest = if verb == "built" {
+        "CONFIG DIGEST"
+    } else {
+        "DIGEST"
+    };
     let mut rows =
-        vec![["VARIANT", "PLATFORM", "RESULT", "DIGEST", "TIME", "TAGS"].map(String::from)];
+        vec![["VARIANT", "PLATFORM", "RESULT", digest, "TIME", "TAGS"].map(String::from)];
     let mut summary =
         format!("### Images {verb}\n\n| variant | platform | digest | tags |\n|---|---|---|---|\n");
     for outcome in outcomes {
