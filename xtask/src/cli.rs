@@ -145,6 +145,10 @@ pub struct BuildArgs {
     /// architectures through qemu, when binfmt has it)
     #[arg(long, env = "XTASK_SMOKE")]
     pub smoke: bool,
+    /// BuildKit's progress output: `plain` for people, `rawjson` for tools
+    /// that read which steps were cached
+    #[arg(long, value_enum, default_value = "plain", env = "XTASK_PROGRESS")]
+    pub progress: Progress,
     /// Under GitHub Actions, warn when the engine's data root has less free
     /// space than this, in GB (10^9 bytes)
     #[arg(long, value_name = "GB", env = "XTASK_MIN_FREE_GB", default_value_t = crate::disk::DEFAULT_MIN_FREE_GB)]
@@ -171,6 +175,26 @@ fn parse_build_arg(text: &str) -> Result<(String, String), String> {
         _ => Err(format!(
             "expected KEY=VALUE, e.g. RUNTIME_IMAGE=debian:bookworm-slim, found \"{text}\""
         )),
+    }
+}
+
+/// BuildKit's `--progress`, line-based either way so each line can carry its
+/// variant's prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Plain text, one line per event
+    Plain,
+    /// One JSON object per line (BuildKit's SolveStatus): which step started,
+    /// finished, or came from the cache
+    Rawjson,
+}
+
+impl Progress {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Progress::Plain => "plain",
+            Progress::Rawjson => "rawjson",
+        }
     }
 }
 

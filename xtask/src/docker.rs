@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::cli::Progress;
 use crate::exec::{Step, Tool};
 use crate::plan::Image;
 
@@ -37,6 +38,7 @@ pub fn build(
     image: &Image,
     metadata: &Path,
     output: Output,
+    progress: Progress,
     cache: &[String],
     build_args: &[(String, String)],
 ) -> Step {
@@ -47,9 +49,8 @@ pub fn build(
         image.platform.into(),
         "--file".into(),
         image.dockerfile.clone(),
-        // Line-based progress, so each line can carry its variant's prefix.
         "--progress".into(),
-        "plain".into(),
+        progress.as_str().into(),
         // A single-platform manifest, not an index with an attestation
         // manifest beside it: what ECR and AWS Batch expect, and what the
         // architecture check reads.
@@ -406,6 +407,7 @@ mod tests {
             &image(),
             Path::new("target/xtask/cpu.json"),
             Output::Push,
+            Progress::Plain,
             &registry_cache(&image()),
             &[("RUNTIME_IMAGE".into(), "debian:12-{arch}".into())],
         );

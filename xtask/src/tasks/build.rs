@@ -62,6 +62,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         },
         registry_cache,
         build_args: args.build_args,
+        progress: args.progress,
         network: args.network,
         no_cache: args.cache == Cache::None,
         smoke: args.smoke,
@@ -101,6 +102,7 @@ struct Options {
     output: Output,
     registry_cache: bool,
     build_args: Vec<(String, String)>,
+    progress: crate::cli::Progress,
     network: Option<crate::cli::Network>,
     no_cache: bool,
     smoke: bool,
@@ -191,7 +193,14 @@ fn build_one(
     if let Some(network) = options.network {
         extra.extend(["--network".to_string(), network.as_str().to_string()]);
     }
-    let step = docker::build(image, metadata, output.clone(), &extra, &options.build_args);
+    let step = docker::build(
+        image,
+        metadata,
+        output.clone(),
+        options.progress,
+        &extra,
+        &options.build_args,
+    );
     let result = (|| {
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
