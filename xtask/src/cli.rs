@@ -16,6 +16,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub dry_run: bool,
 
+    /// Show the tools' own output (build steps, push progress), not only their log files
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
     /// Repository root holding .aws-architecture [default: this workspace]
     #[arg(
         long,
@@ -44,7 +48,7 @@ pub enum Command {
     Login(LoginArgs),
     /// Copy a release's images from stage to prod, verified and all-or-nothing
     Promote(PromoteArgs),
-    /// Remove this repository's local images and build cache (not other projects')
+    /// Remove this repository's local images (not other projects')
     Clean(CleanArgs),
     /// Play the whole pipeline, dev to stage to prod, on the local rig
     Rehearse(RehearseArgs),

@@ -334,7 +334,7 @@ pub fn parse_repo_digest(text: &str, image: &str) -> Result<String> {
         .with_context(|| format!("the engine recorded no digest for {image}"))
 }
 
-/// Image IDs of every local image named `image`, any tag.
+/// Every local image named `image`, any tag, as `name:tag` references.
 pub fn list_images(image: &str) -> Step {
     docker([
         "image",
@@ -342,39 +342,22 @@ pub fn list_images(image: &str) -> Step {
         "--filter",
         &format!("reference={image}:*"),
         "--format",
-        "{{.ID}}",
+        "{{.Repository}}:{{.Tag}}",
     ])
 }
 
-pub fn remove_images(ids: &[String]) -> Step {
+/// Remove images by reference: an image that another name shares (the same
+/// layers built by another project, say) keeps that name, and so stays.
+pub fn remove_images(references: &[String]) -> Step {
     let mut args = vec!["image".to_string(), "rm".into(), "--force".into()];
-    args.extend(ids.iter().cloned());
+    args.extend(references.iter().cloned());
     docker(args)
 }
 
-/// Every record of the engine's build cache, as JSON (the engine's own
-/// listing: `docker buildx du` of this buildx has no machine-readable form).
-pub fn build_cache_records() -> Step {
-    docker([
-        "system",
-        "df",
-        "--verbose",
-        "--format",
-        "{{json .BuildCache}}",
-    ])
-}
-
-/// Remove exactly these build-cache records: the engine matches the `id`
-/// filter as a regular expression, anchored here to whole IDs.
-pub fn prune_build_cache(ids: &[String]) -> Step {
-    docker([
-        "builder".to_string(),
-        "prune".into(),
-        "--force".into(),
-        "--all".into(),
-        "--filter".into(),
-        format!("id=^({})$", ids.join("|")),
-    ])
+/// The command that empties the build cache of the current builder, every
+/// project's records with this repository's: `clean` prints it, never runs it.
+pub fn prune_build_cache() -> Step {
+    docker(["builder", "prune", "--all"])
 }
 
 #[cfg(test)]

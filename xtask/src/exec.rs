@@ -1,21 +1,31 @@
 //! Commands as data, and the one executor that runs them.
 //!
 //! Every external command the tasks run is first built as a [`Step`]: a program,
-//! its arguments and environment. The [`Runner`] prints each step before running
-//! it, and with `--dry-run` prints it and runs nothing, so the dry-run output is
-//! exactly the list of commands a real run executes.
+//! its arguments and, for a password, the step whose output feeds its stdin.
+//! The [`Runner`] prints each step before running it, and with `--dry-run`
+//! prints it and runs nothing, so the dry-run output is exactly the list of
+//! commands a real run executes. A read-only step answers with its output;
+//! in a dry run it answers that it did not run ([`Reply::DryRun`], or `None`
+//! from [`Runner::read`]), and the caller decides what that means.
+//!
+//! The tools' own output (BuildKit's steps, push progress) goes to a log file
+//! per prefix under `target/xtask/logs/`; `--verbose` shows it as well. When a
+//! step fails, its last lines are printed with the log's path.
 //!
 //! Secrets never become arguments: a password travels from one step's stdout
 //! into the next step's stdin (see [`Step::with_secret_stdin`]), and the printed
 //! form shows only the commands, never the value.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Output, Stdio};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
 /// One external command, as plain data.
@@ -43,15 +53,6 @@ impl Step {
         self.secret_stdin = Some(Box::new(source));
         self
     }
-
-    /// The process to spawn, built with xshell's `cmd!` (one argument per
-    /// value, no shell) in the shell's directory and environment.
-    fn command(&self, sh: &Mutex<Shell>) -> Command {
-        let sh = sh.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let program = &self.program;
-        let args = &self.args;
-        cmd!(sh, "{program} {args...}").quiet().into()
-    }
 }
 
 impl fmt::Display for Step {
@@ -78,71 +79,99 @@ fn quote(arg: &str) -> String {
     }
 }
 
-/// Runs steps, or with `dry_run` only prints them. Shared by the threads
-/// that build variants concurrently.
-pub struct Runner {
-    sh: Mutex<Shell>,
-    pub dry_run: bool,
+/// What a read-only step answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A dry run: the step was printed, not run.
+    DryRun,
+    /// It succeeded: its standard output.
+    Out(String),
+    /// It failed: why, in the tool's own words (its stderr).
+    Failed(String),
 }
 
-/// Serialises output lines from concurrent steps so prefixed lines never interleave.
-static OUTPUT: Mutex<()> = Mutex::new(());
+/// How many of a failed step's last lines are printed.
+const TAIL: usize = 20;
+
+/// Runs steps, or with `dry_run` only prints them. Shared by the threads
+/// that build variants concurrently: xshell's `Shell` is not `Sync`, so each
+/// step gets a `Shell` of its own, in the repository root.
+pub struct Runner {
+    root: PathBuf,
+    pub dry_run: bool,
+    verbose: bool,
+    /// The logs this run has started afresh: a log holds one run's output.
+    logs: Mutex<BTreeSet<PathBuf>>,
+}
 
 impl Runner {
-    pub fn new(sh: Shell, dry_run: bool) -> Runner {
+    pub fn new(root: &Path, dry_run: bool, verbose: bool) -> Runner {
         Runner {
-            sh: Mutex::new(sh),
+            root: root.to_path_buf(),
             dry_run,
+            verbose,
+            logs: Mutex::default(),
         }
     }
 
     /// Print a progress line to stderr, never stdout: stdout carries results.
     pub fn note(&self, prefix: &str, line: &str) {
-        let _guard = OUTPUT.lock();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{prefix}{line}");
+        eprintln!("{prefix}{line}");
     }
 
-    fn announce(&self, prefix: &str, step: &Step) {
-        self.note(prefix, &format!("$ {step}"));
-    }
-
-    /// Run a step that changes something. Its output goes to stderr, each line
-    /// prefixed with `prefix` (for example `[gpu] `), so concurrent steps stay
-    /// readable.
+    /// Run a step that changes something. Its output goes to the log of
+    /// `prefix` (for example `[gpu] `), and with `--verbose` to stderr too,
+    /// each line prefixed so concurrent steps stay readable.
     pub fn run(&self, prefix: &str, step: &Step) -> Result<()> {
-        self.announce(prefix, step);
+        self.note(prefix, &format!("$ {step}"));
         if self.dry_run {
             return Ok(());
         }
-        let stdin = self.secret_input(step)?;
-        let mut command = step.command(&self.sh);
-        command
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("could not start `{}`", step.program))?;
-        if let (Some(secret), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(secret.as_bytes())?;
+        let password = match &step.secret_stdin {
+            // stderr of a password command carries the reason (expired token,
+            // unknown profile), never the password, which goes to stdout.
+            Some(source) => Some(
+                self.capture(source)
+                    .map_err(|why| anyhow!("`{source}` failed: {why}"))?,
+            ),
+            None => None,
+        };
+        let (path, mut log) = self.log(prefix)?;
+        writeln!(log, "$ {step}")?;
+        // One pipe for both streams, so the log keeps their order.
+        let (output, writer) = std::io::pipe()?;
+        let mut child = {
+            let sh = self.shell()?;
+            let (program, args) = (&step.program, &step.args);
+            let mut command = Command::from(cmd!(sh, "{program} {args...}"));
+            command
+                .stdin(match password {
+                    Some(_) => Stdio::piped(),
+                    None => Stdio::null(),
+                })
+                .stdout(writer.try_clone()?)
+                .stderr(writer);
+            // `command` holds the pipe's write end until it is dropped here;
+            // the relay below reads until every write end is closed.
+            command
+                .spawn()
+                .with_context(|| format!("could not start `{}`", step.program))?
+        };
+        if let (Some(password), Some(mut stdin)) = (password, child.stdin.take()) {
+            stdin.write_all(password.trim().as_bytes())?;
         }
-        let (out, err) = (child.stdout.take(), child.stderr.take());
-        std::thread::scope(|scope| {
-            if let Some(out) = out {
-                scope.spawn(|| self.relay(prefix, out));
-            }
-            if let Some(err) = err {
-                scope.spawn(|| self.relay(prefix, err));
-            }
-        });
+        let tail = self.relay(prefix, output, &mut log);
         let status = child.wait()?;
         if !status.success() {
-            bail!("`{step}` exited with {status}");
+            if !self.verbose {
+                for line in &tail {
+                    self.note(prefix, &format!("  {line}"));
+                }
+            }
+            bail!(
+                "`{step}` exited with {status} (its output: {})",
+                path.display()
+            );
         }
         Ok(())
     }
@@ -172,81 +201,107 @@ impl Runner {
         }
     }
 
-    /// Run a read-only query and return its stdout. In a dry run the query is
-    /// printed and `None` returned: callers plan for "unknown".
-    pub fn read(&self, prefix: &str, step: &Step) -> Result<Option<String>> {
-        self.announce(prefix, step);
+    /// Run a read-only step, printed like any other, for its answer: a
+    /// failure is an answer too, for questions such as "does this tag exist".
+    pub fn ask(&self, prefix: &str, step: &Step) -> Reply {
+        self.note(prefix, &format!("$ {step}"));
         if self.dry_run {
-            return Ok(None);
+            return Reply::DryRun;
         }
-        self.query(step).map(Some)
+        match self.capture(step) {
+            Ok(out) => Reply::Out(out),
+            Err(why) => Reply::Failed(why),
+        }
     }
 
-    /// Like [`Runner::read`] but a failure is an answer (`Ok(Err(stderr))`), for
-    /// queries such as "does this tag exist".
-    pub fn probe(&self, prefix: &str, step: &Step) -> Result<Option<Result<String, String>>> {
-        self.announce(prefix, step);
-        if self.dry_run {
-            return Ok(None);
+    /// Run a read-only step and return its stdout; `None` in a dry run. A
+    /// failure is an error that carries the tool's answer.
+    pub fn read(&self, prefix: &str, step: &Step) -> Result<Option<String>> {
+        match self.ask(prefix, step) {
+            Reply::DryRun => Ok(None),
+            Reply::Out(out) => Ok(Some(out)),
+            Reply::Failed(why) => bail!("`{step}` failed: {why}"),
         }
-        let output = self.output(step)?;
-        Ok(Some(if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
-        }))
     }
 
     /// Run a read-only local query (git) that decides the plan itself, in
     /// dry runs too, without printing it: it is not one of the pipeline's steps.
     pub fn query_local(&self, step: &Step) -> Result<String> {
-        self.query(step)
+        self.capture(step)
+            .map_err(|why| anyhow!("`{step}` failed: {why}"))
     }
 
-    fn output(&self, step: &Step) -> Result<Output> {
-        step.command(&self.sh)
-            .stdin(Stdio::null())
+    fn shell(&self) -> Result<Shell> {
+        let sh = Shell::new()?;
+        sh.change_dir(&self.root);
+        Ok(sh)
+    }
+
+    /// A step's stdout, or why it failed: its stderr, else its exit status.
+    fn capture(&self, step: &Step) -> Result<String, String> {
+        let sh = self.shell().map_err(|err| err.to_string())?;
+        let (program, args) = (&step.program, &step.args);
+        let output = cmd!(sh, "{program} {args...}")
+            .quiet()
+            .ignore_status()
             .output()
-            .with_context(|| format!("could not start `{}`", step.program))
+            .map_err(|err| err.to_string())?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        Err(if stderr.is_empty() {
+            format!("exited with {}", output.status)
+        } else {
+            stderr
+        })
     }
 
-    fn query(&self, step: &Step) -> Result<String> {
-        let output = self.output(step)?;
-        if !output.status.success() {
-            bail!(
-                "`{step}` exited with {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+    /// The log of `prefix`'s steps (`[gpu] ` writes `gpu.log`), emptied by
+    /// this run's first step that writes it, whose announcement names it.
+    fn log(&self, prefix: &str) -> Result<(PathBuf, File)> {
+        let label = prefix.trim().trim_start_matches('[').trim_end_matches(']');
+        let name = if label.is_empty() { "xtask" } else { label };
+        let dir = self.root.join("target/xtask/logs");
+        let path = dir.join(format!("{name}.log"));
+        let mut begun = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        let first = begun.insert(path.clone());
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if first {
+            file.set_len(0)?;
+            if !self.verbose {
+                self.note(prefix, &format!("(output: {})", path.display()));
+            }
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok((path, file))
     }
 
-    /// Run the secret-producing step, if any, without echo; its output is
-    /// returned only to be written into a pipe.
-    fn secret_input(&self, step: &Step) -> Result<Option<String>> {
-        let Some(source) = &step.secret_stdin else {
-            return Ok(None);
-        };
-        let output = self.output(source)?;
-        if !output.status.success() {
-            // stderr of a password command carries the reason (expired token,
-            // unknown profile), never the password, which goes to stdout.
-            bail!(
-                "`{source}` exited with {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+    /// Copy a step's output into its log, and with `--verbose` to stderr;
+    /// returns its last lines, for a failure. Blank lines are not printed.
+    fn relay(&self, prefix: &str, output: impl Read, log: &mut File) -> VecDeque<String> {
+        let mut tail = VecDeque::with_capacity(TAIL);
+        for line in BufReader::new(output).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end();
+            let _ = writeln!(log, "{line}");
+            if line.trim().is_empty() {
+                continue;
+            }
+            if self.verbose {
+                self.note(prefix, line);
+            }
+            if tail.len() == TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line.to_string());
         }
-        Ok(Some(
-            String::from_utf8_lossy(&output.stdout).trim().to_string(),
-        ))
-    }
-
-    fn relay(&self, prefix: &str, stream: impl std::io::Read) {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            self.note(prefix, &line);
-        }
+        tail
     }
 }
 
@@ -314,26 +369,57 @@ mod tests {
         );
     }
 
-    #[test]
-    fn dry_run_runs_nothing() {
-        let runner = Runner::new(Shell::new().unwrap(), true);
-        let missing = Step::new("definitely-not-a-program", ["x"]);
-        runner.run("", &missing).unwrap();
-        assert_eq!(runner.read("", &missing).unwrap(), None);
+    /// A runner in a folder of its own, where its logs go.
+    fn runner(dry_run: bool) -> (Runner, PathBuf) {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("xtask-exec-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        (Runner::new(&root, dry_run, false), root)
     }
 
     #[test]
-    fn failed_step_names_the_command() {
-        let runner = Runner::new(Shell::new().unwrap(), false);
-        let err = runner
-            .run("", &Step::new("false", Vec::<String>::new()))
-            .unwrap_err();
-        assert!(err.to_string().contains("`false` exited with"), "{err}");
+    fn dry_run_runs_nothing() {
+        let (runner, root) = runner(true);
+        let missing = Step::new("definitely-not-a-program", ["x"]);
+        runner.run("", &missing).unwrap();
+        assert_eq!(runner.ask("", &missing), Reply::DryRun);
+        assert_eq!(runner.read("", &missing).unwrap(), None);
+        assert!(!root.join("target").exists(), "a dry run wrote a log");
+    }
+
+    #[test]
+    fn a_failed_step_names_the_command_and_its_log() {
+        let (runner, root) = runner(false);
+        let step = Step::new("sh", ["-c", "echo building; echo broken >&2; exit 3"]);
+        let err = runner.run("[gpu] ", &step).unwrap_err().to_string();
+        let log = root.join("target/xtask/logs/gpu.log");
+        assert!(err.contains("exited with exit status: 3"), "{err}");
+        assert!(err.contains(&log.display().to_string()), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!("$ {step}\nbuilding\nbroken\n")
+        );
+    }
+
+    #[test]
+    fn a_failed_query_answers_with_the_tools_stderr() {
+        let (runner, _) = runner(false);
+        let step = Step::new("ls", ["/definitely/not/here"]);
+        match runner.ask("", &step) {
+            Reply::Failed(why) => assert!(why.contains("No such file"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let err = runner.read("", &step).unwrap_err().to_string();
+        assert!(
+            err.starts_with("`ls /definitely/not/here` failed: "),
+            "{err}"
+        );
     }
 
     #[test]
     fn secret_flows_through_stdin() {
-        let runner = Runner::new(Shell::new().unwrap(), false);
+        let (runner, _) = runner(false);
         let step = Step::new("grep", ["-q", "^hunter2$"])
             .with_secret_stdin(Step::new("echo", ["hunter2"]));
         runner.run("", &step).unwrap();

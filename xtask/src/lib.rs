@@ -5,7 +5,6 @@
 
 pub mod arch;
 pub mod aws;
-pub mod build_cache;
 pub mod cli;
 pub mod context;
 pub mod disk;

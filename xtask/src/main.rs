@@ -1,7 +1,8 @@
 //! `cargo xtask`: build, push and promote this repository's GPU and CPU images.
 //!
-//! `main` only parses the command line, makes the one `Shell`, moves to the
-//! repository root and dispatches; every task lives in `tasks/`.
+//! `main` only parses the command line, makes the one `Runner` (which runs
+//! every external command in the repository root) and dispatches; every task
+//! lives in `tasks/`.
 
 use std::process::ExitCode;
 
@@ -21,10 +22,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    let sh = xshell::Shell::new()?;
     let root = cli.root.unwrap_or_else(project_root);
-    sh.change_dir(&root);
-    let runner = exec::Runner::new(sh, cli.dry_run);
+    // A GitHub runner's files go with the job: there, the tools' output
+    // belongs in the job's log, folded into its groups.
+    let verbose = cli.verbose || github::is_actions();
+    let runner = exec::Runner::new(&root, cli.dry_run, verbose);
     tasks::dispatch(cli.command, &runner, &root)
 }
 

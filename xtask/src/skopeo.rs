@@ -24,8 +24,6 @@ pub struct Inspect {
     pub digest: String,
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "Architecture", default)]
-    pub architecture: String,
 }
 
 pub fn parse_inspect(text: &str) -> Result<Inspect> {
@@ -70,14 +68,15 @@ pub fn list_tags(target: &Target) -> Step {
     Step::new(TOOL.program, args)
 }
 
-/// Copy the manifest `digest` from `from` to `to:tag`, byte for byte: `--all`
-/// keeps a multi-platform index whole (without it `--preserve-digests` would
-/// copy only the host's platform), `--preserve-digests` refuses any change.
-pub fn copy(from: &Target, digest: &str, to: &Target, tag: &str) -> Step {
+/// Copy `source` (`<image>@<digest>` in `from`'s registry) to `to:tag`, byte
+/// for byte: `--all` keeps a multi-platform index whole (without it
+/// `--preserve-digests` would copy only the host's platform),
+/// `--preserve-digests` refuses any change.
+pub fn copy(from: &Target, source: &str, to: &Target, tag: &str) -> Step {
     let mut args: Vec<String> = vec!["copy".into(), "--all".into(), "--preserve-digests".into()];
     args.extend(tls_flag("src-tls-verify", from));
     args.extend(tls_flag("dest-tls-verify", to));
-    args.push(format!("docker://{}@{digest}", from.image()));
+    args.push(format!("docker://{source}"));
     args.push(format!("docker://{}", to.reference(tag)));
     Step::new(TOOL.program, args)
 }
@@ -97,7 +96,7 @@ mod tests {
     fn copy_is_by_digest_and_whole() {
         let step = copy(
             &target("1.dkr.ecr.us-east-1.amazonaws.com"),
-            "sha256:ab",
+            "1.dkr.ecr.us-east-1.amazonaws.com/app@sha256:ab",
             &target("127.0.0.1:5003"),
             "v1-amd64-gpu",
         );

@@ -25,6 +25,7 @@ fn arch_of(variant: &str) -> &'static str {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn build_push_both_variants_through_the_real_login() {
     let rig = rig();
     let fixture = Fixture::standard("push");
@@ -32,7 +33,8 @@ fn build_push_both_variants_through_the_real_login() {
     let repo = unique("push").to_lowercase();
     let output = run(fixture
         .xtask()
-        .args(["build", "--push", "--env", "dev", "--repository", &repo])
+        .args(["--verbose", "build", "--push", "--env", "dev"])
+        .args(["--repository", &repo])
         .env("DOCKER_CONFIG", fresh_docker_config()));
     assert!(output.status.success());
     let expected: Vec<String> = {
@@ -65,7 +67,8 @@ fn build_push_both_variants_through_the_real_login() {
             assert_eq!(image["Labels"]["org.opencontainers.image.variant"], variant);
         }
     }
-    // Both variants ran at once, each line marked with its variant.
+    // Both variants ran at once, each line of BuildKit's (shown with
+    // --verbose) marked with its variant.
     let err = stderr(&output);
     assert!(
         err.lines().any(|l| l.starts_with("[gpu] #"))
@@ -75,6 +78,7 @@ fn build_push_both_variants_through_the_real_login() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn the_registry_refuses_a_push_without_login() {
     let rig = rig();
     let fixture = Fixture::standard("nologin");
@@ -100,24 +104,17 @@ fn the_registry_refuses_a_push_without_login() {
     assert!(tags(&rig.dev, &repo).is_empty());
 }
 
-/// Normalise what differs between two runs of the same plan: digests.
+/// The commands a run printed, each with its prefix.
 fn commands(stderr: &str) -> Vec<String> {
     stderr
         .lines()
-        .filter_map(|l| {
-            l.split_once("$ ")
-                .map(|(prefix, c)| format!("{prefix}$ {c}"))
-        })
-        .map(|l| match l.find("@sha256:") {
-            Some(i) => format!("{}@<digest>{}", &l[..i], &l[i + 8 + 64..]),
-            None => l,
-        })
-        // The dry run's placeholder needs shell quotes; a real digest does not.
-        .map(|l| l.replace("'", ""))
-        .collect::<Vec<_>>()
+        .filter(|l| l.contains("$ "))
+        .map(String::from)
+        .collect()
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn dry_run_matches_the_real_run_command_for_command() {
     rig();
     let fixture = Fixture::standard("parity");
@@ -141,6 +138,7 @@ fn dry_run_matches_the_real_run_command_for_command() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn registry_down_during_push_fails_clearly_and_a_rerun_finishes() {
     rig();
     let mut registry = Registry::start("down", 5210, None);
@@ -196,6 +194,7 @@ fn registry_down_during_push_fails_clearly_and_a_rerun_finishes() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn missing_tools_are_named_before_anything_runs() {
     let rig = rig();
     let fixture = Fixture::standard("tools");
@@ -222,6 +221,7 @@ fn missing_tools_are_named_before_anything_runs() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn wrong_registry_password_fails_clearly_and_never_shows_a_secret() {
     rig();
     let htpasswd = Command::new("htpasswd")
@@ -260,6 +260,7 @@ fn wrong_registry_password_fails_clearly_and_never_shows_a_secret() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_it() {
     let rig = rig();
     let fixture = Fixture::standard("local");
@@ -270,6 +271,20 @@ fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_i
         .args(["build", "--repository", &repo])
         .env("DOCKER_CONFIG", &config));
     assert!(build.status.success());
+    // Quiet by default: BuildKit's steps are in each variant's log, not on stderr.
+    let err = stderr(&build);
+    for variant in ["gpu", "cpu"] {
+        let log = fixture
+            .root
+            .join(format!("target/xtask/logs/{variant}.log"));
+        assert!(
+            err.contains(&format!("[{variant}] (output: {})", log.display())),
+            "{err}"
+        );
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.lines().any(|l| l.starts_with("#1 ")), "{log}");
+    }
+    assert!(!err.lines().any(|l| l.contains("] #")), "{err}");
     let image = format!("{}/{repo}", rig.dev);
     let local = Command::new("docker")
         .args([
@@ -316,6 +331,7 @@ fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_i
 /// Under GitHub Actions: log groups, and a step summary with every image,
 /// tag and digest.
 #[test]
+#[ignore = "needs the rig: make test"]
 fn github_actions_mode_groups_the_log_and_writes_a_summary() {
     let rig = rig();
     let fixture = Fixture::standard("summary");
@@ -355,188 +371,58 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
     }
 }
 
-/// The engine's build-cache records, as `(id, parent, description)`.
-fn cache_records() -> Vec<(String, String, String)> {
-    let list = || {
-        Command::new("docker")
-            .args([
-                "system",
-                "df",
-                "--verbose",
-                "--format",
-                "{{json .BuildCache}}",
-            ])
-            .output()
-            .unwrap()
-    };
-    let mut output = list();
-    // The engine lists for one client at a time (another test's clean).
-    for _ in 0..40 {
-        if !String::from_utf8_lossy(&output.stderr)
-            .contains("disk usage operation is already running")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        output = list();
-    }
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let records: Vec<serde_json::Value> =
-        serde_json::from_slice(&output.stdout).unwrap_or_default();
-    records
-        .iter()
-        .map(|r| {
-            // The CLI marks a record in use with a `*` after its ID.
-            let field = |k: &str| {
-                r[k].as_str()
-                    .unwrap_or_default()
-                    .trim_end_matches('*')
-                    .to_string()
-            };
-            (field("ID"), field("Parent"), field("Description"))
-        })
-        .collect()
-}
-
-/// `clean` takes this repository's images and the build cache its builds
-/// made, and leaves another project's cache alone: the shared base and a
-/// RUN both projects have, the other project's own records, a record whose
-/// command reads like ours on another chain, and one on the very same
-/// chain (a copy of our Dockerfile, another payload) made after our build.
+/// `clean` removes this repository's images, under both names a build
+/// gives them (in the registry, and bare), by reference: another project's
+/// name for the very same image stays. The shared build cache stays too, and
+/// clean says how to empty it.
 #[test]
-fn clean_removes_this_repositorys_build_cache_and_nothing_else() {
+#[ignore = "needs the rig: make test"]
+fn clean_removes_this_repositorys_images_and_nothing_else() {
     let rig = rig();
-    let token = unique("cache").to_lowercase();
-    let generic = format!("echo generic-{token} > /generic");
-    let our_run = format!("cat /payload > /ours-{token}");
-    let our_stage =
-        format!("FROM rig/debian:bookworm\nRUN {generic}\nCOPY payload /payload\nRUN {our_run}\n");
-    let fixture = Fixture::new("clean-cache", r#"{"gpu": "linux/amd64"}"#, &[]);
-    std::fs::write(
-        fixture.root.join("Dockerfile-gpu"),
-        format!("{our_stage}\nFROM rig/debian:bookworm\nCOPY --from=0 /ours-{token} /out\n"),
-    )
-    .unwrap();
-    std::fs::write(fixture.root.join("payload"), unique("ours")).unwrap();
-    fixture.commit("a Dockerfile with RUN steps");
-    let repo = unique("clean-cache").to_lowercase();
-    let build = run(fixture
-        .xtask()
-        .args(["build", "--repository", &repo, "--network", "none"]));
+    let fixture = Fixture::new("clean", r#"{"gpu": "linux/amd64"}"#, &["gpu"]);
+    let repo = unique("clean").to_lowercase();
+    let build = run(fixture.xtask().args(["build", "--repository", &repo]));
     assert!(build.status.success());
-
-    let ours_built = cache_records();
-    let parent = |records: &[(String, String, String)], id: &str| -> String {
-        let record = records.iter().find(|(i, _, _)| i == id);
-        record.map(|(_, p, _)| p.clone()).unwrap_or_default()
-    };
-    let runs = |records: &[(String, String, String)], command: &str| -> Vec<String> {
-        let suffix = format!("from exec /bin/sh -c {command}");
-        records
-            .iter()
-            .filter(|(_, _, d)| d.ends_with(&suffix))
-            .map(|(id, _, _)| id.clone())
-            .collect()
-    };
-    let [generic_id] = &runs(&ours_built, &generic)[..] else {
-        panic!("one generic RUN record: {ours_built:?}")
-    };
-    let [ours_id] = &runs(&ours_built, &our_run)[..] else {
-        panic!("one record of our RUN: {ours_built:?}")
-    };
-    let our_copy = parent(&ours_built, ours_id);
-    assert_eq!(
-        parent(&ours_built, &our_copy),
-        *generic_id,
-        "our RUN is built on our COPY on the generic RUN"
-    );
-
-    // Another project, after our build (and the engine's timestamps' slack):
-    // our stage word for word with another payload, its own RUN, and a
-    // look-alike of our RUN straight on its COPY.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let theirs = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("clean-theirs"));
-    std::fs::create_dir_all(&theirs).unwrap();
-    std::fs::write(theirs.join("payload"), unique("theirs")).unwrap();
-    let their_run = format!("cat /payload > /theirs-{token}");
-    std::fs::write(
-        theirs.join("Dockerfile"),
-        format!(
-            "{our_stage}\nFROM rig/debian:bookworm\nRUN {generic}\nCOPY payload /payload\nRUN {their_run}\n\n\
-             FROM rig/debian:bookworm\nCOPY payload /payload\nRUN {our_run}\n\
-             COPY --from=0 /ours-{token} /o\nCOPY --from=1 /theirs-{token} /t\n"
-        ),
-    )
-    .unwrap();
-    let their_image = format!("{repo}-theirs:latest");
-    let status = Command::new("docker")
-        .args([
-            "buildx",
-            "build",
-            "--network",
-            "none",
-            "--load",
-            "--tag",
-            &their_image,
-        ])
-        .arg(&theirs)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the other project's build failed");
-
-    let before = cache_records();
-    let [theirs_id] = &runs(&before, &their_run)[..] else {
-        panic!("one record for their RUN: {before:?}")
-    };
-    let (same_chain, lookalike): (Vec<String>, Vec<String>) = runs(&before, &our_run)
-        .into_iter()
-        .filter(|id| id != ours_id)
-        .partition(|id| parent(&before, &parent(&before, id)) == *generic_id);
-    let ([same_chain_id], [lookalike_id]) = (&same_chain[..], &lookalike[..]) else {
-        panic!("their copy of our stage and their look-alike: {same_chain:?} {lookalike:?}")
-    };
+    let ours = format!("{}/{repo}:latest-amd64-gpu", rig.dev);
+    let bare = format!("{repo}:local");
+    let theirs = format!("{repo}-theirs:latest");
+    for name in [&bare, &theirs] {
+        let tag = run(Command::new("docker").args(["tag", &ours, name]));
+        assert!(tag.status.success());
+    }
 
     let clean = run(fixture.xtask().args(["clean", "--repository", &repo]));
     assert!(clean.status.success());
-    assert!(
-        stderr(&clean).contains("build-cache records of this repository's builds"),
-        "{}",
-        stderr(&clean)
+    let names = |filter: &str| -> String {
+        let output = Command::new("docker")
+            .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+            .args(["--filter", &format!("reference={filter}")])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(
+        names(&format!("{}/{repo}:*", rig.dev)),
+        "",
+        "clean left ours"
     );
-
-    let after: Vec<String> = cache_records().into_iter().map(|(id, _, _)| id).collect();
-    for (what, id) in [("our RUN", ours_id), ("our COPY under it", &our_copy)] {
-        assert!(!after.contains(id), "clean left {what} ({id})");
-    }
-    for (what, id) in [
-        ("the shared generic RUN", generic_id),
-        ("their RUN", theirs_id),
-        ("their copy of our stage", same_chain_id),
-        ("their look-alike of our RUN", lookalike_id),
-    ] {
-        assert!(after.contains(id), "clean removed {what} ({id})");
-    }
-    let left = Command::new("docker")
-        .args(["image", "ls", "-q", &format!("{}/{repo}", rig.dev)])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
-        "clean left our images"
+    assert_eq!(names(&format!("{repo}:*")), "", "clean left the bare name");
+    assert_eq!(
+        names(&format!("{repo}-theirs:*")),
+        theirs,
+        "clean took theirs"
     );
-    let their = Command::new("docker")
-        .args(["image", "inspect", &their_image])
-        .output()
-        .unwrap();
+    let err = stderr(&clean);
     assert!(
-        their.status.success(),
-        "clean removed the other project's image"
+        err.contains("build cache: left alone") && err.contains("`docker builder prune --all`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("$ docker builder prune"),
+        "clean pruned: {err}"
     );
     let _ = Command::new("docker")
-        .args(["image", "rm", &their_image])
+        .args(["image", "rm", &theirs])
         .output();
 }

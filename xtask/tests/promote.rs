@@ -180,6 +180,7 @@ fn exit_code(output: &Output) -> Option<i32> {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn promotes_both_variants_by_digest_with_labels_intact() {
     let rig = rig();
     let fixture = Fixture::standard("promote-happy");
@@ -210,6 +211,7 @@ fn promotes_both_variants_by_digest_with_labels_intact() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn rerun_after_success_copies_nothing() {
     let rig = rig();
     let fixture = Fixture::standard("promote-rerun");
@@ -249,6 +251,7 @@ fn rerun_after_success_copies_nothing() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn stage_latest_of_a_later_commit_blocks_every_variant() {
     let rig = rig();
     let fixture = Fixture::standard("promote-moved");
@@ -284,6 +287,7 @@ fn stage_latest_of_a_later_commit_blocks_every_variant() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn wrong_revision_label_blocks_the_release() {
     let rig = rig();
     let fixture = Fixture::standard("promote-label");
@@ -328,6 +332,7 @@ fn wrong_revision_label_blocks_the_release() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn a_variant_missing_from_stage_blocks_every_variant() {
     let rig = rig();
     let fixture = Fixture::standard("promote-missing");
@@ -363,6 +368,7 @@ fn a_variant_missing_from_stage_blocks_every_variant() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn a_commit_off_the_default_branch_is_refused() {
     let rig = rig();
     let fixture = Fixture::standard("promote-branch");
@@ -389,6 +395,7 @@ fn a_commit_off_the_default_branch_is_refused() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn prod_outage_mid_promotion_then_rerun_completes() {
     let rig = rig();
     const PORT: u16 = 5247;
@@ -469,6 +476,7 @@ exec '{}' "$@"
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn a_release_tag_that_is_not_an_image_tag_is_bad_input() {
     let rig = rig();
     let fixture = Fixture::standard("promote-badtag");
@@ -502,6 +510,7 @@ fn a_release_tag_that_is_not_an_image_tag_is_bad_input() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn a_multi_platform_index_arrives_whole_with_its_digest() {
     let rig = rig();
     let fixture = Fixture::standard("promote-index");
@@ -586,6 +595,7 @@ fn a_multi_platform_index_arrives_whole_with_its_digest() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
     let rig = rig();
     let fixture = Fixture::standard("promote-dry");
@@ -669,6 +679,7 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn an_immutable_prod_tag_that_cannot_be_read_is_never_overwritten() {
     let rig = rig();
     let fixture = Fixture::standard("promote-unreadable");

@@ -11,6 +11,7 @@ use std::process::Output;
 use common::{rig, run, stderr, stdout, tags, unique, Rig};
 
 #[test]
+#[ignore = "needs the rig: make test"]
 fn rehearsals_run_the_pipeline_with_and_without_workflows_and_a_broken_release_fails() {
     let rig = rig();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -29,7 +30,9 @@ fn rehearsals_run_the_pipeline_with_and_without_workflows_and_a_broken_release_f
             "{workflow}.yml not run"
         );
     }
-    assert!(err.contains("🏁  Job succeeded"), "no act job ran:\n{err}");
+    // act's own output is in each stage's log.
+    let log = std::fs::read_to_string(root.join("target/xtask/logs/dev.log")).unwrap();
+    assert!(log.contains("🏁  Job succeeded"), "no act job ran:\n{log}");
 
     let broken_repository = unique("rehearsal-broken");
     let broken = rehearse(root, &broken_repository, &["--broken-release"]);

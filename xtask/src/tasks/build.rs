@@ -2,18 +2,18 @@
 //! its own platform, checked for its architecture, optionally pushed.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use crate::arch::Arch;
-use crate::build_cache;
 use crate::cli::{BuildArgs, Cache};
 use crate::disk;
 use crate::docker::{self, Output};
-use crate::exec::{concurrently, require_tools, Runner};
+use crate::exec::{concurrently, require_tools, Reply, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
+use crate::tags;
 
 /// How many times a push is tried before the build is called failed.
 pub const PUSH_ATTEMPTS: u32 = 3;
@@ -23,7 +23,8 @@ pub struct Outcome {
     pub variant: String,
     pub platform: String,
     pub references: Vec<String>,
-    pub result: Result<String>,
+    /// The digest; `None` in a dry run, which builds nothing.
+    pub result: Result<Option<String>>,
     pub seconds: f64,
 }
 
@@ -68,33 +69,16 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         smoke: args.smoke,
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
-    let started = SystemTime::now();
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
         let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
         build_one(runner, root, image, &metadata, &options)
     });
-    if !runner.dry_run {
-        note_window(runner, root, started);
-    }
     github::end_group();
     report(
         runner,
         &outcomes,
         if args.push { "pushed" } else { "built" },
     )
-}
-
-/// Note when this build ran, for `clean`: with the engine's shared cache,
-/// the time is what tells this repository's records from look-alikes (see
-/// `build_cache`). A note that cannot be written costs only that.
-fn note_window(runner: &Runner, root: &Path, started: SystemTime) {
-    let seconds = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
-    if let Err(err) = build_cache::note_window(root, seconds(started), seconds(SystemTime::now())) {
-        runner.note("", &format!("note: cannot record this build in {} ({err}); `cargo xtask clean` will not recognise its build cache", build_cache::WINDOWS_FILE));
-    }
 }
 
 /// How every variant of one `build` is built.
@@ -149,10 +133,10 @@ fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
     };
     let root = docker::parse_data_root(&text)?;
     let df = disk::free_space(&root);
-    let answer = match runner.probe("", &df)? {
-        Some(Ok(text)) => disk::parse_available(&text),
-        Some(Err(err)) => Err(anyhow::anyhow!("{err}")),
-        None => return Ok(()),
+    let answer = match runner.ask("", &df) {
+        Reply::Out(text) => disk::parse_available(&text),
+        Reply::Failed(err) => Err(anyhow::anyhow!("{err}")),
+        Reply::DryRun => return Ok(()),
     };
     match answer {
         Ok(available) => {
@@ -215,27 +199,26 @@ fn build_one(
             ),
             Output::Load => format!("build of {} for {} failed", image.variant, image.platform),
         })?;
-        // A dry run has no metadata file; it still prints the check, with
-        // a placeholder where the digest will be.
+        // A dry run builds nothing, so it has no metadata file to read.
         let digest = if runner.dry_run {
-            "<digest>".to_string()
+            None
         } else {
             let text = std::fs::read_to_string(root.join(metadata)).with_context(|| {
                 format!("BuildKit wrote no metadata file {}", metadata.display())
             })?;
             let built = docker::metadata_digests(&text)?;
-            match output {
+            Some(match output {
                 // A pushed image is named by its manifest digest, which
-                // the registry serves and the architecture check reads.
+                // the registry serves.
                 Output::Push => built
                     .manifest
                     .context("BuildKit's metadata file names no manifest digest after a push")?,
                 // A loaded image by its config digest: the one digest that
                 // means the same on the classic and the containerd store.
                 Output::Load => built.config,
-            }
+            })
         };
-        check_platform(runner, &prefix, image, output, &digest)?;
+        check_platform(runner, &prefix, image, output)?;
         if options.smoke {
             smoke(runner, &prefix, image)?;
         }
@@ -252,15 +235,16 @@ fn build_one(
 
 /// The built image must be for the platform asked for: the legacy builder,
 /// for one, silently reuses a cached image of another architecture.
-fn check_platform(
-    runner: &Runner,
-    prefix: &str,
-    image: &Image,
-    output: &Output,
-    digest: &str,
-) -> Result<()> {
+fn check_platform(runner: &Runner, prefix: &str, image: &Image, output: &Output) -> Result<()> {
     let query = match output {
-        Output::Push => docker::registry_inspect(&format!("{}@{digest}", image.image)),
+        // By the commit's own tag, which no other commit's build moves (as
+        // `latest-*` may be): known before the build, so a dry run prints
+        // this very command.
+        Output::Push => {
+            let tag = image.tags.iter().find(|t| tags::is_immutable(t));
+            let tag = tag.unwrap_or(&image.tags[0]);
+            docker::registry_inspect(&format!("{}:{tag}", image.image))
+        }
         Output::Load => docker::image_inspect(&image.references()[0]),
     };
     let Some(text) = runner.read(prefix, &query)? else {
@@ -368,9 +352,9 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         format!("### Images {verb}\n\n| variant | platform | digest | tags |\n|---|---|---|---|\n");
     for outcome in outcomes {
         let (result, digest) = match &outcome.result {
-            Ok(digest) if runner.dry_run => ("dry run".to_string(), digest.clone()),
-            Ok(digest) => ("ok".to_string(), digest.clone()),
-            Err(_) => ("FAILED".to_string(), "-".to_string()),
+            Ok(Some(digest)) => ("ok", digest.as_str()),
+            Ok(None) => ("dry run", "-"),
+            Err(_) => ("FAILED", "-"),
         };
         let tags = outcome
             .references
@@ -381,8 +365,8 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         rows.push([
             outcome.variant.clone(),
             outcome.platform.clone(),
-            result,
-            digest.clone(),
+            result.to_string(),
+            digest.to_string(),
             format!("{:.1}s", outcome.seconds),
             tags.clone(),
         ]);

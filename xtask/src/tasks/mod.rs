@@ -29,7 +29,7 @@ pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
         Command::Push(args) => push::run(args, runner, root),
         Command::Login(args) => login::run(args, runner),
         Command::Promote(args) => promote::run(args, runner, root),
-        Command::Clean(args) => clean::run(args, runner, root),
+        Command::Clean(args) => clean::run(args, runner),
         Command::Rehearse(args) => rehearse::run(args, runner, root),
     }
 }

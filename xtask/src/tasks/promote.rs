@@ -20,7 +20,7 @@ use crate::arch::Variant;
 use crate::cli::{AwsArgs, PromoteArgs};
 use crate::context;
 use crate::error::Usage;
-use crate::exec::{concurrently, require_tools, Runner};
+use crate::exec::{concurrently, require_tools, Reply, Runner};
 use crate::plan::{render_table, REVISION_LABEL};
 use crate::skopeo::{self, Inspect};
 use crate::tags::{self, Context, Sha};
@@ -32,6 +32,9 @@ struct Promotion {
     variant: Variant,
     /// Stage's digest for the release commit; `None` in a dry run.
     digest: Option<String>,
+    /// What is copied: stage's image at that digest. A dry run, which read
+    /// nothing, names the stage tag whose digest a real run copies.
+    source: String,
     /// Prod tags in write order (immutable first, `latest` last), each with
     /// whether prod already has it at the stage digest.
     tags: Vec<(String, bool)>,
@@ -121,10 +124,9 @@ fn gate(
 ) -> Result<Vec<Promotion>> {
     let sha = context.sha();
     let branch = git::default_branch_ref(runner, &args.default_branch);
-    let on_branch = match runner.probe("", &git::is_ancestor(sha, &branch))? {
-        None => Ok(()),
-        Some(Ok(_)) => Ok(()),
-        Some(Err(_)) => Err(format!(
+    let on_branch = match runner.ask("", &git::is_ancestor(sha, &branch)) {
+        Reply::DryRun | Reply::Out(_) => Ok(()),
+        Reply::Failed(_) => Err(format!(
             "commit {} is not on {branch}: only commits merged to {} are promoted to prod",
             sha.short(),
             args.default_branch
@@ -148,9 +150,7 @@ fn gate(
                 .chain(prod_tags.iter().map(|tag| (prod, tag.as_str())))
                 .collect();
             let mut answers = concurrently(&reads, |(target, tag)| {
-                runner
-                    .probe(&prefix, &skopeo::inspect(target, tag, variant.arch))
-                    .map_err(|e| format!("{e:#}"))
+                runner.ask(&prefix, &skopeo::inspect(target, tag, variant.arch))
             })
             .into_iter();
             let mut next = || answers.next().expect("one answer per read");
@@ -168,9 +168,14 @@ fn gate(
                     None => "(dry run: not checked)".to_string(),
                     Some(_) => "ok".to_string(),
                 };
+                let source = match &digest {
+                    Some(digest) => format!("{}@{digest}", stage.image()),
+                    None => stage.reference(&sha_tag),
+                };
                 promotions.push(Promotion {
                     variant: variant.clone(),
                     digest: digest.clone(),
+                    source,
                     tags,
                 });
                 (digest.unwrap_or_else(|| "-".into()), verdict)
@@ -211,33 +216,28 @@ fn gate(
     Ok(promotions)
 }
 
-/// One tag read with `skopeo inspect`: `Ok(None)` in a dry run,
-/// `Ok(Some(Err(stderr)))` when skopeo failed.
-type Answer = Result<Option<Result<String, String>>, String>;
-
 /// Stage's digest for the release from the reads of its two tags: both
 /// present, equal, and labelled with the release commit. `Ok(None)` in a
 /// dry run.
 fn check_stage(
-    by_sha: Answer,
-    latest: Answer,
+    by_sha: Reply,
+    latest: Reply,
     sha_tag: &str,
     latest_tag: &str,
     sha: &Sha,
 ) -> Result<Option<String>, String> {
-    let parse = |answer: Answer, tag: &str| -> Result<Option<Inspect>, String> {
-        match answer? {
-            None => Ok(None),
-            Some(Ok(text)) => skopeo::parse_inspect(&text)
+    let parse = |reply: Reply, tag: &str| -> Result<Option<Inspect>, String> {
+        match reply {
+            Reply::DryRun => Ok(None),
+            Reply::Out(text) => skopeo::parse_inspect(&text)
                 .map(Some)
                 .map_err(|e| format!("{e:#}")),
-            Some(Err(stderr)) if skopeo::is_not_found(&stderr) => {
+            Reply::Failed(stderr) if skopeo::is_not_found(&stderr) => {
                 Err(format!("{tag} not found in stage"))
             }
-            Some(Err(stderr)) => Err(format!(
-                "cannot read {tag} in stage: {}",
-                first_line(&stderr)
-            )),
+            Reply::Failed(stderr) => {
+                Err(format!("cannot read {tag} in stage: {}", reason(&stderr)))
+            }
         }
     };
     let (by_sha, latest) = (parse(by_sha, sha_tag), parse(latest, latest_tag));
@@ -271,13 +271,13 @@ fn check_stage(
 /// stops the promotion.
 fn judge_prod(
     tags: Vec<String>,
-    answers: Vec<Answer>,
+    answers: Vec<Reply>,
     digest: Option<&str>,
 ) -> Result<Vec<(String, bool)>, String> {
     let mut out = Vec::new();
     for (tag, answer) in tags.into_iter().zip(answers) {
-        let done = match (digest, answer?) {
-            (Some(want), Some(Ok(text))) => {
+        let done = match (digest, answer) {
+            (Some(want), Reply::Out(text)) => {
                 let have = skopeo::parse_inspect(&text)
                     .map_err(|e| format!("{e:#}"))?
                     .digest;
@@ -293,12 +293,12 @@ fn judge_prod(
             // Only "not there" means free to write: an immutable tag that
             // cannot be read (an index without this architecture, a
             // registry error) may point elsewhere and must not be overwritten.
-            (Some(_), Some(Err(stderr)))
+            (Some(_), Reply::Failed(stderr))
                 if tags::is_immutable(&tag) && !skopeo::is_not_found(&stderr) =>
             {
                 return Err(format!(
                     "cannot read prod {tag} ({}); an immutable tag is never overwritten unseen",
-                    first_line(&stderr)
+                    reason(&stderr)
                 ));
             }
             _ => false,
@@ -333,8 +333,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
     };
     let copy_one = |promotion: &Promotion, tag: &str| {
         let prefix = format!("[{}] ", promotion.variant.name);
-        let digest = promotion.digest.as_deref().unwrap_or("<stage digest>");
-        let step = skopeo::copy(stage, digest, prod, tag);
+        let step = skopeo::copy(stage, &promotion.source, prod, tag);
         runner
             .run_with_retry(&prefix, &step, super::build::PUSH_ATTEMPTS)
             .with_context(|| {
@@ -394,7 +393,7 @@ fn report(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()
         prod.image()
     );
     for p in promotions {
-        let digest = p.digest.clone().unwrap_or_else(|| "(dry run)".into());
+        let digest = p.digest.as_deref().unwrap_or("not read (dry run)");
         let tags = p
             .tags
             .iter()
@@ -402,7 +401,7 @@ fn report(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()
             .collect::<Vec<_>>()
             .join(", ");
         summary += &format!("| {} | `{digest}` | {tags} |\n", p.variant.name);
-        rows.push([p.variant.name.clone(), digest, tags]);
+        rows.push([p.variant.name.clone(), digest.to_string(), tags]);
     }
     print!("{}", render_table(&rows));
     if !runner.dry_run {
@@ -415,6 +414,25 @@ fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().last().unwrap_or(text).trim()
+/// The line of a tool's stderr that says why it failed: the last one that
+/// is not blank, as skopeo logs any warnings before its fatal error.
+fn reason(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason;
+
+    #[test]
+    fn the_reason_is_the_fatal_line_after_any_warnings() {
+        let stderr = "level=warning msg=\"no creds\"\nlevel=fatal msg=\"unauthorized\"\n\n";
+        assert_eq!(reason(stderr), "level=fatal msg=\"unauthorized\"");
+        assert_eq!(reason(""), "");
+    }
 }

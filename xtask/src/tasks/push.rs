@@ -40,11 +40,10 @@ fn push_one(runner: &Runner, image: &Image) -> Outcome {
                 .run_with_retry(&prefix, &docker::push(&reference), PUSH_ATTEMPTS)
                 .with_context(|| format!("push of {reference} ({}) failed", image.variant))?;
         }
-        let Some(text) = runner.read(&prefix, &docker::repo_digests(&image.references()[0]))?
-        else {
-            return Ok("(dry run)".to_string());
-        };
-        docker::parse_repo_digest(&text, &image.image)
+        runner
+            .read(&prefix, &docker::repo_digests(&image.references()[0]))?
+            .map(|text| docker::parse_repo_digest(&text, &image.image))
+            .transpose()
     })();
     Outcome {
         variant: image.variant.clone(),

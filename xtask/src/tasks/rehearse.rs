@@ -18,9 +18,8 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 
 use crate::arch::Arch;
-use crate::build_cache;
 use crate::cli::RehearseArgs;
-use crate::exec::{Runner, Step};
+use crate::exec::{Reply, Runner, Step};
 use crate::plan::render_table;
 use crate::target::Target;
 use crate::{git, skopeo};
@@ -71,7 +70,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     let work = root.join("target/rehearsal").join(&repository);
 
     announce(runner, "rig", "bring up the rig (installs what is missing)");
-    let was_up = matches!(runner.probe("", &rig(&["status"]))?, Some(Ok(_)));
+    let was_up = matches!(runner.ask("", &rig(&["status"])), Reply::Out(_));
     let mut setup = vec![
         rig(&["install"]),
         rig(&["up"]),
@@ -86,7 +85,13 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
 
     let result = (|| {
-        let commits = prepare_clone(runner, root, &work, args.broken_release)?;
+        let Some(commits) = prepare_clone(runner, root, &work, args.broken_release)? else {
+            runner.note(
+                "",
+                "dry run: the stages run on the commits made in the clone, which a dry run does not make; they are not listed",
+            );
+            return Ok(());
+        };
         let events = events(&release_tag, &commits);
         write_payloads(runner, &work, &events)?;
         let stages = if args.workflows {
@@ -136,19 +141,6 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         }
         closing_table(runner, &work, &repository)
     })();
-    // The rehearsal's builds are this checkout's: `cargo xtask clean` here
-    // takes their build cache too.
-    if !runner.dry_run {
-        if let Err(err) = build_cache::adopt_windows(&work, root) {
-            runner.note(
-                "",
-                &format!(
-                    "note: cannot record the rehearsal's builds for `cargo xtask clean` ({err})"
-                ),
-            );
-        }
-    }
-
     if args.keep {
         runner.note("", &format!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it"));
     } else if !was_up {
@@ -191,8 +183,14 @@ struct Commits {
 }
 
 /// Clone this repository, commit the working tree's changes on a PR branch,
-/// and merge it into `main`, as a pull request would be.
-fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Result<Commits> {
+/// and merge it into `main`, as a pull request would be. `None` in a dry
+/// run, which makes no commits.
+fn prepare_clone(
+    runner: &Runner,
+    root: &Path,
+    work: &Path,
+    broken: bool,
+) -> Result<Option<Commits>> {
     let clone = work.display().to_string();
     let git = |args: &[&str]| git::in_repo(&clone, args);
     let run_git = |steps: &[Step]| steps.iter().try_for_each(|step| runner.run("[git] ", step));
@@ -215,10 +213,10 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
     if !runner.dry_run {
         copy_working_tree(runner, root, work)?;
     }
-    let head = |runner: &Runner| -> Result<String> {
+    let head = |runner: &Runner| -> Result<Option<String>> {
         Ok(runner
             .read("[git] ", &git(&["rev-parse", "HEAD"]))?
-            .map_or("<sha>".into(), |s| s.trim().to_string()))
+            .map(|sha| sha.trim().to_string()))
     };
     run_git(&[
         git(&["add", "-A"]),
@@ -260,11 +258,14 @@ fn prepare_clone(runner: &Runner, root: &Path, work: &Path, broken: bool) -> Res
     } else {
         merged.clone()
     };
-    Ok(Commits {
-        pr_head,
-        merged,
-        release,
-    })
+    Ok(pr_head
+        .zip(merged)
+        .zip(release)
+        .map(|((pr_head, merged), release)| Commits {
+            pr_head,
+            merged,
+            release,
+        }))
 }
 
 /// Copy tracked and untracked (not ignored) files, so uncommitted changes,

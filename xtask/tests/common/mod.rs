@@ -1,8 +1,9 @@
 //! Shared helpers for the integration tests: run the built `xtask` binary on
 //! a fixture repository, start a private registry, read registries back.
 //!
-//! Tests that need the rig (engine, registries, emulator) call [`rig`] first:
-//! outside it they fail loudly instead of skipping.
+//! Tests that need the rig (engine, registries, emulator) are
+//! `#[ignore = "needs the rig: make test"]`, which runs them, and call
+//! [`rig`] first: run by hand outside it, they fail loudly instead of skipping.
 
 #![allow(dead_code)]
 
@@ -23,7 +24,7 @@ pub struct Rig {
 /// The rig's settings; panics with how to run the test when outside the rig.
 pub fn rig() -> Rig {
     if std::env::var("XTASK_RIG").as_deref() != Ok("1") {
-        panic!("this test needs the test rig (Docker engine, registries, AWS emulator): run `rig/rig up` then `rig/rig exec cargo test`, or `make test`");
+        panic!("this test needs the test rig (Docker engine, registries, AWS emulator): run `make test`, or `rig/rig up` then `rig/rig exec cargo test --workspace -- --include-ignored`");
     }
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set by the rig"));
     Rig {
