@@ -51,7 +51,7 @@ pub struct Plan {
     pub images: Vec<Image>,
 }
 
-/// The label naming the variant; also how `clean` finds this repository's images.
+/// The label naming the variant, as the image's own record of what it is.
 pub const VARIANT_LABEL: &str = "org.opencontainers.image.variant";
 pub const REVISION_LABEL: &str = "org.opencontainers.image.revision";
 pub const VERSION_LABEL: &str = "org.opencontainers.image.version";

@@ -201,7 +201,7 @@ fn missing_tools_are_named_before_anything_runs() {
     let repo = unique("tools").to_lowercase();
     let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("only-git"));
     std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(common::git_path(), bin.join("git")).unwrap();
+    std::os::unix::fs::symlink(common::which("git"), bin.join("git")).unwrap();
     let output = run(fixture
         .xtask()
         .args(["build", "--push", "--repository", &repo])

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, stderr, stdout, xtask, Fixture};
+use common::{run, stderr, stdout, xtask, Fixture, ToolLog};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -17,24 +17,10 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A `PATH` holding recording stand-ins for the external tools, plus git.
-/// Returns the PATH value and the log file the stand-ins append to.
-fn recording_path(name: &str) -> (String, PathBuf) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique(name));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("calls.log");
-    for tool in ["docker", "aws", "skopeo"] {
-        let script = dir.join(tool);
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\n", log.display()),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::os::unix::fs::symlink(common::git_path(), dir.join("git")).unwrap();
-    (dir.display().to_string(), log)
+/// Recording stand-ins for the external tools git aside: a test that
+/// must run nothing shows it by their empty log.
+fn stand_ins(name: &str) -> ToolLog {
+    ToolLog::fake(name, &["docker", "aws", "skopeo"])
 }
 
 #[test]
@@ -148,7 +134,7 @@ fn malformed_architecture_files_exit_2_and_run_nothing() {
             "key \"gpu\" must be a string",
         ),
     ];
-    let (path, log) = recording_path("malformed");
+    let tools = stand_ins("malformed");
     for (content, expected) in cases {
         let fixture = Fixture::standard("malformed");
         std::fs::write(fixture.root.join(".aws-architecture"), content).unwrap();
@@ -159,7 +145,7 @@ fn malformed_architecture_files_exit_2_and_run_nothing() {
             vec!["build", "--push", "--registry", "127.0.0.1:9"],
             vec!["push", "--registry", "127.0.0.1:9"],
         ] {
-            let output = run(fixture.xtask().args(&args).env("PATH", &path));
+            let output = run(fixture.xtask().args(&args).env("PATH", tools.path()));
             assert_eq!(output.status.code(), Some(2), "{content} with {args:?}");
             let err = stderr(&output);
             assert!(
@@ -171,19 +157,15 @@ fn malformed_architecture_files_exit_2_and_run_nothing() {
     }
     let missing = Fixture::standard("missing");
     std::fs::remove_file(missing.root.join(".aws-architecture")).unwrap();
-    let output = run(missing.xtask().arg("build").env("PATH", &path));
+    let output = run(missing.xtask().arg("build").env("PATH", tools.path()));
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains(".aws-architecture: not found in"));
-    assert!(
-        !log.exists(),
-        "bad input ran: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert_eq!(tools.calls(), Vec::<String>::new(), "bad input ran");
 }
 
 #[test]
 fn bad_flags_exit_2_and_run_nothing() {
-    let (path, log) = recording_path("flags");
+    let tools = stand_ins("flags");
     let fixture = Fixture::standard("flags");
     let sha = fixture.head();
     for (args, expected) in [
@@ -226,7 +208,7 @@ fn bad_flags_exit_2_and_run_nothing() {
         let output = run(fixture
             .xtask()
             .args(&args)
-            .env("PATH", &path)
+            .env("PATH", tools.path())
             .env_remove("ECR_REGISTRY_DEV")
             .env("GITHUB_SHA", &sha));
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -236,18 +218,14 @@ fn bad_flags_exit_2_and_run_nothing() {
             stderr(&output)
         );
     }
-    assert!(
-        !log.exists(),
-        "bad input ran: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert_eq!(tools.calls(), Vec::<String>::new(), "bad input ran");
 }
 
 /// `--dry-run` prints the login, each build and each check, hides the
 /// password, and runs none of them.
 #[test]
 fn dry_run_prints_every_command_and_runs_none() {
-    let (path, log) = recording_path("dry");
+    let tools = stand_ins("dry");
     let fixture = Fixture::standard("dry");
     let output = run(fixture
         .xtask()
@@ -260,7 +238,7 @@ fn dry_run_prints_every_command_and_runs_none() {
             "--repository",
             "app",
         ])
-        .env("PATH", &path));
+        .env("PATH", tools.path()));
     assert!(output.status.success());
     let err = stderr(&output);
     let commands: Vec<&str> = err
@@ -279,11 +257,7 @@ fn dry_run_prints_every_command_and_runs_none() {
             && c.contains(&format!("--tag 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"))
             && c.ends_with("--push .")), "{variant}: {commands:?}");
     }
-    assert!(
-        !log.exists(),
-        "a dry run ran: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
 }
 
 #[test]

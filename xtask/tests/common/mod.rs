@@ -382,16 +382,29 @@ pub fn path_with(dir: &Path) -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap()
 }
 
-/// Wrappers for external tools that record every call (`tool args...`, one
-/// line each) and then exec the real tool: evidence of what a command
-/// actually ran, independent of what it printed.
+/// Stand-ins for external tools, first on `PATH`, that record every call
+/// (`tool args...`, one line each): evidence of what a command actually ran,
+/// independent of what it printed.
 pub struct ToolLog {
     pub bin: PathBuf,
     pub log: PathBuf,
 }
 
 impl ToolLog {
+    /// Each call recorded, then run by the real tool.
     pub fn new(name: &str, tools: &[&str]) -> ToolLog {
+        ToolLog::with(name, tools, |tool| {
+            format!("exec '{}' \"$@\"\n", which(tool).display())
+        })
+    }
+
+    /// Each call only recorded: for tests that show nothing ran, on a
+    /// machine that need not have the tools.
+    pub fn fake(name: &str, tools: &[&str]) -> ToolLog {
+        ToolLog::with(name, tools, |_| String::new())
+    }
+
+    fn with(name: &str, tools: &[&str], then: impl Fn(&str) -> String) -> ToolLog {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -399,9 +412,9 @@ impl ToolLog {
         std::fs::write(&log, "").unwrap();
         for tool in tools {
             let script = format!(
-                "#!/bin/sh\nprintf '%s\\n' \"{tool} $*\" >>'{}'\nexec '{}' \"$@\"\n",
+                "#!/bin/sh\nprintf '%s\\n' \"{tool} $*\" >>'{}'\n{}",
                 log.display(),
-                which(tool).display()
+                then(tool)
             );
             write_executable(&bin.join(tool), &script);
         }
@@ -505,13 +518,4 @@ pub fn skopeo_copy(from: &str, to: &str) {
         "skopeo copy {from} {to}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// Where `git` is: tests that narrow `PATH` link it into their own folder.
-pub fn git_path() -> PathBuf {
-    let found = Command::new("sh")
-        .args(["-c", "command -v git"])
-        .output()
-        .unwrap();
-    PathBuf::from(String::from_utf8(found.stdout).unwrap().trim())
 }
