@@ -277,8 +277,22 @@ impl<'de> Visitor<'de> for EntriesVisitor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The shipped variants: gpu on amd64, cpu on arm64.
+    pub(crate) fn shipped() -> [Variant; 2] {
+        [
+            Variant {
+                name: "gpu".into(),
+                arch: Arch::Amd64,
+            },
+            Variant {
+                name: "cpu".into(),
+                arch: Arch::Arm64,
+            },
+        ]
+    }
 
     fn both() -> Vec<String> {
         vec!["cpu".into(), "gpu".into()]

@@ -191,20 +191,8 @@ pub fn rfc3339(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::tests::shipped;
     use crate::tags::Sha;
-
-    fn variants() -> [Variant; 2] {
-        [
-            Variant {
-                name: "gpu".into(),
-                arch: Arch::Amd64,
-            },
-            Variant {
-                name: "cpu".into(),
-                arch: Arch::Arm64,
-            },
-        ]
-    }
 
     fn meta() -> Meta {
         Meta {
@@ -215,7 +203,7 @@ mod tests {
     }
 
     fn sample() -> Plan {
-        let v = variants();
+        let v = shipped();
         let sha = Sha::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
         plan(
             &[&v[0], &v[1]],
@@ -274,7 +262,7 @@ labels:
 
     #[test]
     fn matrix_snapshot() {
-        let v = variants();
+        let v = shipped();
         assert_eq!(
             matrix(&[&v[0], &v[1]]).to_string(),
             r#"{"include":[{"arch":"amd64","platform":"linux/amd64","runner":"ubuntu-latest","variant":"gpu"},{"arch":"arm64","platform":"linux/arm64","runner":"ubuntu-24.04-arm","variant":"cpu"}]}"#

@@ -194,6 +194,7 @@ pub fn validate_release_tag(release: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::tests::shipped;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -201,21 +202,8 @@ mod tests {
         Sha::parse(SHA).unwrap()
     }
 
-    fn variants() -> [Variant; 2] {
-        [
-            Variant {
-                name: "gpu".into(),
-                arch: Arch::Amd64,
-            },
-            Variant {
-                name: "cpu".into(),
-                arch: Arch::Arm64,
-            },
-        ]
-    }
-
     fn all_tags(context: &Context) -> Vec<String> {
-        variants()
+        shipped()
             .iter()
             .flat_map(|v| image_tags(context, v).unwrap())
             .collect()
@@ -357,7 +345,7 @@ mod tests {
             sha: sha(),
             tag: "v".repeat(120),
         };
-        assert!(image_tags(&long, &variants()[0]).is_err());
+        assert!(image_tags(&long, &shipped()[0]).is_err());
     }
 
     #[test]

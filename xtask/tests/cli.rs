@@ -241,10 +241,7 @@ fn dry_run_prints_every_command_and_runs_none() {
         .env("PATH", tools.path()));
     assert!(output.status.success());
     let err = stderr(&output);
-    let commands: Vec<&str> = err
-        .lines()
-        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
-        .collect();
+    let commands = common::commands(&err);
     assert_eq!(commands.len(), 5, "{err}");
     assert_eq!(
         commands[0],
@@ -380,10 +377,7 @@ fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
         .env("PATH", tools.path()));
     assert!(output.status.success());
     let err = stderr(&output);
-    let commands: Vec<&str> = err
-        .lines()
-        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
-        .collect();
+    let commands = common::commands(&err);
     assert_eq!(
         &commands[..2],
         [

@@ -620,10 +620,7 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
         .env("PATH", log.path()));
     assert_eq!(exit_code(&output), Some(0));
     let stderr = stderr(&output);
-    let commands: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
-        .collect();
+    let commands = common::commands(&stderr);
     // The gate: the branch check and both stage tags of each variant.
     assert!(
         commands

@@ -28,6 +28,21 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
+impl Outcome {
+    /// What `work` made of `image`, and how long it took.
+    pub fn of(image: &Image, work: impl FnOnce() -> Result<Option<String>>) -> Outcome {
+        let started = Instant::now();
+        let result = work();
+        Outcome {
+            variant: image.variant.clone(),
+            platform: image.platform.to_string(),
+            references: image.references(),
+            result,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     let image = super::image_name(&args.target, args.push)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
@@ -162,7 +177,6 @@ fn build_one(
     metadata: &Path,
     options: &Options,
 ) -> Outcome {
-    let started = Instant::now();
     let prefix = format!("[{}] ", image.variant);
     let output = &options.output;
     let cache = if options.registry_cache {
@@ -185,7 +199,7 @@ fn build_one(
         &extra,
         &options.build_args,
     );
-    let result = (|| {
+    Outcome::of(image, || {
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
         match output {
@@ -223,14 +237,7 @@ fn build_one(
             smoke(runner, &prefix, image)?;
         }
         Ok(digest)
-    })();
-    Outcome {
-        variant: image.variant.clone(),
-        platform: image.platform.to_string(),
-        references: image.references(),
-        result,
-        seconds: started.elapsed().as_secs_f64(),
-    }
+    })
 }
 
 /// The built image must be for the platform asked for: the legacy builder,

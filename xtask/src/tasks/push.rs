@@ -2,7 +2,6 @@
 //! report the digest the registry received.
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 
@@ -32,9 +31,8 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
 }
 
 fn push_one(runner: &Runner, image: &Image) -> Outcome {
-    let started = Instant::now();
     let prefix = format!("[{}] ", image.variant);
-    let result = (|| {
+    Outcome::of(image, || {
         for reference in image.references() {
             runner
                 .run_with_retry(&prefix, &docker::push(&reference), PUSH_ATTEMPTS)
@@ -44,12 +42,5 @@ fn push_one(runner: &Runner, image: &Image) -> Outcome {
             .read(&prefix, &docker::repo_digests(&image.references()[0]))?
             .map(|text| docker::parse_repo_digest(&text, &image.image))
             .transpose()
-    })();
-    Outcome {
-        variant: image.variant.clone(),
-        platform: image.platform.to_string(),
-        references: image.references(),
-        result,
-        seconds: started.elapsed().as_secs_f64(),
-    }
+    })
 }

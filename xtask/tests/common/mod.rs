@@ -71,6 +71,14 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The commands a run printed (`[prefix] $ command`), without their prefixes.
+pub fn commands(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("$ ").map(|(_, c)| c))
+        .collect()
+}
+
 /// A name no other test (or earlier run) uses: for fixture folders and repositories.
 pub fn unique(name: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
