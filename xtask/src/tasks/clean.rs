@@ -33,7 +33,7 @@ pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
     runner.note(
         "",
         &format!(
-            "build cache: left alone, as it is shared: xtask creates no builder of its own, so its builds use the current builder's cache with every other project's, and nothing in it says which repository made what; `{}` empties it, for all of them",
+            "build cache: left alone. xtask creates no builder of its own, so the current builder's cache holds every project's builds, and nothing in it says which repository made what; `{}` empties it, for all of them",
             docker::prune_build_cache()
         ),
     );
