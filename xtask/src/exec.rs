@@ -403,6 +403,18 @@ mod tests {
     }
 
     #[test]
+    fn the_log_keeps_every_line_and_a_failure_shows_the_last_that_say_something() {
+        let (runner, root) = runner(false);
+        let (_, mut log) = runner.log("[x] ").unwrap();
+        let output: String = (1..=30).map(|i| format!("line {i}\n\n")).collect();
+        let tail = runner.relay("[x] ", output.as_bytes(), &mut log);
+        let expected: Vec<String> = (11..=30).map(|i| format!("line {i}")).collect();
+        assert_eq!(tail, expected);
+        let logged = std::fs::read_to_string(root.join("target/xtask/logs/x.log")).unwrap();
+        assert_eq!(logged, output);
+    }
+
+    #[test]
     fn a_failed_query_answers_with_the_tools_stderr() {
         let (runner, _) = runner(false);
         let step = Step::new("ls", ["/definitely/not/here"]);
