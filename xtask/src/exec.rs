@@ -257,13 +257,21 @@ impl Runner {
         })
     }
 
-    /// The log of `prefix`'s steps (`[gpu] ` writes `gpu.log`), emptied by
-    /// this run's first step that writes it, whose announcement names it.
-    fn log(&self, prefix: &str) -> Result<(PathBuf, File)> {
+    /// Where the output of `prefix`'s steps goes (`[gpu] ` writes
+    /// `target/xtask/logs/gpu.log`): for callers that read it back.
+    pub fn log_path(&self, prefix: &str) -> PathBuf {
         let label = prefix.trim().trim_start_matches('[').trim_end_matches(']');
         let name = if label.is_empty() { "xtask" } else { label };
-        let dir = self.root.join("target/xtask/logs");
-        let path = dir.join(format!("{name}.log"));
+        self.root
+            .join("target/xtask/logs")
+            .join(format!("{name}.log"))
+    }
+
+    /// The log of `prefix`'s steps, emptied by this run's first step that
+    /// writes it, whose announcement names it.
+    fn log(&self, prefix: &str) -> Result<(PathBuf, File)> {
+        let path = self.log_path(prefix);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         let mut begun = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         let first = begun.insert(path.clone());
         std::fs::create_dir_all(&dir)

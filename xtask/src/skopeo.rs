@@ -24,6 +24,10 @@ pub struct Inspect {
     pub digest: String,
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
+    /// The architecture of the image picked for `--override-arch`: the
+    /// rehearsal's read-back shows which image a tag really holds.
+    #[serde(rename = "Architecture", default)]
+    pub architecture: String,
 }
 
 pub fn parse_inspect(text: &str) -> Result<Inspect> {

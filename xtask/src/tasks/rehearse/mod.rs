@@ -1,0 +1,212 @@
+//! `rehearse`: the whole pipeline, dev → stage → prod, on the local rig, in
+//! one command: a dress rehearsal of what a pull request, a merge, a release
+//! and a manual re-promote will do in AWS.
+//!
+//! It brings the rig up if it is not running (Docker engine, dev/stage/prod
+//! registries with logins, the AWS emulator, inside a loopback-only network
+//! namespace), commits the working tree in a throwaway clone as a pull
+//! request and merges it ([`workspace`]), then plays each event as the
+//! workflows would: the same `cargo xtask` commands with the same GitHub
+//! Actions environment and event payloads, or with `--workflows` the real
+//! workflow files under act ([`act`]). Last it reads the registries back
+//! ([`registries`]). The rig's workflow tests use the same pieces.
+//!
+//! Quiet by default: each stage prints its commands and its result; the
+//! runner keeps the tools' output in the stage's log file
+//! (`target/xtask/logs/<stage>.log`) and prints a failure's last lines.
+
+pub mod act;
+pub mod registries;
+mod stages;
+pub mod workspace;
+
+pub use stages::{pipeline, Stage};
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+
+use self::stages::{command_step, workflow_env};
+use self::workspace::Workspace;
+use crate::cli::RehearseArgs;
+use crate::exec::{Reply, Runner, Step};
+
+/// The rig: install, up, down, and `exec` to run a command inside it.
+const RIG: &str = "rig/rig";
+
+/// A step run inside the rig's namespace, with the rig's environment and
+/// `env` added. A secret's source runs there too.
+pub fn in_rig(env: &[(&str, String)], step: Step) -> Step {
+    let mut args: Vec<String> = vec!["exec".into(), "env".into()];
+    args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    args.push(step.program);
+    args.extend(step.args);
+    let wrapped = Step::new(RIG, args);
+    match step.secret_stdin {
+        Some(source) => wrapped.with_secret_stdin(in_rig(&[], *source)),
+        None => wrapped,
+    }
+}
+
+/// Announces each stage and its result; the runner prints each step and
+/// keeps the tools' output in the stage's log (`--verbose`: on the terminal).
+struct Console<'a> {
+    runner: &'a Runner,
+}
+
+impl Console<'_> {
+    fn announce(&self, stage: &str, what: &str) {
+        crate::github::end_group();
+        self.runner.note("", &format!("\n==> {stage}: {what}"));
+    }
+
+    fn result(&self, stage: &str, verdict: &str, started: Instant) {
+        let secs = started.elapsed().as_secs_f64();
+        self.runner
+            .note("", &format!("==> {stage} {verdict} ({secs:.1}s)"));
+    }
+}
+
+pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let started = Instant::now();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let repository = args
+        .repository
+        .clone()
+        .unwrap_or_else(|| format!("rehearsal-{stamp}"));
+    let release_tag = format!("v0.0.{stamp}-rehearsal");
+    let workspace = Workspace::new(root, &repository);
+    let console = Console { runner };
+    workspace.create(runner)?;
+
+    console.announce("rig", "bring up the rig (installs what is missing)");
+    let was_up = matches!(runner.ask("", &Step::new(RIG, ["status"])), Reply::Out(_));
+    let mut setup = vec![
+        Step::new(RIG, ["install"]),
+        Step::new(RIG, ["up"]),
+        Step::new("rig/bases", ["--cross"]),
+    ];
+    if args.workflows {
+        // Online, so before anything runs in the rig's namespace.
+        setup.push(Step::new(act::ACT_EVENT, ["install"]));
+    }
+    let rig_started = Instant::now();
+    for step in setup {
+        runner.run("[rig] ", &step)?;
+    }
+    console.result("rig", "up", rig_started);
+
+    let result = rehearse(&args, &console, root, &workspace, &release_tag);
+    if args.keep {
+        runner.note("", &format!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it"));
+    } else if !was_up {
+        runner.run("[rig] ", &Step::new(RIG, ["down"]))?;
+    }
+    runner.note(
+        "",
+        &format!("rehearsal took {:.1}s", started.elapsed().as_secs_f64()),
+    );
+    result
+}
+
+/// The clone, every stage in order (stopping at the first that fails), and
+/// the closing table.
+fn rehearse(
+    args: &RehearseArgs,
+    console: &Console,
+    root: &Path,
+    workspace: &Workspace,
+    release_tag: &str,
+) -> Result<()> {
+    let runner = console.runner;
+    console.announce(
+        "clone",
+        "the working tree, committed as a pull request and merged",
+    );
+    let clone_started = Instant::now();
+    workspace.clone_tree(runner, root)?;
+    let commits = workspace.pull_request(runner)?;
+    let release_sha = if args.broken_release {
+        workspace.side_commit(runner, "rehearsal-unmerged")?
+    } else {
+        commits.as_ref().map(|c| c.merged.clone())
+    };
+    let (Some(commits), Some(release_sha)) = (commits, release_sha) else {
+        runner.note(
+            "",
+            "dry run: the stages run on the commits made in the clone, which a dry run does not make; they are not listed",
+        );
+        return Ok(());
+    };
+    if args.workflows {
+        // The jobs build xtask offline, in the namespace: its crates must
+        // be here first.
+        let manifest = workspace
+            .clone_dir()
+            .join("Cargo.toml")
+            .display()
+            .to_string();
+        runner.run(
+            "[clone] ",
+            &Step::new("cargo", ["fetch", "--manifest-path", &manifest]),
+        )?;
+    }
+    console.result("clone", "ready", clone_started);
+
+    let xtask = std::env::current_exe()
+        .context("cannot find the running xtask binary")?
+        .display()
+        .to_string();
+    let env = workflow_env(root);
+    let stages = pipeline(&commits, release_tag, &release_sha);
+    let total = stages.len();
+    for (i, stage) in stages.iter().enumerate() {
+        let name = stage.play.name.as_str();
+        let (title, step) = if args.workflows {
+            let workflow = stage.play.workflow;
+            let title = format!(
+                "{} (.github/workflows/{workflow}.yml under act)",
+                stage.title
+            );
+            (title, stage.play.step(workspace, &env))
+        } else {
+            (stage.title.clone(), command_step(workspace, stage, &xtask))
+        };
+        console.announce(name, &format!("[{}/{total}] {title}", i + 1));
+        let stage_started = Instant::now();
+        stage.play.write_payload(workspace)?;
+        if let Err(err) = runner.run(&format!("[{name}] "), &step) {
+            console.result(&format!("stage {name}"), "FAILED", stage_started);
+            runner.note("", &format!("    re-run just this stage: {step}"));
+            return Err(err.context(format!("rehearsal failed at stage {name}: {title}")));
+        }
+        console.result(&format!("stage {name}"), "held", stage_started);
+    }
+
+    console.announce(
+        "registries",
+        "every tag, and prod's digests against stage's",
+    );
+    registries::login(runner, &workspace.repository)?;
+    let snapshot = registries::read(runner, &workspace.repository)?;
+    println!("\n{}", registries::closing_table(&snapshot)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_source_runs_in_the_rig_too() {
+        let login = Step::new("docker", ["login", "--password-stdin", "r"])
+            .with_secret_stdin(Step::new("aws", ["ecr", "get-login-password"]));
+        assert_eq!(
+            in_rig(&[], login).to_string(),
+            "rig/rig exec env aws ecr get-login-password | rig/rig exec env docker login --password-stdin r"
+        );
+    }
+}
