@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # rig/lib.sh: the helpers every rig script shares. Sourced, never run:
 #
 #   RIG_LOG_NAME=bases
