@@ -105,10 +105,7 @@ pub(super) fn workflow_env(root: &Path) -> Vec<(&'static str, String)> {
 /// GitHub Actions environment the workflow would give it.
 pub(super) fn command_step(workspace: &Workspace, stage: &Stage, xtask: &str) -> Step {
     let play = &stage.play;
-    let summary = workspace
-        .dir
-        .join("logs")
-        .join(format!("{}.summary.md", play.name));
+    let summary = workspace.payload(&play.name).with_extension("summary.md");
     let env = [
         ("GITHUB_ACTIONS", "true".to_string()),
         ("GITHUB_EVENT_NAME", play.event.into()),
