@@ -38,7 +38,7 @@ publish-dev-all: ## Build both images and push them to dev
 validate-arch: ## Check .aws-architecture and show what would be built
 	$(XTASK) plan
 
-docker-clean: ## Remove this repository's local images and build cache
+docker-clean: ## Remove this repository's local images (the shared build cache stays)
 	$(XTASK) clean
 
 plan: ## Show variants, platforms, runners and tags as JSON
