@@ -404,3 +404,32 @@ fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
     }
     assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
 }
+
+/// `clean --dry-run` lists this repository's images under both names and
+/// runs nothing; it names the command that empties the shared build cache,
+/// and that command is not one of its steps.
+#[test]
+fn clean_dry_run_lists_both_names_and_leaves_the_build_cache() {
+    let tools = stand_ins("clean-dry");
+    let fixture = Fixture::standard("clean-dry");
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "clean", "--registry", "127.0.0.1:9"])
+        .args(["--repository", "app"])
+        .env("PATH", tools.path()));
+    assert!(output.status.success());
+    let err = stderr(&output);
+    assert_eq!(
+        common::commands(&err),
+        [
+            "docker image ls --filter 'reference=127.0.0.1:9/app:*' --format '{{.Repository}}:{{.Tag}}'",
+            "docker image ls --filter 'reference=app:*' --format '{{.Repository}}:{{.Tag}}'",
+        ],
+        "{err}"
+    );
+    assert!(
+        err.contains("build cache: left alone") && err.contains("`docker builder prune --all`"),
+        "{err}"
+    );
+    assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
+}

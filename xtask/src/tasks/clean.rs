@@ -43,9 +43,10 @@ pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
 /// Remove every local image named `name`, any tag.
 fn remove_images(runner: &Runner, name: &str) -> Result<()> {
     let Some(listing) = runner.read("", &docker::list_images(name))? else {
+        let remove = docker::remove_images(&[]);
         runner.note(
             "",
-            "dry run: every image that listing names would go, with `docker image rm --force`",
+            &format!("dry run: every image that listing names would go, with `{remove} ...`"),
         );
         return Ok(());
     };
