@@ -470,6 +470,32 @@ mod tests {
         assert!(Builder::parse("Name: x\n").is_err());
     }
 
+    /// The real `docker buildx inspect` of the rig's two engines (Docker 28.5,
+    /// buildx 0.29): see tests/fixtures/README.md.
+    #[test]
+    fn the_rule_on_real_output_of_both_engines() {
+        let containerd = Builder::parse(include_str!(
+            "../tests/fixtures/buildx-inspect-containerd.txt"
+        ))
+        .unwrap();
+        assert_eq!(
+            (containerd.name.as_str(), containerd.driver.as_str()),
+            ("default", "docker")
+        );
+        assert_eq!(containerd.snapshotter.as_deref(), Some("overlayfs"));
+        assert!(containerd.can_export_cache());
+        assert!(!containerd.keeps_own_cache());
+        let classic =
+            Builder::parse(include_str!("../tests/fixtures/buildx-inspect-classic.txt")).unwrap();
+        assert_eq!(
+            (classic.name.as_str(), classic.driver.as_str()),
+            ("default", "docker")
+        );
+        assert_eq!(classic.snapshotter, None);
+        assert!(!classic.can_export_cache());
+        assert!(!classic.keeps_own_cache());
+    }
+
     #[test]
     fn the_fallback_note_is_one_line_and_names_the_builders_to_use() {
         let builder = Builder::parse(&inspect_text("docker", "")).unwrap();

@@ -1,0 +1,481 @@
+//! A CI rebuild on a fresh runner, from the registry cache alone, on the
+//! rig's containerd-store engine (whose default builder exports a cache, as
+//! CI's docker-container builder does): the real Dockerfiles are built with
+//! the cache exported to the dev registry; then the engine is wiped as a new
+//! runner would be (no images, no build cache; base images come from a
+//! registry, as a runner pulls them) before each rebuild. Which steps were
+//! cached is read from BuildKit's machine-readable progress
+//! (`--progress rawjson`), never from log text.
+//!
+//! Its own test binary: the wipe takes the whole engine, which no other
+//! test may be using meanwhile (cargo runs test binaries one at a time).
+//! The stand-in base images are put back when it ends.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use common::{rig, run, tags, unique, Fixture};
+use serde_json::Value;
+
+/// The stand-in bases the real Dockerfiles build from here (rig/bases
+/// --cross): BUILD_IMAGE, and RUNTIME_IMAGE per architecture.
+const BASES: [&str; 3] = [
+    "rig/rust:bookworm-cross",
+    "rig/debian:bookworm-amd64",
+    "rig/debian:bookworm-arm64",
+];
+
+fn docker(host: &str, args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Everything local goes, as on a new runner: every image, every build-cache
+/// record. Checked, not assumed.
+fn wipe(host: &str) {
+    let images: Vec<String> = docker(host, &["image", "ls", "--all", "--quiet", "--no-trunc"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if !images.is_empty() {
+        let mut args = vec!["image", "rm", "--force"];
+        args.extend(images.iter().map(String::as_str));
+        docker(host, &args);
+    }
+    docker(host, &["builder", "prune", "--all", "--force"]);
+    assert_eq!(
+        docker(host, &["image", "ls", "--all", "--quiet"]).trim(),
+        "",
+        "images left"
+    );
+    let records: Value = serde_json::from_str(
+        docker(
+            host,
+            &[
+                "system",
+                "df",
+                "--verbose",
+                "--format",
+                "{{json .BuildCache}}",
+            ],
+        )
+        .trim(),
+    )
+    .unwrap();
+    assert!(
+        records.as_array().is_none_or(|r| r.is_empty()),
+        "build cache left: {records}"
+    );
+}
+
+/// Puts the stand-in bases back in the engine when the test ends, however
+/// it ends: the later tests build from them.
+struct RestoreBases {
+    host: String,
+    pushed: Vec<(String, String, String)>,
+    config: PathBuf,
+}
+
+impl Drop for RestoreBases {
+    fn drop(&mut self) {
+        for (local, remote, platform) in &self.pushed {
+            let status = |args: &[&str]| {
+                Command::new("docker")
+                    .args(args)
+                    .env("DOCKER_HOST", &self.host)
+                    .env("DOCKER_CONFIG", &self.config)
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            };
+            let ok = status(&["pull", "--quiet", "--platform", platform, remote])
+                && status(&["tag", remote, local])
+                && status(&["image", "rm", remote]);
+            if !ok {
+                eprintln!("could not put {local} back from {remote}: run rig/bases --cross");
+            }
+        }
+    }
+}
+
+/// The real build context: the Dockerfiles, .dockerignore, .aws-architecture
+/// and the application, in a repository of its own.
+fn real_repository() -> Fixture {
+    let fixture = Fixture::new("fresh", "{}", &[]);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let files = Command::new("git")
+        .args([
+            "ls-files",
+            "Dockerfile-gpu",
+            "Dockerfile-cpu",
+            ".dockerignore",
+            ".aws-architecture",
+            "app",
+        ])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    for file in String::from_utf8_lossy(&files.stdout).lines() {
+        let to = fixture.root.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(file), to).unwrap();
+    }
+    fixture.git(&["add", "-A"]);
+    fixture.git(&["commit", "--quiet", "-m", "the real Dockerfiles"]);
+    fixture
+}
+
+/// Each Dockerfile step's vertex (`[build 3/7] RUN ...`) of one variant, in
+/// order, with whether BuildKit took it from the cache, from the rawjson
+/// progress of the last build, which xtask keeps in `target/xtask/logs/`.
+fn steps(fixture: &Fixture, variant: &str) -> Vec<(String, bool)> {
+    let log = fixture
+        .root
+        .join(format!("target/xtask/logs/{variant}.log"));
+    let log = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let mut vertices: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
+    for line in log.lines() {
+        let Ok(status) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        for vertex in status["vertexes"].as_array().into_iter().flatten() {
+            let digest = vertex["digest"].as_str().unwrap_or_default().to_string();
+            let entry = vertices.entry(digest).or_default();
+            entry.0 = vertex["name"].as_str().unwrap_or_default().to_string();
+            entry.1 |= vertex["cached"].as_bool().unwrap_or(false);
+            if let Some(started) = vertex["started"].as_str() {
+                if entry.2.is_empty() {
+                    entry.2 = started.to_string();
+                }
+            }
+        }
+    }
+    let mut steps: Vec<(String, bool)> = vertices
+        .into_values()
+        .filter(|(name, _, _)| is_step(name))
+        .map(|(name, cached, _)| (name, cached))
+        .collect();
+    steps.sort_by_key(|(name, _)| step_order(name));
+    steps
+}
+
+/// Where one variant's build spent its time: every vertex that took a
+/// second or more, longest first, from the rawjson progress (for the
+/// benchmark's explanation, never asserted).
+fn time_spent(fixture: &Fixture, variant: &str) -> String {
+    let log = fixture
+        .root
+        .join(format!("target/xtask/logs/{variant}.log"));
+    let mut spans: BTreeMap<String, (String, f64, f64)> = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let Ok(status) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        for vertex in status["vertexes"].as_array().into_iter().flatten() {
+            let entry = spans
+                .entry(vertex["digest"].as_str().unwrap_or_default().to_string())
+                .or_insert((String::new(), f64::MAX, 0.0));
+            entry.0 = vertex["name"].as_str().unwrap_or_default().to_string();
+            if let Some(t) = vertex["started"].as_str().and_then(epoch_seconds) {
+                entry.1 = entry.1.min(t);
+            }
+            if let Some(t) = vertex["completed"].as_str().and_then(epoch_seconds) {
+                entry.2 = entry.2.max(t);
+            }
+        }
+    }
+    let mut spent: Vec<(f64, String)> = spans
+        .into_values()
+        .filter(|(_, start, end)| *start < f64::MAX && *end > 0.0)
+        .map(|(name, start, end)| (end - start, name.chars().take(60).collect()))
+        .filter(|(seconds, _)| *seconds >= 1.0)
+        .collect();
+    spent.sort_by(|a, b| b.0.total_cmp(&a.0));
+    spent
+        .iter()
+        .map(|(seconds, name)| format!("{seconds:.1}s {name}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `2026-12-01T08:40:12.123456789Z` as seconds since 1970.
+fn epoch_seconds(text: &str) -> Option<f64> {
+    let (date, time) = text.trim_end_matches('Z').split_once('T')?;
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let mut hms = time.split(':');
+    let (h, min, sec): (f64, f64, f64) = (
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+        hms.next()?.split(['+', '-']).next()?.parse().ok()?,
+    );
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
+}
+
+/// `[build 3/7] RUN ...` or `[2/3] COPY ...`: a Dockerfile instruction.
+fn is_step(name: &str) -> bool {
+    name.strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(inside, _)| inside.rsplit(' ').next())
+        .is_some_and(|n| {
+            n.split_once('/')
+                .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+        })
+}
+
+fn step_order(name: &str) -> (String, u32) {
+    let inside = &name[1..name.find(']').unwrap()];
+    let (stage, n) = inside.rsplit_once(' ').unwrap_or(("", inside));
+    (
+        stage.to_string(),
+        n.split('/').next().unwrap().parse().unwrap(),
+    )
+}
+
+fn build(
+    fixture: &Fixture,
+    host: &str,
+    config: &Path,
+    repo: &str,
+    build_args: &str,
+) -> (std::process::Output, f64) {
+    let started = Instant::now();
+    let mut command = fixture.xtask();
+    command
+        .args([
+            "build",
+            "--push",
+            "--env",
+            "dev",
+            "--repository",
+            repo,
+            "--cache",
+            "registry",
+        ])
+        .args(["--progress", "rawjson"])
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .env("XTASK_BUILD_ARGS", build_args)
+        .env("XTASK_NETWORK", "none");
+    let output = run(&mut command);
+    (output, started.elapsed().as_secs_f64())
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
+    let rig = rig();
+    let host = std::env::var("RIG_DOCKER_HOST_CONTAINERD")
+        .expect("RIG_DOCKER_HOST_CONTAINERD is not set: this test needs the rig's containerd-store engine (rig/rig up)");
+    eprintln!(
+        "--- containerd-store engine at {host}: Docker {}",
+        docker(&host, &["version", "--format", "{{.Server.Version}}"]).trim()
+    );
+    for base in BASES {
+        assert!(
+            Command::new("docker")
+                .args(["image", "inspect", base])
+                .env("DOCKER_HOST", &host)
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "{base} is not in the containerd engine: run rig/bases --cross"
+        );
+    }
+    let fixture = real_repository();
+    let repo = unique("fresh").to_lowercase();
+    let config = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("fresh-config"));
+    std::fs::create_dir_all(&config).unwrap();
+    let login = run(fixture
+        .xtask()
+        .args(["login", "--env", "dev"])
+        .env("DOCKER_CONFIG", &config));
+    assert!(login.status.success());
+
+    // Every stand-in base goes to a registry: the build's, for it to pull as
+    // a runner would, and the others, so the wipe costs the later tests
+    // nothing.
+    let mut restore = RestoreBases {
+        host: host.clone(),
+        pushed: Vec::new(),
+        config: config.clone(),
+    };
+    let local_bases = docker(
+        &host,
+        &[
+            "image",
+            "ls",
+            "--filter",
+            "reference=rig/*",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
+    );
+    for base in local_bases.lines().filter(|l| !l.ends_with(":<none>")) {
+        let remote = format!(
+            "{}/{repo}-bases/{}",
+            rig.dev,
+            base.trim_start_matches("rig/")
+        );
+        let platform = docker(
+            &host,
+            &[
+                "image",
+                "inspect",
+                "--format",
+                "{{.Os}}/{{.Architecture}}",
+                base,
+            ],
+        )
+        .trim()
+        .to_string();
+        docker(&host, &["tag", base, &remote]);
+        let push = Command::new("docker")
+            .args(["push", "--quiet", &remote])
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(
+            push.status.success(),
+            "push {remote}: {}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+        restore
+            .pushed
+            .push((base.to_string(), remote, platform.to_string()));
+    }
+    let bases = format!("{}/{repo}-bases", rig.dev);
+    let build_args = format!(
+        "BUILD_IMAGE={bases}/rust:bookworm-cross\nRUNTIME_IMAGE={bases}/debian:bookworm-{{arch}}"
+    );
+
+    // Cold: nothing local, no cache in the registry yet.
+    wipe(&host);
+    let (cold, cold_s) = build(&fixture, &host, &config, &repo, &build_args);
+    assert!(cold.status.success());
+    for variant in ["gpu", "cpu"] {
+        eprintln!(
+            "benchmark detail: cold {variant}: {}",
+            time_spent(&fixture, variant)
+        );
+    }
+    for variant in ["gpu", "cpu"] {
+        assert!(steps(&fixture, variant)
+            .iter()
+            .any(|(name, cached)| name.contains("cargo build") && !cached));
+    }
+    let all = tags(&rig.dev, &repo);
+    assert!(
+        all.contains(&"cache-amd64-gpu".into()) && all.contains(&"cache-arm64-cpu".into()),
+        "{all:?}"
+    );
+
+    // A one-line change under app/src, on a wiped engine.
+    let main = fixture.root.join("app/src/main.rs");
+    let source = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("{source}// a one-line change\n")).unwrap();
+    fixture.git(&["commit", "--quiet", "-am", "one line"]);
+    wipe(&host);
+    let (change, change_s) = build(&fixture, &host, &config, &repo, &build_args);
+    assert!(change.status.success());
+    for variant in ["gpu", "cpu"] {
+        eprintln!(
+            "benchmark detail: one-line change {variant}: {}",
+            time_spent(&fixture, variant)
+        );
+    }
+    for variant in ["gpu", "cpu"] {
+        let steps = steps(&fixture, variant);
+        let copy = steps
+            .iter()
+            .position(|(name, _)| name.contains("COPY app/src app/src"))
+            .unwrap_or_else(|| panic!("{variant}: no COPY app/src step in {steps:?}"));
+        let (build_stage, _) = step_order(&steps[copy].0);
+        for (i, (name, cached)) in steps.iter().enumerate() {
+            let in_build = step_order(name).0 == build_stage;
+            if in_build && i < copy && !name.contains("] FROM ") {
+                assert!(
+                    cached,
+                    "{variant}: {name} was rebuilt, but comes before the change: {steps:?}"
+                );
+            }
+            if (in_build && i >= copy) || name.contains("COPY --from=build") {
+                assert!(
+                    !cached,
+                    "{variant}: {name} was cached, but follows the change: {steps:?}"
+                );
+            }
+        }
+        assert!(
+            steps
+                .iter()
+                .any(|(name, cached)| name.contains("echo 'fn main() {}'") && *cached),
+            "{variant}: the dependency layer was not cached: {steps:?}"
+        );
+    }
+
+    // The same tree again, on a wiped engine: every step from the cache.
+    wipe(&host);
+    let (same, same_s) = build(&fixture, &host, &config, &repo, &build_args);
+    assert!(same.status.success());
+    for variant in ["gpu", "cpu"] {
+        eprintln!(
+            "benchmark detail: unchanged {variant}: {}",
+            time_spent(&fixture, variant)
+        );
+    }
+    for variant in ["gpu", "cpu"] {
+        let steps = steps(&fixture, variant);
+        assert!(!steps.is_empty());
+        let rebuilt: Vec<&String> = steps
+            .iter()
+            .filter(|(name, cached)| !cached && !name.contains("] FROM "))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(
+            rebuilt.is_empty(),
+            "{variant}: rebuilt on an unchanged tree: {rebuilt:?}"
+        );
+    }
+    eprintln!(
+        "benchmark: fresh-runner rebuild from the registry cache, both variants: cold {cold_s:.1}s, \
+         one-line change {change_s:.1}s ({:.2}x), unchanged {same_s:.1}s ({:.2}x)",
+        change_s / cold_s,
+        same_s / cold_s
+    );
+    drop(restore);
+}
+
+#[test]
+fn reads_buildkit_timestamps() {
+    assert_eq!(epoch_seconds("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(epoch_seconds("2000-02-29T00:00:00Z"), Some(951_782_400.0));
+    assert_eq!(
+        epoch_seconds("2026-11-28T05:52:36.5Z"),
+        Some(1_795_845_156.5)
+    );
+    assert!(is_step("[build 3/7] RUN cargo build") && is_step("[2/3] COPY x y"));
+    assert!(!is_step("[internal] load build context") && !is_step("exporting cache"));
+}

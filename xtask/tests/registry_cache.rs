@@ -1,0 +1,393 @@
+//! The registry cache and the disk report on the rig's two engines: the
+//! containerd-store engine, whose default builder exports a cache, and the
+//! classic-store engine (today's GitHub runners, most developers' machines),
+//! whose builder cannot. Each test says which engine it runs on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{
+    raw_digest, raw_manifest, reported_digest, rig, run, stderr, stdout, tags, unique, Fixture,
+};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Containerd,
+    Classic,
+}
+
+impl Engine {
+    /// The engine's socket, from the rig's env file; printed with the
+    /// engine's and buildx's versions, so the test output says what ran.
+    fn host(self) -> String {
+        let key = match self {
+            Engine::Containerd => "RIG_DOCKER_HOST_CONTAINERD",
+            Engine::Classic => "RIG_DOCKER_HOST_CLASSIC",
+        };
+        let host = std::env::var(key).unwrap_or_else(|_| {
+            panic!("{key} is not set: this test needs the rig's two engines (rig/rig up)")
+        });
+        let version = |args: &[&str]| {
+            let output = Command::new("docker")
+                .args(args)
+                .env("DOCKER_HOST", &host)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        };
+        eprintln!(
+            "--- {self:?} engine at {host}: Docker {}, {}",
+            version(&["version", "--format", "{{.Server.Version}}"]),
+            version(&["buildx", "version"])
+        );
+        host
+    }
+}
+
+fn docker_config() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("docker-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn arch_of(variant: &str) -> &'static str {
+    if variant == "gpu" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+}
+
+/// `cargo xtask build` of the fixture on `engine`, pushed to dev.
+fn build(fixture: &Fixture, engine: &str, repo: &str, args: &[&str]) -> std::process::Output {
+    run(fixture
+        .xtask()
+        .args(["build", "--push", "--env", "dev", "--repository", repo])
+        .args(args)
+        .env("DOCKER_HOST", engine)
+        .env("DOCKER_CONFIG", docker_config()))
+}
+
+/// buildx's rule, as xtask applies it to `docker buildx inspect`, is what
+/// buildx does: a build exporting a registry cache succeeds on the
+/// containerd-store engine and fails on the classic one.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn the_capability_rule_is_what_buildx_does_on_both_engines() {
+    let rig = rig();
+    let fixture = Fixture::new("rule", r#"{"gpu": "linux/amd64"}"#, &["gpu"]);
+    let config = docker_config();
+    let login = run(fixture
+        .xtask()
+        .args(["login", "--env", "dev"])
+        .env("DOCKER_CONFIG", &config));
+    assert!(login.status.success());
+    for (engine, can) in [(Engine::Containerd, true), (Engine::Classic, false)] {
+        let host = engine.host();
+        let inspect = Command::new("docker")
+            .args(["buildx", "inspect"])
+            .env("DOCKER_HOST", &host)
+            .output()
+            .unwrap();
+        assert!(inspect.status.success());
+        let builder =
+            xtask::docker::Builder::parse(&String::from_utf8_lossy(&inspect.stdout)).unwrap();
+        assert_eq!(builder.driver, "docker", "{engine:?}");
+        assert_eq!(builder.can_export_cache(), can, "{engine:?}: {builder:?}");
+
+        let cache = format!(
+            "{}/{}:cache-amd64-gpu",
+            rig.dev,
+            unique("rule").to_lowercase()
+        );
+        let export = Command::new("docker")
+            .args([
+                "buildx",
+                "build",
+                "--platform",
+                "linux/amd64",
+                "--file",
+                "Dockerfile-gpu",
+            ])
+            .args([
+                "--provenance=false",
+                "--progress",
+                "plain",
+                "--tag",
+                "rule-probe:latest",
+                "--load",
+            ])
+            .arg("--cache-to")
+            .arg(format!(
+                "type=registry,ref={cache},mode=max,image-manifest=true,oci-mediatypes=true"
+            ))
+            .arg(".")
+            .current_dir(&fixture.root)
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_CONFIG", &config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&export.stderr);
+        assert_eq!(export.status.success(), can, "{engine:?}: {err}");
+        if !can {
+            assert!(
+                err.contains("Cache export is not supported for the docker driver"),
+                "{err}"
+            );
+        }
+    }
+}
+
+/// On the classic engine, a build that asks for the registry cache says in
+/// one line that it cannot have one and which builder would, builds and
+/// pushes without it, and leaves no cache tag.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn the_classic_engine_builds_without_the_cache_and_says_why() {
+    let rig = rig();
+    let host = Engine::Classic.host();
+    let fixture = Fixture::standard("classic");
+    let repo = unique("classic").to_lowercase();
+    let output = build(&fixture, &host, &repo, &["--cache", "registry"]);
+    assert!(output.status.success());
+    let err = stderr(&output);
+    let notes: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("cannot export a build cache"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{err}");
+    assert!(
+        notes[0].contains("docker buildx create --use --driver docker-container")
+            && notes[0].contains("containerd image store"),
+        "{}",
+        notes[0]
+    );
+    assert!(!err.contains("--cache-to"), "{err}");
+    assert!(tags(&rig.dev, &repo)
+        .iter()
+        .all(|t| !t.starts_with("cache-")));
+    assert!(err.contains("[cpu] architecture check: linux/arm64, as asked"));
+    for variant in ["gpu", "cpu"] {
+        let reference = format!("{}/{repo}:latest-{}-{variant}", rig.dev, arch_of(variant));
+        assert_eq!(
+            raw_digest(&reference),
+            reported_digest(&stdout(&output), variant)
+        );
+    }
+}
+
+/// On the containerd engine each variant and architecture has a cache of its
+/// own, in the form ECR accepts, and building cpu never touches gpu's.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn each_variant_and_arch_has_its_own_cache() {
+    let rig = rig();
+    let host = Engine::Containerd.host();
+    let fixture = Fixture::standard("percache");
+    let repo = unique("percache").to_lowercase();
+    let cache = |variant: &str| format!("{}/{repo}:cache-{}-{variant}", rig.dev, arch_of(variant));
+
+    let gpu = build(
+        &fixture,
+        &host,
+        &repo,
+        &["--cache", "registry", "--variant", "gpu"],
+    );
+    assert!(gpu.status.success());
+    let err = stderr(&gpu);
+    assert!(
+        err.contains(&format!("--cache-from type=registry,ref={}", cache("gpu")))
+            && err.contains(&format!(
+                "--cache-to type=registry,ref={},mode=max,image-manifest=true,oci-mediatypes=true",
+                cache("gpu")
+            )),
+        "{err}"
+    );
+    let gpu_cache = raw_digest(&cache("gpu"));
+    let manifest: Value = raw_manifest(&cache("gpu"));
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.buildkit.cacheconfig.v0"
+    );
+
+    fixture.commit("cpu changes");
+    let cpu = build(
+        &fixture,
+        &host,
+        &repo,
+        &["--cache", "registry", "--variant", "cpu"],
+    );
+    assert!(cpu.status.success());
+    assert_eq!(
+        raw_digest(&cache("gpu")),
+        gpu_cache,
+        "building cpu moved gpu's cache"
+    );
+    let cpu_manifest = raw_manifest(&cache("cpu"));
+    assert_eq!(
+        cpu_manifest["config"]["mediaType"],
+        "application/vnd.buildkit.cacheconfig.v0"
+    );
+    let all = tags(&rig.dev, &repo);
+    assert!(
+        all.contains(&"cache-amd64-gpu".to_string())
+            && all.contains(&"cache-arm64-cpu".to_string()),
+        "{all:?}"
+    );
+    assert_eq!(
+        all.iter().filter(|t| t.starts_with("cache-")).count(),
+        2,
+        "{all:?}"
+    );
+}
+
+/// Under GitHub Actions, `build` first reports the free space in the
+/// engine's data root, and warns when it is below what the GPU image needs.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn under_github_actions_build_reports_the_disk_first() {
+    rig();
+    let host = Engine::Containerd.host();
+    let fixture = Fixture::new("disk", r#"{"gpu": "linux/amd64"}"#, &["gpu"]);
+    let root = Command::new("docker")
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .env("DOCKER_HOST", &host)
+        .output()
+        .unwrap();
+    let root = String::from_utf8_lossy(&root.stdout).trim().to_string();
+    let event = fixture.root.join("event.json");
+    std::fs::write(&event, "{}").unwrap();
+    let actions = |min_free_gb: &str| {
+        run(fixture
+            .xtask()
+            .args(["build", "--cache", "none"])
+            .env("DOCKER_HOST", &host)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", "push")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_SHA", fixture.head())
+            .env("XTASK_MIN_FREE_GB", min_free_gb))
+    };
+    let df = Command::new("df")
+        .args(["-P", "-k", &root])
+        .output()
+        .unwrap();
+    let available_kib: f64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gb = available_kib * 1024.0 / 1e9;
+
+    let output = actions("1");
+    assert!(output.status.success());
+    let err = stderr(&output);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("disk: "))
+        .unwrap_or_else(|| panic!("no disk report: {err}"));
+    assert!(
+        line.contains(&format!("free in {root}, where the builder keeps its data")),
+        "{line}"
+    );
+    let reported: f64 = line["disk: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (reported - gb).abs() < 0.5,
+        "reported {reported} GB, df says {gb:.1} GB"
+    );
+    let first_build = err.find("$ docker buildx build").unwrap();
+    assert!(
+        err.find("disk: ").unwrap() < first_build,
+        "the report comes before the build"
+    );
+
+    let short = actions("100000");
+    assert!(short.status.success(), "a warning, not a failure");
+    let err = stderr(&short);
+    assert!(
+        err.lines().any(|l| l.starts_with("::warning::only ")
+            && l.contains(&format!("free in {root}"))
+            && l.contains("the GPU image needs about 100000 GB")),
+        "{err}"
+    );
+}
+
+/// `--load` gives `containerimage.digest` two meanings (the config's digest
+/// on the classic store, the manifest's on containerd): `build` reports the
+/// config digest on both, the one a push keeps; `--push` reports the
+/// manifest digest the registry serves, on both.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn digests_mean_the_same_on_both_engines() {
+    let rig = rig();
+    for engine in [Engine::Containerd, Engine::Classic] {
+        let host = engine.host();
+        let fixture = Fixture::standard("digests");
+        let repo = unique("digests").to_lowercase();
+        let config = docker_config();
+        let built = run(fixture
+            .xtask()
+            .args(["build", "--env", "dev", "--repository", &repo])
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_CONFIG", &config));
+        assert!(built.status.success(), "{engine:?}");
+        assert!(stdout(&built).contains("CONFIG DIGEST"), "{engine:?}");
+        let pushed = run(fixture
+            .xtask()
+            .args(["push", "--env", "dev", "--repository", &repo])
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_CONFIG", &config));
+        assert!(pushed.status.success(), "{engine:?}");
+        for variant in ["gpu", "cpu"] {
+            let reference = format!("{}/{repo}:latest-{}-{variant}", rig.dev, arch_of(variant));
+            let manifest = raw_manifest(&reference);
+            assert_eq!(
+                manifest["config"]["digest"].as_str().unwrap(),
+                reported_digest(&stdout(&built), variant),
+                "{engine:?} {variant}: the loaded image's reported digest is not its config's"
+            );
+            assert_eq!(
+                raw_digest(&reference),
+                reported_digest(&stdout(&pushed), variant),
+                "{engine:?}"
+            );
+        }
+        fixture.commit("straight to the registry");
+        let direct = build(&fixture, &host, &repo, &["--cache", "none"]);
+        assert!(direct.status.success(), "{engine:?}");
+        let sha8 = &fixture.head()[..8];
+        for variant in ["gpu", "cpu"] {
+            let reference = format!(
+                "{}/{repo}:make-{sha8}-{}-{variant}",
+                rig.dev,
+                arch_of(variant)
+            );
+            assert_eq!(
+                raw_digest(&reference),
+                reported_digest(&stdout(&direct), variant),
+                "{engine:?}"
+            );
+            let manifest = raw_manifest(&reference);
+            assert!(
+                manifest["config"]["digest"].is_string() && manifest.get("manifests").is_none(),
+                "{engine:?}: a single image manifest, no attestation index (--provenance=false): {manifest}"
+            );
+        }
+    }
+}
