@@ -132,10 +132,7 @@ venv_install() {
   for package in "$@"; do
     grep -qxF -- "$package" "$stamp" 2>/dev/null || missing+=("$package")
   done
-  if ((${#missing[@]} == 0)) && [[ -x $venv/bin/pip ]]; then
-    log "venv $venv already has $*"
-    return
-  fi
+  ((${#missing[@]} > 0)) || [[ ! -x $venv/bin/pip ]] || return 0
   # A pyenv python3 may lack venv/ensurepip; Debian's has them (python3-venv).
   local py=python3
   python3 -c 'import venv, ensurepip' 2>/dev/null || py=/usr/bin/python3
@@ -143,6 +140,7 @@ venv_install() {
   if [[ ! -x $venv/bin/pip ]]; then
     run_logged "$py" -m venv "$venv" || die "cannot make the virtualenv $venv"
   fi
-  run_logged "$venv/bin/pip" install "${missing[@]}" || die "pip install ${missing[*]} failed"
+  run_logged "$venv/bin/pip" install "${missing[@]}" ||
+    die "pip install ${missing[*]} failed (PyPI cannot be reached inside the rig's namespace: install outside it)"
   printf '%s\n' "${missing[@]}" >>"$stamp"
 }
