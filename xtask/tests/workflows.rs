@@ -5,7 +5,7 @@
 //! the stand-ins in `rig/actions/`, the rig's settings as repository
 //! variables), the rehearsal's own four events, and the same registry
 //! read-back. The Dockerfiles are FROM-scratch fixtures: these runs test the
-//! workflows, not the images (`rig/test-dockerfiles` and the rehearsal build
+//! workflows, not the images (`tests/dockerfiles.rs` and the rehearsal build
 //! those).
 //!
 //! [`SCENARIOS`] is played in order, one act run each, and each sees what
