@@ -129,17 +129,23 @@ impl Architectures {
 fn dockerfile_variants(root: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(root)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(variants_of_dockerfiles(names))
+}
+
+/// The `<variant>` of every `Dockerfile-<variant>` among file names, sorted:
+/// a directory's, or a commit's tree's.
+pub fn variants_of_dockerfiles(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut variants: Vec<String> = names
+        .into_iter()
         // `Dockerfile-gpu.dockerignore` is BuildKit's per-Dockerfile ignore
         // file, not a variant.
-        if let Some(variant) = name.strip_prefix("Dockerfile-") {
-            if !variant.contains('.') {
-                names.push(variant.to_string());
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
+        .filter_map(|name| name.strip_prefix("Dockerfile-").map(str::to_string))
+        .filter(|variant| !variant.contains('.'))
+        .collect();
+    variants.sort();
+    variants
 }
 
 /// Parse the file's text, given the variants that have a Dockerfile. Pure:

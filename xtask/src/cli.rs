@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::ContextArgs;
-use crate::target::Env;
+use crate::target::{Env, Flags};
 
 /// Build, push and promote this repository's GPU and CPU images.
 #[derive(Parser, Debug)]
@@ -20,14 +20,9 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub verbose: bool,
 
-    /// Repository root holding .aws-architecture [default: this workspace]
-    #[arg(
-        long,
-        global = true,
-        env = "XTASK_ROOT",
-        hide_env_values = true,
-        value_name = "DIR"
-    )]
+    /// Repository root holding .aws-architecture [default: $XTASK_ROOT, else
+    /// the nearest directory upwards from here that has one]
+    #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -82,6 +77,16 @@ pub struct TargetArgs {
     pub repository: Option<String>,
 }
 
+impl TargetArgs {
+    pub fn flags(&self) -> Flags<'_> {
+        Flags {
+            prefix: "",
+            registry: self.registry.as_deref(),
+            repository: self.repository.as_deref(),
+        }
+    }
+}
+
 /// How to log in: the aws CLI's usual settings, overridable here.
 #[derive(Args, Clone, Debug, Default)]
 pub struct AwsArgs {
@@ -105,9 +110,9 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Show references in this environment's registry, when one is configured
-    #[arg(long = "env", value_enum)]
-    pub env: Option<Env>,
+    /// The references shown are in this registry, when one is configured
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Args, Debug)]
@@ -259,21 +264,48 @@ pub struct PromoteArgs {
     /// Prod repository [default: $ECR_REPOSITORY_PROD, $ECR_REPOSITORY, batch-probe]
     #[arg(long, value_name = "NAME")]
     pub prod_repository: Option<String>,
-    /// AWS profile for reading stage [default: the aws CLI's settings]
-    #[arg(long, env = "STAGE_AWS_PROFILE", value_name = "PROFILE")]
+    /// AWS profile for reading stage [default: $STAGE_AWS_PROFILE, else --profile]
+    #[arg(long, value_name = "PROFILE")]
     pub stage_profile: Option<String>,
-    /// AWS profile for writing prod [default: the aws CLI's settings]
-    #[arg(long, env = "PROD_AWS_PROFILE", value_name = "PROFILE")]
+    /// AWS profile for writing prod [default: $PROD_AWS_PROFILE, else --profile]
+    #[arg(long, value_name = "PROFILE")]
     pub prod_profile: Option<String>,
-    /// AWS region for the ECR logins [default: from the registry hosts, or the aws CLI's settings]
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-    /// Reuse the existing Docker logins (e.g. from `cargo xtask login`) instead of logging in
-    #[arg(long)]
-    pub no_login: bool,
-    /// The branch a release commit must be on
-    #[arg(long, default_value = "main", value_name = "BRANCH")]
-    pub default_branch: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The branch a release commit must be on [default: the event payload's
+    /// repository.default_branch under GitHub Actions, else origin/HEAD]
+    #[arg(long, value_name = "BRANCH")]
+    pub default_branch: Option<String>,
+}
+
+impl PromoteArgs {
+    /// One side's target flags, spelled `--stage-...` or `--prod-...`.
+    pub fn flags(&self, env: Env) -> Flags<'_> {
+        let (prefix, registry, repository) = match env {
+            Env::Prod => ("prod-", &self.prod_registry, &self.prod_repository),
+            _ => ("stage-", &self.stage_registry, &self.stage_repository),
+        };
+        Flags {
+            prefix,
+            registry: registry.as_deref(),
+            repository: repository.as_deref(),
+        }
+    }
+
+    /// How to log in to one side: its own profile when one is named,
+    /// else the shared `--profile`.
+    pub fn aws(&self, env: Env) -> AwsArgs {
+        let (flag, var) = match env {
+            Env::Prod => (&self.prod_profile, "PROD_AWS_PROFILE"),
+            _ => (&self.stage_profile, "STAGE_AWS_PROFILE"),
+        };
+        AwsArgs {
+            profile: non_empty(flag.clone())
+                .or_else(|| env_var(var))
+                .or_else(|| self.aws.profile.clone()),
+            ..self.aws.clone()
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +328,16 @@ pub struct RehearseArgs {
 pub struct CleanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// An environment variable's value; set but empty counts as unset, so
+/// `ECR_REPOSITORY_PROD=` falls back as if it were not there, never to "".
+pub fn env_var(key: &str) -> Option<String> {
+    non_empty(std::env::var(key).ok())
+}
+
+pub fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use crate::cli::env_var;
+use crate::error::Usage;
 use crate::exec::Runner;
 use crate::git;
 use crate::tags::{validate_release_tag, Context, Sha};
@@ -20,7 +22,7 @@ pub enum Kind {
     Terminal,
     /// A pull request: `latest`, `<sha8>`, `PR-<number>`
     Pr,
-    /// A push to main: `latest`, `<sha8>`
+    /// A push to the default branch: `latest`, `<sha8>`
     Push,
     /// A manual run: `latest`, `<sha8>`, `workflow_dispatch`
     Dispatch,
@@ -34,7 +36,8 @@ pub struct ContextArgs {
     /// Where this runs, which decides the tags
     #[arg(long, value_enum, default_value = "auto")]
     pub context: Kind,
-    /// Commit to tag, as a full SHA [default: the event's commit, or HEAD]
+    /// Commit to tag, as a full SHA [default: the event's commit, or HEAD; a
+    /// build in a terminal takes only HEAD, with a clean tree]
     #[arg(long, value_name = "SHA")]
     pub sha: Option<String>,
     /// Pull request number [default: from the event payload]
@@ -45,134 +48,345 @@ pub struct ContextArgs {
     pub release_tag: Option<String>,
 }
 
+/// What a context is for. A build tags the working tree, so in a terminal
+/// the tree must be exactly the commit its tags name; a promotion builds
+/// nothing and may name any commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Build,
+    Promote,
+}
+
 /// What GitHub Actions tells a step about its run.
 #[derive(Clone, Debug, Default)]
 pub struct GithubEnv {
     pub event_name: Option<String>,
     pub sha: Option<String>,
+    /// `GITHUB_EVENT_PATH`, for messages about the payload's fields.
+    pub event_path: Option<String>,
     pub event: Value,
 }
 
-/// Gather the inputs (environment, event payload, git) and resolve.
-pub fn load(args: &ContextArgs, runner: &Runner) -> anyhow::Result<Context> {
-    let on_github = std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true");
-    let github = on_github.then(read_github_env).transpose()?;
-    // git is asked only when nothing else names the commit.
-    let needs_git = args.sha.is_none() && (github.is_none() || args.context == Kind::Terminal);
-    let head = if needs_git {
+impl GithubEnv {
+    /// A payload field as error messages name it.
+    fn field(&self, path: &str) -> String {
+        match &self.event_path {
+            Some(file) => format!("{path} in the event payload (GITHUB_EVENT_PATH={file})"),
+            None => format!("{path} in the event payload (none: GITHUB_EVENT_PATH is not set)"),
+        }
+    }
+
+    fn str_at(&self, path: &str) -> Option<String> {
+        str_at(&self.event, path)
+    }
+}
+
+/// git's view of the working tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub sha: Sha,
+    /// Uncommitted changes, untracked files that are not ignored included.
+    pub dirty: bool,
+}
+
+/// GitHub Actions' description of this run, when running under it.
+pub fn github_env() -> anyhow::Result<Option<GithubEnv>> {
+    if !crate::github::is_actions() {
+        return Ok(None);
+    }
+    let event_path = env_var("GITHUB_EVENT_PATH");
+    let event = match &event_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|err| {
+                Usage(format!(
+                    "GITHUB_EVENT_PATH={path}: cannot read the event payload: {err}"
+                ))
+            })?;
+            serde_json::from_str(&text)
+                .map_err(|err| Usage(format!("GITHUB_EVENT_PATH={path}: not JSON: {err}")))?
+        }
+        None => Value::Null,
+    };
+    Ok(Some(GithubEnv {
+        event_name: env_var("GITHUB_EVENT_NAME"),
+        sha: env_var("GITHUB_SHA"),
+        event_path,
+        event,
+    }))
+}
+
+/// Gather git's answer when it decides, and resolve.
+pub fn load(
+    args: &ContextArgs,
+    github: Option<&GithubEnv>,
+    runner: &Runner,
+    purpose: Purpose,
+) -> anyhow::Result<Context> {
+    let head = if git_decides(args, github) && (purpose == Purpose::Build || args.sha.is_none()) {
         Some(git::head(runner)?)
     } else {
         None
     };
-    resolve(args, github.as_ref(), head).map_err(|msg| crate::error::Usage(msg).into())
+    resolve(args, github, head, purpose).map_err(|msg| Usage(msg).into())
 }
 
-fn read_github_env() -> anyhow::Result<GithubEnv> {
-    let event = match std::env::var_os("GITHUB_EVENT_PATH") {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|err| {
-                crate::error::Usage(format!(
-                    "GITHUB_EVENT_PATH={}: cannot read the event payload: {err}",
-                    path.to_string_lossy()
-                ))
-            })?;
-            serde_json::from_str(&text).map_err(|err| {
-                crate::error::Usage(format!(
-                    "GITHUB_EVENT_PATH={}: not JSON: {err}",
-                    path.to_string_lossy()
-                ))
-            })?
-        }
-        None => Value::Null,
-    };
-    Ok(GithubEnv {
-        event_name: std::env::var("GITHUB_EVENT_NAME").ok(),
-        sha: std::env::var("GITHUB_SHA").ok(),
-        event,
-    })
+/// In a terminal, or told `--context terminal`, git names the commit.
+fn git_decides(args: &ContextArgs, github: Option<&GithubEnv>) -> bool {
+    github.is_none() || args.context == Kind::Terminal
 }
 
-/// Decide the context. `head` is git's `(HEAD, dirty)`, when it was read.
+/// Decide the context. `head` is git's view of the tree, when it was read.
 pub fn resolve(
     args: &ContextArgs,
     github: Option<&GithubEnv>,
-    head: Option<(Sha, bool)>,
+    head: Option<Head>,
+    purpose: Purpose,
 ) -> Result<Context, String> {
-    let kind = match args.context {
-        Kind::Auto => match github {
-            None => Kind::Terminal,
-            Some(github) => match github.event_name.as_deref() {
-                Some("pull_request" | "pull_request_target") => Kind::Pr,
-                Some("push") => Kind::Push,
-                Some("workflow_dispatch") => Kind::Dispatch,
-                Some("release") => Kind::Release,
-                Some(other) => {
-                    return Err(format!(
-                        "GITHUB_EVENT_NAME={other} has no tags in this pipeline; run on pull_request, push, workflow_dispatch or release, or pass --context"
-                    ))
-                }
-                None => {
-                    return Err("GITHUB_ACTIONS=true but GITHUB_EVENT_NAME is not set; pass --context".into())
-                }
-            },
-        },
-        kind => kind,
+    let kind = kind(args.context, github)?;
+    let sha = match (git_decides(args, github), github) {
+        (false, Some(github)) => event_commit(args, kind, github)?,
+        _ => terminal_commit(args, kind, head.as_ref(), purpose)?,
     };
-    let event = github.map(|g| &g.event).unwrap_or(&Value::Null);
-
-    // The commit: a flag, else (for a PR) the head commit rather than GitHub's
-    // merge commit, else the event's commit, else git's HEAD.
-    let sha_text = args
-        .sha
-        .clone()
-        .or_else(|| match kind {
-            Kind::Pr => str_at(event, &["pull_request", "head", "sha"]),
-            _ => None,
-        })
-        .or_else(|| {
-            if kind == Kind::Terminal {
-                None
-            } else {
-                github.and_then(|g| g.sha.clone())
-            }
-        });
-    let (sha, dirty) = match (sha_text, head) {
-        (Some(text), _) => (Sha::parse(&text).map_err(|e| format!("--sha: {e}"))?, false),
-        (None, Some((sha, dirty))) => (sha, dirty),
-        (None, None) => return Err("no commit to tag: pass --sha <full SHA>".into()),
+    // The payload's own checks apply when it is that kind of event.
+    let event_named = |name: &str| {
+        github.filter(|g| !git_decides(args, github) && g.event_name.as_deref() == Some(name))
     };
-
     Ok(match kind {
-        Kind::Auto | Kind::Terminal => Context::Terminal { sha, dirty },
+        Kind::Auto | Kind::Terminal => Context::Terminal {
+            dirty: purpose == Purpose::Build && head.is_some_and(|h| h.dirty),
+            sha,
+        },
         Kind::Pr => {
-            let number = args
-                .pr_number
-                .or_else(|| {
-                    event
-                        .pointer("/pull_request/number")
-                        .and_then(Value::as_u64)
-                })
-                .ok_or(
-                    "a pull request context needs --pr-number N (or a pull_request event payload)",
-                )?;
+            let number = match args.pr_number {
+                Some(number) => number,
+                None => github
+                    .and_then(|g| g.event.pointer("/pull_request/number"))
+                    .and_then(Value::as_u64)
+                    .ok_or("a pull request context needs --pr-number N (or a pull_request event payload)")?,
+            };
             Context::PullRequest { number, sha }
         }
-        Kind::Push => Context::Push { sha },
+        Kind::Push => {
+            if let Some(github) = event_named("push") {
+                check_push(github)?;
+            }
+            Context::Push { sha }
+        }
         Kind::Dispatch => Context::Dispatch { sha },
         Kind::Release => {
-            let tag = args
-                .release_tag
-                .clone()
-                .or_else(|| str_at(event, &["release", "tag_name"]))
-                .ok_or("a release context needs --release-tag TAG (or a release event payload)")?;
+            let release = event_named("release").map(check_release).transpose()?;
+            let tag =
+                match (&args.release_tag, &release) {
+                    (Some(tag), _) => tag.clone(),
+                    (None, Some((Some(tag), _))) => tag.clone(),
+                    (None, _) => return Err(
+                        "a release context needs --release-tag TAG (or a release event payload)"
+                            .into(),
+                    ),
+                };
             validate_release_tag(&tag)?;
-            Context::Release { sha, tag }
+            Context::Release {
+                sha,
+                tag,
+                prerelease: release.is_some_and(|(_, prerelease)| prerelease),
+            }
         }
     })
 }
 
-fn str_at(value: &Value, path: &[&str]) -> Option<String> {
-    path.iter()
+/// The kind of run: a flag, else the event GitHub Actions names, else the terminal.
+fn kind(flag: Kind, github: Option<&GithubEnv>) -> Result<Kind, String> {
+    let Some(github) = github.filter(|_| flag == Kind::Auto) else {
+        return Ok(if flag == Kind::Auto {
+            Kind::Terminal
+        } else {
+            flag
+        });
+    };
+    match github.event_name.as_deref() {
+        Some("pull_request" | "pull_request_target") => Ok(Kind::Pr),
+        Some("push") => Ok(Kind::Push),
+        Some("workflow_dispatch") => Ok(Kind::Dispatch),
+        Some("release") => Ok(Kind::Release),
+        Some(other) => Err(format!(
+            "GITHUB_EVENT_NAME={other} has no tags in this pipeline; run on pull_request, push, workflow_dispatch or release, or pass --context"
+        )),
+        None => Err("GITHUB_ACTIONS=true but GITHUB_EVENT_NAME is not set; pass --context".into()),
+    }
+}
+
+/// The commit GitHub Actions names: `--sha`, else for a pull request its
+/// head (never `GITHUB_SHA`, GitHub's merge commit, which the tags do not
+/// describe), for a manual run its `sha` input when given, else `GITHUB_SHA`.
+fn event_commit(args: &ContextArgs, kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
+    let parse = |text: &str, source: &str| Sha::parse(text).map_err(|e| format!("{source}: {e}"));
+    if let Some(text) = &args.sha {
+        return parse(text, "--sha");
+    }
+    match kind {
+        Kind::Pr => {
+            let field = github.field("pull_request.head.sha");
+            match github.str_at("pull_request.head.sha") {
+                Some(text) => parse(&text, &field),
+                None => Err(format!(
+                    "{field} is missing: a pull request's tags name its head commit, and GITHUB_SHA is GitHub's merge commit, not that; pass --sha with the head commit"
+                )),
+            }
+        }
+        Kind::Dispatch if github.str_at("inputs.sha").is_some_and(|s| !s.is_empty()) => {
+            let text = github.str_at("inputs.sha").unwrap_or_default();
+            parse(&text, &github.field("inputs.sha"))
+        }
+        _ => match &github.sha {
+            Some(text) => parse(text, "GITHUB_SHA"),
+            None => {
+                Err("GITHUB_SHA is not set (GitHub Actions sets it); pass --sha <full SHA>".into())
+            }
+        },
+    }
+}
+
+/// The commit in a terminal: `--sha`, else `HEAD`. A build tags the working
+/// tree, so a build's tree must be that commit, unchanged, before any tag
+/// other than `make-<sha8>-dirty` may name it.
+fn terminal_commit(
+    args: &ContextArgs,
+    kind: Kind,
+    head: Option<&Head>,
+    purpose: Purpose,
+) -> Result<Sha, String> {
+    let flag = args
+        .sha
+        .as_deref()
+        .map(|text| Sha::parse(text).map_err(|e| format!("--sha: {e}")))
+        .transpose()?;
+    if purpose == Purpose::Promote {
+        return match (flag, head) {
+            (Some(sha), _) => Ok(sha),
+            (None, Some(head)) => Ok(head.sha.clone()),
+            (None, None) => Err("no commit: pass --sha <full SHA>".into()),
+        };
+    }
+    let head = head.ok_or("no commit: pass --sha <full SHA>")?;
+    let claims_commit = flag.is_some() || !matches!(kind, Kind::Auto | Kind::Terminal);
+    if head.dirty && claims_commit {
+        let what = match &flag {
+            Some(_) => "--sha".to_string(),
+            None => format!("--context {}", kind_name(kind)),
+        };
+        return Err(format!(
+            "{what}: the working tree has uncommitted changes (see git status), so its images are not commit {}; commit or stash them, or build without {what} to get make-<sha8>-dirty tags",
+            head.sha.short()
+        ));
+    }
+    match flag {
+        Some(sha) if sha != head.sha => Err(format!(
+            "--sha {sha}: the working tree is at {}, and a build tags what is checked out; check out {} first, or leave out --sha",
+            head.sha,
+            sha.short()
+        )),
+        _ => Ok(head.sha.clone()),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Auto => "auto",
+        Kind::Terminal => "terminal",
+        Kind::Pr => "pr",
+        Kind::Push => "push",
+        Kind::Dispatch => "dispatch",
+        Kind::Release => "release",
+    }
+}
+
+/// Only a push that moves the default branch gets stage tags. A deleting
+/// push names no commit to build; a push to another branch or a tag is not
+/// what stage holds. Both are refused, never built under the wrong tags.
+fn check_push(github: &GithubEnv) -> Result<(), String> {
+    let git_ref = github.str_at("ref");
+    let deleted = github.event.pointer("/deleted").and_then(Value::as_bool) == Some(true)
+        || github
+            .str_at("after")
+            .is_some_and(|after| after.chars().all(|c| c == '0'));
+    if deleted {
+        return Err(format!(
+            "{} is true: this push deletes {}, so there is no commit to build; stage builds only pushes that move the default branch",
+            github.field("deleted"),
+            git_ref.as_deref().unwrap_or("a ref")
+        ));
+    }
+    let git_ref = git_ref.ok_or_else(|| {
+        format!(
+            "{} is missing; a push event always has one",
+            github.field("ref")
+        )
+    })?;
+    let branch = github.str_at("repository.default_branch").ok_or_else(|| {
+        format!(
+            "{} is missing, so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
+            github.field("repository.default_branch")
+        )
+    })?;
+    if git_ref != format!("refs/heads/{branch}") {
+        return Err(format!(
+            "the push is to {git_ref}, not to the default branch {branch} ({}); only the default branch gets stage tags: trigger stage on it alone, or use a manual run (workflow_dispatch)",
+            github.field("repository.default_branch")
+        ));
+    }
+    Ok(())
+}
+
+/// A release event's tag and whether it is a prerelease; a draft is refused.
+fn check_release(github: &GithubEnv) -> Result<(Option<String>, bool), String> {
+    let flag = |name: &str| {
+        github
+            .event
+            .pointer(&format!("/release/{name}"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    if flag("draft") {
+        return Err(format!(
+            "{} is true: a draft release is never promoted; publish the release first",
+            github.field("release.draft")
+        ));
+    }
+    Ok((github.str_at("release.tag_name"), flag("prerelease")))
+}
+
+/// The branch a release commit must be on, and where that was read: the
+/// flag, else under GitHub Actions the payload's `repository.default_branch`,
+/// else the clone's `origin/HEAD`, as `origin_head` reads it.
+pub fn default_branch(
+    flag: Option<&str>,
+    github: Option<&GithubEnv>,
+    origin_head: impl FnOnce() -> Option<String>,
+) -> Result<(String, String), String> {
+    if let Some(branch) = flag {
+        if branch.is_empty() {
+            return Err("--default-branch is empty; name the branch releases are cut from".into());
+        }
+        return Ok((branch.to_string(), "--default-branch".into()));
+    }
+    if let Some(github) = github {
+        let field = github.field("repository.default_branch");
+        return match github.str_at("repository.default_branch").filter(|b| !b.is_empty()) {
+            Some(branch) => Ok((branch, field)),
+            None => Err(format!(
+                "{field} is missing, so the branch a release must be on is unknown; pass --default-branch BRANCH"
+            )),
+        };
+    }
+    match origin_head() {
+        Some(branch) => Ok((branch, "origin/HEAD".into())),
+        None => Err("cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),
+    }
+}
+
+/// A string at a dotted path of the payload, e.g. `pull_request.head.sha`.
+fn str_at(value: &Value, path: &str) -> Option<String> {
+    path.split('.')
         .try_fold(value, |v, key| v.get(key))
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -199,6 +413,7 @@ mod tests {
         GithubEnv {
             event_name: Some(event_name.into()),
             sha: Some(SHA.into()),
+            event_path: Some("/e.json".into()),
             event,
         }
     }
@@ -207,9 +422,24 @@ mod tests {
         Sha::parse(text).unwrap()
     }
 
+    fn head(dirty: bool) -> Option<Head> {
+        Some(Head {
+            sha: sha(SHA),
+            dirty,
+        })
+    }
+
+    fn build(
+        args: &ContextArgs,
+        github: Option<&GithubEnv>,
+        head: Option<Head>,
+    ) -> Result<Context, String> {
+        resolve(args, github, head, Purpose::Build)
+    }
+
     #[test]
     fn terminal_uses_git_and_marks_dirty_trees() {
-        let ctx = resolve(&args(Kind::Auto), None, Some((sha(SHA), true))).unwrap();
+        let ctx = build(&args(Kind::Auto), None, head(true)).unwrap();
         assert_eq!(
             ctx,
             Context::Terminal {
@@ -219,10 +449,57 @@ mod tests {
         );
     }
 
+    /// A dirty tree, or a `--sha` other than HEAD, never gets a commit's
+    /// clean tags in a terminal build; a promotion builds nothing.
+    #[test]
+    fn a_terminal_build_claims_a_commit_only_with_a_clean_tree_at_it() {
+        let with = |kind: Kind, sha_flag: Option<&str>| ContextArgs {
+            sha: sha_flag.map(str::to_string),
+            pr_number: Some(1),
+            release_tag: Some("v1".into()),
+            ..args(kind)
+        };
+        for kind in [Kind::Pr, Kind::Push, Kind::Dispatch, Kind::Release] {
+            let err = build(&with(kind, None), None, head(true)).unwrap_err();
+            assert!(
+                err.contains("the working tree has uncommitted changes"),
+                "{kind:?}: {err}"
+            );
+            assert!(
+                build(&with(kind, None), None, head(false)).is_ok(),
+                "{kind:?}"
+            );
+        }
+        let err = build(&with(Kind::Auto, Some(SHA)), None, head(true)).unwrap_err();
+        assert!(
+            err.starts_with("--sha: the working tree has uncommitted changes"),
+            "{err}"
+        );
+        let err = build(&with(Kind::Push, Some(HEAD_SHA)), None, head(false)).unwrap_err();
+        assert!(
+            err.starts_with(&format!("--sha {HEAD_SHA}: the working tree is at {SHA}")),
+            "{err}"
+        );
+        assert_eq!(
+            build(&with(Kind::Auto, Some(SHA)), None, head(false)).unwrap(),
+            Context::Terminal {
+                sha: sha(SHA),
+                dirty: false
+            }
+        );
+        let promote = resolve(
+            &with(Kind::Release, Some(HEAD_SHA)),
+            None,
+            head(true),
+            Purpose::Promote,
+        );
+        assert_eq!(promote.unwrap().sha(), &sha(HEAD_SHA));
+    }
+
     #[test]
     fn pull_request_uses_the_head_commit_not_the_merge_commit() {
         let event = json!({"pull_request": {"number": 7, "head": {"sha": HEAD_SHA}}});
-        let ctx = resolve(
+        let ctx = build(
             &args(Kind::Auto),
             Some(&github("pull_request", event)),
             None,
@@ -235,39 +512,110 @@ mod tests {
                 sha: sha(HEAD_SHA)
             }
         );
-    }
-
-    #[test]
-    fn release_reads_the_tag_and_validates_it() {
-        let event = json!({"release": {"tag_name": "v1.0.0", "target_commitish": "main"}});
-        let ctx = resolve(&args(Kind::Auto), Some(&github("release", event)), None).unwrap();
-        assert_eq!(
-            ctx,
-            Context::Release {
-                sha: sha(SHA),
-                tag: "v1.0.0".into()
-            }
-        );
-
-        let bad = json!({"release": {"tag_name": "release/1.0"}});
-        let err = resolve(&args(Kind::Auto), Some(&github("release", bad)), None).unwrap_err();
+        // No head.sha: an error, never GITHUB_SHA (the merge commit).
+        let event = json!({"pull_request": {"number": 7, "head": {"ref": "x"}}});
+        let err = build(
+            &args(Kind::Auto),
+            Some(&github("pull_request", event)),
+            None,
+        )
+        .unwrap_err();
         assert!(
-            err.starts_with("release tag \"release/1.0\" cannot be used"),
+            err.starts_with(
+                "pull_request.head.sha in the event payload (GITHUB_EVENT_PATH=/e.json) is missing"
+            ),
             "{err}"
         );
     }
 
     #[test]
+    fn release_reads_the_tag_and_validates_it() {
+        let event = json!({"release": {"tag_name": "v1.0.0", "target_commitish": "main"}});
+        let ctx = build(&args(Kind::Auto), Some(&github("release", event)), None).unwrap();
+        assert_eq!(
+            ctx,
+            Context::Release {
+                sha: sha(SHA),
+                tag: "v1.0.0".into(),
+                prerelease: false,
+            }
+        );
+
+        let bad = json!({"release": {"tag_name": "release/1.0"}});
+        let err = build(&args(Kind::Auto), Some(&github("release", bad)), None).unwrap_err();
+        assert!(
+            err.starts_with("release tag \"release/1.0\" cannot be used"),
+            "{err}"
+        );
+        let pre = json!({"release": {"tag_name": "v2.0.0-rc.1", "prerelease": true}});
+        let ctx = build(&args(Kind::Auto), Some(&github("release", pre)), None).unwrap();
+        assert!(
+            matches!(
+                ctx,
+                Context::Release {
+                    prerelease: true,
+                    ..
+                }
+            ),
+            "{ctx:?}"
+        );
+        let draft = json!({"release": {"tag_name": "v3", "draft": true}});
+        let err = build(&args(Kind::Auto), Some(&github("release", draft)), None).unwrap_err();
+        assert!(err.contains("a draft release is never promoted"), "{err}");
+    }
+
+    #[test]
     fn push_and_dispatch_use_github_sha() {
-        let push = resolve(&args(Kind::Auto), Some(&github("push", Value::Null)), None).unwrap();
+        let to_main = json!({"ref": "refs/heads/main", "after": SHA, "repository": {"default_branch": "main"}});
+        let push = build(&args(Kind::Auto), Some(&github("push", to_main)), None).unwrap();
         assert_eq!(push, Context::Push { sha: sha(SHA) });
-        let manual = resolve(
+        let manual = build(
             &args(Kind::Auto),
-            Some(&github("workflow_dispatch", Value::Null)),
+            Some(&github("workflow_dispatch", json!({"inputs": {"sha": ""}}))),
             None,
         )
         .unwrap();
         assert_eq!(manual, Context::Dispatch { sha: sha(SHA) });
+        let named = build(
+            &args(Kind::Auto),
+            Some(&github(
+                "workflow_dispatch",
+                json!({"inputs": {"sha": HEAD_SHA}}),
+            )),
+            None,
+        )
+        .unwrap();
+        assert_eq!(named, Context::Dispatch { sha: sha(HEAD_SHA) });
+    }
+
+    /// Pushes that are not a new commit on the default branch get no tags.
+    #[test]
+    fn pushes_table() {
+        let cases = [
+            (json!({"ref": "refs/heads/master", "after": SHA, "repository": {"default_branch": "master"}}), None),
+            (json!({"ref": "refs/heads/main", "after": SHA, "repository": {"default_branch": "master"}}),
+                Some("the push is to refs/heads/main, not to the default branch master")),
+            (json!({"ref": "refs/heads/feature", "after": SHA, "repository": {"default_branch": "main"}}),
+                Some("the push is to refs/heads/feature, not to the default branch main")),
+            (json!({"ref": "refs/tags/v1", "after": SHA, "repository": {"default_branch": "main"}}),
+                Some("the push is to refs/tags/v1")),
+            (json!({"ref": "refs/heads/main", "deleted": true, "after": "0".repeat(40), "repository": {"default_branch": "main"}}),
+                Some("deleted in the event payload (GITHUB_EVENT_PATH=/e.json) is true: this push deletes refs/heads/main")),
+            (json!({"ref": "refs/heads/main", "after": SHA}),
+                Some("repository.default_branch in the event payload (GITHUB_EVENT_PATH=/e.json) is missing")),
+        ];
+        for (event, refused) in cases {
+            let got = build(
+                &args(Kind::Auto),
+                Some(&github("push", event.clone())),
+                None,
+            );
+            match (got, refused) {
+                (Ok(ctx), None) => assert_eq!(ctx, Context::Push { sha: sha(SHA) }),
+                (Err(err), Some(why)) => assert!(err.starts_with(why), "{event}: {err}"),
+                (got, _) => panic!("{event}: {got:?}"),
+            }
+        }
     }
 
     #[test]
@@ -275,14 +623,62 @@ mod tests {
         let mut flags = args(Kind::Release);
         flags.sha = Some(HEAD_SHA.into());
         flags.release_tag = Some("v9".into());
-        let ctx = resolve(&flags, Some(&github("push", Value::Null)), None).unwrap();
+        let ctx = build(&flags, Some(&github("push", Value::Null)), None).unwrap();
         assert_eq!(
             ctx,
             Context::Release {
                 sha: sha(HEAD_SHA),
-                tag: "v9".into()
+                tag: "v9".into(),
+                prerelease: false,
             }
         );
+    }
+
+    /// Each bad value is reported under the name of what supplied it.
+    #[test]
+    fn errors_name_the_source_of_the_value() {
+        let mut short = github(
+            "push",
+            json!({"ref": "refs/heads/main", "repository": {"default_branch": "main"}}),
+        );
+        short.sha = Some("abc".into());
+        let err = build(&args(Kind::Auto), Some(&short), None).unwrap_err();
+        assert!(
+            err.starts_with("GITHUB_SHA: \"abc\" is not a full commit SHA"),
+            "{err}"
+        );
+        let mut flag = args(Kind::Push);
+        flag.sha = Some("abc".into());
+        let err = build(&flag, Some(&short), None).unwrap_err();
+        assert!(err.starts_with("--sha: \"abc\""), "{err}");
+        let event = json!({"pull_request": {"number": 1, "head": {"sha": "abc"}}});
+        let err = build(
+            &args(Kind::Auto),
+            Some(&github("pull_request", event)),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with(
+                "pull_request.head.sha in the event payload (GITHUB_EVENT_PATH=/e.json): \"abc\""
+            ),
+            "{err}"
+        );
+        let event = json!({"inputs": {"sha": "abc"}});
+        let err = build(
+            &args(Kind::Auto),
+            Some(&github("workflow_dispatch", event)),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("inputs.sha in the event payload (GITHUB_EVENT_PATH=/e.json): \"abc\""),
+            "{err}"
+        );
+        let mut unset = github("workflow_dispatch", Value::Null);
+        unset.sha = None;
+        let err = build(&args(Kind::Auto), Some(&unset), None).unwrap_err();
+        assert!(err.starts_with("GITHUB_SHA is not set"), "{err}");
     }
 
     #[test]
@@ -290,17 +686,47 @@ mod tests {
         let mut flags = args(Kind::Pr);
         flags.sha = Some(SHA.into());
         assert_eq!(
-            resolve(&flags, None, None).unwrap_err(),
+            build(&flags, None, head(false)).unwrap_err(),
             "a pull request context needs --pr-number N (or a pull_request event payload)"
         );
         assert_eq!(
-            resolve(&args(Kind::Auto), Some(&github("schedule", Value::Null)), None).unwrap_err(),
+            build(&args(Kind::Auto), Some(&github("schedule", Value::Null)), None).unwrap_err(),
             "GITHUB_EVENT_NAME=schedule has no tags in this pipeline; run on pull_request, push, workflow_dispatch or release, or pass --context"
         );
         let mut short = args(Kind::Push);
         short.sha = Some("abc".into());
-        assert!(resolve(&short, None, None)
+        assert!(build(&short, None, head(false))
             .unwrap_err()
             .starts_with("--sha: \"abc\" is not a full commit SHA"));
+    }
+
+    #[test]
+    fn default_branch_table() {
+        let repo =
+            |branch: &str| github("release", json!({"repository": {"default_branch": branch}}));
+        let none = || None;
+        let origin = || Some("trunk".to_string());
+        assert_eq!(
+            default_branch(Some("dev"), Some(&repo("master")), origin),
+            Ok(("dev".into(), "--default-branch".into()))
+        );
+        assert_eq!(
+            default_branch(None, Some(&repo("master")), origin),
+            Ok((
+                "master".into(),
+                "repository.default_branch in the event payload (GITHUB_EVENT_PATH=/e.json)".into()
+            ))
+        );
+        assert!(default_branch(None, Some(&github("release", Value::Null)), origin)
+            .unwrap_err()
+            .starts_with("repository.default_branch in the event payload (GITHUB_EVENT_PATH=/e.json) is missing"));
+        assert_eq!(
+            default_branch(None, None, origin),
+            Ok(("trunk".into(), "origin/HEAD".into()))
+        );
+        assert!(default_branch(None, None, none)
+            .unwrap_err()
+            .contains("git remote set-head origin --auto"));
+        assert!(default_branch(Some(""), None, origin).is_err());
     }
 }

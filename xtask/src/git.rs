@@ -1,8 +1,11 @@
 //! The git queries: the commit to tag, whether the tree is dirty, whether a
-//! commit is on the default branch, and where the source lives.
+//! commit is on the default branch, a commit's own files, and where the
+//! source lives. All are read-only, and run in dry runs too: they decide
+//! what would run.
 
 use anyhow::{Context as _, Result};
 
+use crate::context::Head;
 use crate::exec::{Runner, Step, Tool};
 use crate::tags::Sha;
 
@@ -28,29 +31,90 @@ pub fn in_repo(dir: &str, args: &[&str]) -> Step {
 }
 
 /// `HEAD` and whether the work tree has uncommitted changes. Read silently:
-/// this decides the tags, it is not a pipeline step.
-pub fn head(runner: &Runner) -> Result<(Sha, bool)> {
+/// this decides the tags, it is not a pipeline step. Untracked files that
+/// are not ignored count: the build context is the whole tree, so a new
+/// `app/src/x.rs` is in the image as surely as an edited one.
+pub fn head(runner: &Runner) -> Result<Head> {
     let sha = runner.query_local(&git(&["rev-parse", "HEAD"])).context(
         "cannot read the commit to tag from git; run inside the repository, or pass --sha",
     )?;
     let sha = Sha::parse(&sha).map_err(anyhow::Error::msg)?;
-    let status = runner.query_local(&git(&["status", "--porcelain", "--untracked-files=no"]))?;
-    Ok((sha, !status.trim().is_empty()))
+    let status =
+        runner.query_local(&git(&["status", "--porcelain", "--untracked-files=normal"]))?;
+    Ok(Head {
+        sha,
+        dirty: !status.trim().is_empty(),
+    })
 }
 
-/// The step that succeeds when `sha` is an ancestor of (or equal to) `branch`.
-pub fn is_ancestor(sha: &Sha, branch: &str) -> Step {
-    git(&["merge-base", "--is-ancestor", sha.full(), branch])
+/// The branch `origin/HEAD` points at (`git clone` sets it to the remote's
+/// default branch), if this clone has it.
+pub fn origin_head(runner: &Runner) -> Option<String> {
+    let name = runner
+        .query_local(&git(&[
+            "symbolic-ref",
+            "--quiet",
+            "--short",
+            "refs/remotes/origin/HEAD",
+        ]))
+        .ok()?;
+    name.trim().strip_prefix("origin/").map(str::to_string)
 }
 
 /// The ref to compare against for "on the default branch": the remote's
-/// branch when there is one (a CI checkout), else the local branch.
-pub fn default_branch_ref(runner: &Runner, branch: &str) -> String {
-    let remote = format!("refs/remotes/origin/{branch}");
-    match runner.query_local(&git(&["rev-parse", "--verify", "--quiet", &remote])) {
-        Ok(_) => format!("origin/{branch}"),
-        Err(_) => branch.to_string(),
-    }
+/// branch when the checkout has it (a CI checkout), else the local branch,
+/// else `None`: the branch was not fetched.
+pub fn branch_ref(runner: &Runner, branch: &str) -> Option<String> {
+    [
+        format!("refs/remotes/origin/{branch}"),
+        format!("refs/heads/{branch}"),
+    ]
+    .into_iter()
+    .find(|full| {
+        runner
+            .query_local(&git(&["rev-parse", "--verify", "--quiet", full]))
+            .is_ok()
+    })
+    .map(|full| {
+        full.trim_start_matches("refs/remotes/")
+            .trim_start_matches("refs/heads/")
+            .to_string()
+    })
+}
+
+/// Whether the checkout holds `sha` as a commit.
+pub fn has_commit(runner: &Runner, sha: &Sha) -> bool {
+    let object = format!("{}^{{commit}}", sha.full());
+    runner
+        .query_local(&git(&["cat-file", "-e", &object]))
+        .is_ok()
+}
+
+/// Whether the checkout is shallow: its history stops somewhere, so "not an
+/// ancestor" cannot be told from "not fetched".
+pub fn is_shallow(runner: &Runner) -> bool {
+    runner
+        .query_local(&git(&["rev-parse", "--is-shallow-repository"]))
+        .is_ok_and(|answer| answer.trim() == "true")
+}
+
+/// Whether `sha` is an ancestor of (or equal to) `branch`; both must exist
+/// (see [`has_commit`] and [`branch_ref`]), so a failure means "no".
+pub fn is_ancestor(runner: &Runner, sha: &Sha, branch: &str) -> bool {
+    runner
+        .query_local(&git(&["merge-base", "--is-ancestor", sha.full(), branch]))
+        .is_ok()
+}
+
+/// A file's content at a commit, as git stores it.
+pub fn show(runner: &Runner, sha: &Sha, path: &str) -> Result<String> {
+    runner.query_local(&git(&["show", &format!("{}:{path}", sha.full())]))
+}
+
+/// The names at the top of a commit's tree.
+pub fn top_level_files(runner: &Runner, sha: &Sha) -> Result<Vec<String>> {
+    let listing = runner.query_local(&git(&["ls-tree", "--name-only", sha.full()]))?;
+    Ok(listing.lines().map(str::to_string).collect())
 }
 
 /// The web address of the source, for the `org.opencontainers.image.source` label.

@@ -4,6 +4,7 @@
 //! every external command in the repository root) and dispatches; every task
 //! lives in `tasks/`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,7 +23,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    let root = cli.root.unwrap_or_else(project_root);
+    let cwd = std::env::current_dir()?;
+    let root =
+        project_root(cli.root, std::env::var("XTASK_ROOT").ok(), &cwd).map_err(error::Usage)?;
     // A GitHub runner's files go with the job: there, the tools' output
     // belongs in the job's log, folded into its groups.
     let verbose = cli.verbose || github::is_actions();
@@ -30,19 +33,89 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     tasks::dispatch(cli.command, &runner, &root)
 }
 
-/// The workspace root: `cargo run` (so `cargo xtask`) names the manifest it
-/// runs; a binary started directly looks upwards from the current directory
-/// for `.aws-architecture`. The path compiled in comes last: a target
-/// directory shared by several checkouts may hold a binary built in another.
-fn project_root() -> std::path::PathBuf {
-    if let Some(manifest) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        let manifest = std::path::PathBuf::from(manifest);
-        return manifest.parent().unwrap_or(&manifest).to_path_buf();
+/// The repository to work on: `--root`, else `XTASK_ROOT`, else the nearest
+/// directory from `cwd` upwards that holds `.aws-architecture`. Never the
+/// checkout the binary was compiled in: a binary run elsewhere must not
+/// quietly plan another repository. Errors name where the value came from.
+fn project_root(flag: Option<PathBuf>, var: Option<String>, cwd: &Path) -> Result<PathBuf, String> {
+    let named = match (flag, var) {
+        (Some(dir), _) if dir.as_os_str().is_empty() => {
+            return Err("--root is empty; pass the repository root".into())
+        }
+        (Some(dir), _) => Some((dir, "--root".to_string())),
+        (None, Some(dir)) if dir.is_empty() => {
+            return Err(
+                "XTASK_ROOT is set but empty; unset it, or set it to the repository root".into(),
+            )
+        }
+        (None, Some(dir)) => Some((PathBuf::from(&dir), format!("XTASK_ROOT={dir}"))),
+        (None, None) => None,
+    };
+    match named {
+        Some((dir, _)) if dir.join(arch::FILE).is_file() => Ok(dir),
+        Some((dir, source)) => Err(format!(
+            "{}: not found in {} (from {source}); point it at the repository root, which holds {}",
+            arch::FILE,
+            dir.display(),
+            arch::FILE
+        )),
+        None => cwd
+            .ancestors()
+            .find(|dir| dir.join(arch::FILE).is_file())
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                format!(
+                    "{}: not found in {} or any directory above it; run cargo xtask inside the repository, or pass --root DIR",
+                    arch::FILE,
+                    cwd.display()
+                )
+            }),
     }
-    let cwd = std::env::current_dir().unwrap_or_default();
-    if let Some(root) = cwd.ancestors().find(|dir| dir.join(arch::FILE).is_file()) {
-        return root.to_path_buf();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the root comes from, and errors that name that source.
+    #[test]
+    fn project_root_table() {
+        let repo = std::env::temp_dir().join(format!("xtask-root-{}", std::process::id()));
+        let inner = repo.join("app/src");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::write(repo.join(arch::FILE), "{}").unwrap();
+        let elsewhere = std::env::temp_dir();
+        let var = |dir: &Path| Some(dir.display().to_string());
+        assert_eq!(project_root(None, None, &inner), Ok(repo.clone()));
+        assert_eq!(
+            project_root(Some(repo.clone()), None, &elsewhere),
+            Ok(repo.clone())
+        );
+        assert_eq!(project_root(None, var(&repo), &elsewhere), Ok(repo.clone()));
+        assert_eq!(
+            project_root(Some(repo.clone()), Some(String::new()), &elsewhere),
+            Ok(repo.clone())
+        );
+        let cases: [(Option<PathBuf>, Option<String>, &str); 5] = [
+            (None, Some(String::new()), "XTASK_ROOT is set but empty"),
+            (Some(PathBuf::new()), None, "--root is empty"),
+            (Some(inner.clone()), None, "(from --root)"),
+            (
+                None,
+                var(&inner),
+                &format!("(from XTASK_ROOT={})", inner.display()),
+            ),
+            (None, None, "or any directory above it"),
+        ];
+        for (flag, env, want) in cases {
+            let cwd = if flag.is_none() && env.is_none() {
+                Path::new("/")
+            } else {
+                elsewhere.as_path()
+            };
+            let err = project_root(flag.clone(), env.clone(), cwd).unwrap_err();
+            assert!(err.contains(want), "{flag:?} {env:?}: {err}");
+        }
+        std::fs::remove_dir_all(&repo).unwrap();
     }
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
 }

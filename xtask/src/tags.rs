@@ -48,12 +48,17 @@ pub enum Context {
     Terminal { sha: Sha, dirty: bool },
     /// A pull request to main (dev), tagged with its head commit.
     PullRequest { number: u64, sha: Sha },
-    /// A push to main (stage).
+    /// A push to the default branch (stage).
     Push { sha: Sha },
     /// A manual run (`workflow_dispatch`) of dev, stage or prod.
     Dispatch { sha: Sha },
-    /// A published release (prod).
-    Release { sha: Sha, tag: String },
+    /// A published release (prod). A prerelease gets its immutable tags but
+    /// never moves `latest-*`: prod's latest stays the last full release.
+    Release {
+        sha: Sha,
+        tag: String,
+        prerelease: bool,
+    },
 }
 
 impl Context {
@@ -81,7 +86,16 @@ impl Context {
             }
             Context::Push { .. } => vec!["latest".into(), sha8],
             Context::Dispatch { .. } => vec!["latest".into(), sha8, "workflow_dispatch".into()],
-            Context::Release { tag, .. } => vec!["latest".into(), sha8, tag.clone()],
+            Context::Release {
+                tag,
+                prerelease: false,
+                ..
+            } => vec!["latest".into(), sha8, tag.clone()],
+            Context::Release {
+                tag,
+                prerelease: true,
+                ..
+            } => vec![sha8, tag.clone()],
         }
     }
 
@@ -107,9 +121,18 @@ impl Context {
             Context::Terminal { dirty: false, .. } => "terminal".into(),
             Context::Terminal { dirty: true, .. } => "terminal (uncommitted changes)".into(),
             Context::PullRequest { number, .. } => format!("pull request #{number}"),
-            Context::Push { .. } => "push to main".into(),
+            Context::Push { .. } => "push to the default branch".into(),
             Context::Dispatch { .. } => "manual run (workflow_dispatch)".into(),
-            Context::Release { tag, .. } => format!("release {tag}"),
+            Context::Release {
+                tag,
+                prerelease: false,
+                ..
+            } => format!("release {tag}"),
+            Context::Release {
+                tag,
+                prerelease: true,
+                ..
+            } => format!("prerelease {tag}"),
         }
     }
 }
@@ -119,7 +142,9 @@ pub fn tag(what: &str, arch: Arch, variant: &str) -> String {
     format!("{what}-{arch}-{variant}")
 }
 
-/// The `<what>` of the registry cache's tags.
+/// The `<what>` of the registry cache's tags. ECR's tag immutability
+/// excludes `cache-*`, so no release tag may read as one (see
+/// [`validate_release_tag`]).
 pub const CACHE: &str = "cache";
 
 /// The registry cache's tag for one variant and architecture: each has its
@@ -132,6 +157,9 @@ pub fn cache_tag(arch: Arch, variant: &str) -> String {
 
 /// Every tag of `variant` in `context`, in order (`latest-*` first), each validated.
 pub fn image_tags(context: &Context, variant: &Variant) -> Result<Vec<String>, String> {
+    if let Context::Release { tag: release, .. } = context {
+        check_release_length(release, variant)?;
+    }
     context
         .whats()
         .iter()
@@ -142,6 +170,22 @@ pub fn image_tags(context: &Context, variant: &Variant) -> Result<Vec<String>, S
         .collect()
 }
 
+/// A release tag becomes `<release>-<arch>-<variant>`, so its own limit is
+/// the image tag's 128 characters less that suffix: said in those terms, not
+/// as the length of an image tag the user never wrote.
+fn check_release_length(release: &str, variant: &Variant) -> Result<(), String> {
+    let suffix = format!("-{}-{}", variant.arch, variant.name);
+    let limit = MAX_TAG - suffix.len();
+    if release.len() > limit {
+        return Err(format!(
+            "release tag \"{release}\" is {} characters; the limit is {limit}, since every image tag ({suffix} added for variant {}) must fit in {MAX_TAG}; publish the release under a shorter tag",
+            release.len(),
+            variant.name
+        ));
+    }
+    Ok(())
+}
+
 /// The tags that never move once written (everything but `latest-*` and
 /// `workflow_dispatch-*`): promotion refuses to overwrite them.
 pub fn is_immutable(tag: &str) -> bool {
@@ -150,6 +194,8 @@ pub fn is_immutable(tag: &str) -> bool {
 
 /// Check a tag against both grammars: OCI's `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
 /// and ECR's `[a-zA-Z0-9-_.]{1,300}` (so, in effect, OCI's).
+const MAX_TAG: usize = 128;
+
 pub fn validate(tag: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
     if tag.is_empty() {
@@ -165,9 +211,9 @@ pub fn validate(tag: &str) -> Result<(), String> {
             "image tag \"{tag}\" must start with a letter, digit or '_'"
         ));
     }
-    if tag.len() > 128 {
+    if tag.len() > MAX_TAG {
         return Err(format!(
-            "image tag \"{tag}\" is {} characters; the limit is 128",
+            "image tag \"{tag}\" is {} characters; the limit is {MAX_TAG}",
             tag.len()
         ));
     }
@@ -175,20 +221,49 @@ pub fn validate(tag: &str) -> Result<(), String> {
 }
 
 /// Check a release tag before anything runs: it becomes part of an image tag,
-/// and is an error rather than something silently rewritten.
+/// and is an error rather than something silently rewritten. Its length
+/// limit depends on the variant and is checked with the variant's tags.
 pub fn validate_release_tag(release: &str) -> Result<(), String> {
-    // The longest suffix a variant adds is checked when the full tag is built;
-    // here the release tag itself must fit the grammar.
-    if release == CACHE {
-        return Err(format!(
-            "release tag \"{release}\" would make the registry cache's tags ({CACHE}-<arch>-<variant>) image tags; publish the release under a tag such as v1.2.3"
-        ));
-    }
     validate(release).map_err(|why| {
         format!(
             "release tag \"{release}\" cannot be used in image tags ({why}); publish the release under a tag such as v1.2.3"
         )
-    })
+    })?;
+    match reserved_reading(release) {
+        Some(reading) => Err(format!(
+            "release tag \"{release}\" reads as {reading}, a name the tag grammar uses itself, so its images would be taken for that; publish the release under a tag such as v1.2.3"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What a release tag would be mistaken for, if it reads as a `<what>` of
+/// the grammar: `latest`, `workflow_dispatch`, a cache tag, a `<sha8>`, a
+/// `PR-<n>` or a `make-...` tag. Compared without case, and with anything
+/// after a `-`, since `<what>-<arch>-<variant>` is read from the left.
+fn reserved_reading(release: &str) -> Option<&'static str> {
+    let lower = release.to_ascii_lowercase();
+    let first = lower.split('-').next().unwrap_or_default();
+    let word = |name: &str| lower == name || lower.starts_with(&format!("{name}-"));
+    if word("latest") {
+        Some("the moving latest-<arch>-<variant> tag")
+    } else if word("workflow_dispatch") {
+        Some("a manual run's workflow_dispatch tag")
+    } else if word(CACHE) {
+        Some("a registry cache tag (cache-<arch>-<variant>)")
+    } else if first.len() == 8 && first.chars().all(|c| c.is_ascii_hexdigit()) {
+        Some("a commit's <sha8> tag")
+    } else if lower
+        .strip_prefix("pr-")
+        .and_then(|rest| rest.split('-').next())
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    {
+        Some("a pull request's PR-<number> tag")
+    } else if word("make") {
+        Some("a terminal build's make-<sha8> tag")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +350,7 @@ mod tests {
                 Context::Release {
                     sha: sha(),
                     tag: "v1.2.3".into(),
+                    prerelease: false,
                 },
                 &[
                     "latest-amd64-gpu",
@@ -283,6 +359,19 @@ mod tests {
                     "latest-arm64-cpu",
                     "01234567-arm64-cpu",
                     "v1.2.3-arm64-cpu",
+                ],
+            ),
+            (
+                Context::Release {
+                    sha: sha(),
+                    tag: "v2.0.0-rc.1".into(),
+                    prerelease: true,
+                },
+                &[
+                    "01234567-amd64-gpu",
+                    "v2.0.0-rc.1-amd64-gpu",
+                    "01234567-arm64-cpu",
+                    "v2.0.0-rc.1-arm64-cpu",
                 ],
             ),
         ];
@@ -302,6 +391,7 @@ mod tests {
         let release = Context::Release {
             sha: sha(),
             tag: "v2.0.0".into(),
+            prerelease: false,
         };
         assert_eq!(release.revision(), SHA);
         assert_eq!(release.version(), "v2.0.0");
@@ -341,11 +431,71 @@ mod tests {
             validate_release_tag("release/1.0"),
             Err("release tag \"release/1.0\" cannot be used in image tags (image tag \"release/1.0\" contains '/'; tags allow only letters, digits, '_', '.' and '-'); publish the release under a tag such as v1.2.3".into())
         );
-        let long = Context::Release {
+    }
+
+    /// Release tags: the grammar's own names are refused whatever their case
+    /// or suffix; ordinary version tags pass.
+    #[test]
+    fn release_tags_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("v1.2.3", None),
+            ("1.2.3", None),
+            ("v2.0.0-rc.1", None),
+            ("2026.12.01", None),
+            ("release_7", None),
+            ("latest_build", None),
+            ("deadbeefcafe", None),
+            ("PR7", None),
+            ("pr-x", None),
+            ("maker-1", None),
+            ("cachet", None),
+            ("latest", Some("latest-<arch>-<variant>")),
+            ("LATEST", Some("latest-<arch>-<variant>")),
+            ("latest-2", Some("latest-<arch>-<variant>")),
+            ("workflow_dispatch", Some("workflow_dispatch tag")),
+            ("cache", Some("cache tag")),
+            ("cache-v1", Some("cache tag")),
+            ("Cache-amd64-gpu", Some("cache tag")),
+            ("deadbeef", Some("<sha8> tag")),
+            ("01234567-hotfix", Some("<sha8> tag")),
+            ("DEADBEEF", Some("<sha8> tag")),
+            ("20261201", Some("<sha8> tag")),
+            ("PR-12", Some("PR-<number> tag")),
+            ("pr-3-fix", Some("PR-<number> tag")),
+            ("make", Some("make-<sha8> tag")),
+            ("make-01234567", Some("make-<sha8> tag")),
+            ("release/1.0", Some("contains '/'")),
+            (".v1", Some("must start with")),
+            ("", Some("cannot be empty")),
+        ];
+        for (release, refused) in cases {
+            match (validate_release_tag(release), refused) {
+                (Ok(()), None) => {}
+                (Err(err), Some(why)) => {
+                    assert!(
+                        err.starts_with(&format!("release tag \"{release}\" "))
+                            && err.contains(why),
+                        "{release}: {err}"
+                    )
+                }
+                (result, _) => panic!("{release}: {result:?}, expected {refused:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_release_tag_too_long_is_told_its_own_limit() {
+        let release = |tag: String| Context::Release {
             sha: sha(),
-            tag: "v".repeat(120),
+            tag,
+            prerelease: false,
         };
-        assert!(image_tags(&long, &shipped()[0]).is_err());
+        // -amd64-gpu is 10 characters: 118 fit, 119 do not.
+        assert!(image_tags(&release("v".repeat(118)), &shipped()[0]).is_ok());
+        assert_eq!(
+            image_tags(&release("v".repeat(120)), &shipped()[0]).unwrap_err(),
+            format!("release tag \"{}\" is 120 characters; the limit is 118, since every image tag (-amd64-gpu added for variant gpu) must fit in 128; publish the release under a shorter tag", "v".repeat(120))
+        );
     }
 
     #[test]
@@ -371,6 +521,7 @@ mod tests {
             Context::Release {
                 sha: sha(),
                 tag: "v1.2.3".into(),
+                prerelease: false,
             },
         ];
         for context in &contexts {

@@ -338,7 +338,8 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
     let repo = unique("summary").to_lowercase();
     let summary = fixture.root.join("summary.md");
     let event = fixture.root.join("event.json");
-    std::fs::write(&event, "{}").unwrap();
+    let push = r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#;
+    std::fs::write(&event, push).unwrap();
     let output = run(fixture
         .xtask()
         .args(["build", "--push", "--repository", &repo])
@@ -351,7 +352,8 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
     assert!(output.status.success());
     let err = stderr(&output);
     assert!(
-        err.contains("::group::build gpu, cpu (push to main)") && err.contains("::endgroup::"),
+        err.contains("::group::build gpu, cpu (push to the default branch)")
+            && err.contains("::endgroup::"),
         "{err}"
     );
     let summary = std::fs::read_to_string(summary).unwrap();

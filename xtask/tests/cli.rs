@@ -198,7 +198,7 @@ fn bad_flags_exit_2_and_run_nothing() {
         ),
         (
             vec!["build", "--registry", "https://x/y", "--push"],
-            "must be a host[:port] only",
+            "--registry \"https://x/y\" is not a registry host: it has a scheme",
         ),
         (
             vec!["build", "--frobnicate"],
@@ -367,12 +367,16 @@ fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
     let tools = stand_ins("dry-ci");
     let fixture = Fixture::standard("dry-ci");
     let registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let event = tools.log.with_file_name("push.json");
+    let push = r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#;
+    std::fs::write(&event, push).unwrap();
     let output = run(fixture
         .xtask()
         .args(["--dry-run", "build", "--push", "--registry", registry])
         .args(["--repository", "app"])
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_EVENT_PATH", &event)
         .env("GITHUB_SHA", fixture.head())
         .env("PATH", tools.path()));
     assert!(output.status.success());

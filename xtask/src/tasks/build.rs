@@ -44,13 +44,16 @@ impl Outcome {
 }
 
 pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
-    let image = super::image_name(&args.target, args.push)?;
-    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
     let target = if args.push {
         Some(super::target(&args.target)?)
     } else {
         None
     };
+    let image = match &target {
+        Some(target) => target.image(),
+        None => super::image_name(&args.target)?,
+    };
+    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
     if !runner.dry_run {
         let mut tools = vec![docker::TOOL];
         if args.push && !args.aws.no_login {

@@ -17,13 +17,10 @@ pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
         require_tools(&[docker::TOOL])?;
     }
     // Both names a build may have used: in the registry, and local-only.
-    let mut names = vec![super::image_name(&args.target, false)?];
-    let bare = crate::target::repository_name(
-        Some(args.target.env),
-        args.target.repository.as_deref(),
-        &|k| std::env::var(k).ok(),
-    )
-    .map_err(Usage)?;
+    let mut names = vec![super::image_name(&args.target)?];
+    let bare =
+        crate::target::repository_name(args.target.env, args.target.flags(), &crate::cli::env_var)
+            .map_err(Usage)?;
     if !names.contains(&bare) {
         names.push(bare);
     }

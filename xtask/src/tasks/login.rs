@@ -19,7 +19,9 @@ pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
 /// The login step for `target`: the region comes from a flag, else from the
 /// ECR host name, else the aws CLI's settings.
 pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) -> Step {
-    let region = region.or(target.ecr_region());
+    // An empty value (`--profile "$UNSET"`) counts as not given.
+    let region = region.filter(|r| !r.is_empty()).or(target.ecr_region());
+    let profile = profile.filter(|p| !p.is_empty());
     docker::login(&target.registry, aws::ecr_password(region, profile))
 }
 

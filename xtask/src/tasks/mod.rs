@@ -14,8 +14,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::arch::Architectures;
+use crate::cli::env_var;
 use crate::cli::{Command, TargetArgs, VariantArgs};
-use crate::context::{self, ContextArgs};
+use crate::context::{self, ContextArgs, Purpose};
 use crate::error::Usage;
 use crate::exec::Runner;
 use crate::plan::{Meta, Plan};
@@ -28,7 +29,7 @@ pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
         Command::Build(args) => build::run(args, runner, root),
         Command::Push(args) => push::run(args, runner, root),
         Command::Login(args) => login::run(args, runner),
-        Command::Promote(args) => promote::run(args, runner, root),
+        Command::Promote(args) => promote::run(args, runner),
         Command::Clean(args) => clean::run(args, runner),
         Command::Rehearse(args) => rehearse::run(args, runner, root),
     }
@@ -39,30 +40,15 @@ pub fn architectures(root: &Path) -> Result<Architectures> {
     Architectures::load(root).map_err(|msg| Usage(msg).into())
 }
 
-fn getenv(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
 /// The environment's registry and repository, or a bad-input error.
 pub fn target(args: &TargetArgs) -> Result<Target> {
-    target::resolve(
-        args.env,
-        args.registry.as_deref(),
-        args.repository.as_deref(),
-        getenv,
-    )
-    .map_err(|msg| Usage(msg).into())
+    target::resolve(args.env, args.flags(), env_var).map_err(|msg| Usage(msg).into())
 }
 
 /// The image name for a build: in the environment's registry when one is
 /// configured, else the bare repository (a local-only build).
-pub fn image_name(args: &TargetArgs, need_registry: bool) -> Result<String> {
-    match target(args) {
-        Ok(target) => Ok(target.image()),
-        Err(err) if need_registry => Err(err),
-        Err(_) => target::repository_name(Some(args.env), args.repository.as_deref(), &getenv)
-            .map_err(|msg| Usage(msg).into()),
-    }
+pub fn image_name(args: &TargetArgs) -> Result<String> {
+    target::image_name(args.env, args.flags(), env_var).map_err(|msg| Usage(msg).into())
 }
 
 /// Everything a task needs to know before it runs anything: the selected
@@ -78,7 +64,8 @@ pub fn load_plan(
     let selected = architectures
         .select(Some(&variant.variant))
         .map_err(Usage)?;
-    let context = context::load(context, runner)?;
+    let github = context::github_env()?;
+    let context = context::load(context, github.as_ref(), runner, Purpose::Build)?;
     let meta = Meta {
         source: crate::git::source_url(runner),
         created: crate::plan::rfc3339(created_epoch()?),
@@ -89,14 +76,14 @@ pub fn load_plan(
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
 fn created_epoch() -> Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) => text.trim().parse().map_err(|_| {
+    match env_var("SOURCE_DATE_EPOCH") {
+        Some(text) => text.trim().parse().map_err(|_| {
             Usage(format!(
                 "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970"
             ))
             .into()
         }),
-        Err(_) => Ok(std::time::SystemTime::now()
+        None => Ok(std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)),

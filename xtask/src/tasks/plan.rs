@@ -4,20 +4,12 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::cli::{Format, MatrixArgs, PlanArgs, TargetArgs};
+use crate::cli::{Format, MatrixArgs, PlanArgs};
 use crate::exec::Runner;
 use crate::github;
 
 pub fn plan(args: PlanArgs, runner: &Runner, root: &Path) -> Result<()> {
-    let env = args.env.unwrap_or(crate::target::Env::Dev);
-    let image = super::image_name(
-        &TargetArgs {
-            env,
-            registry: None,
-            repository: None,
-        },
-        false,
-    )?;
+    let image = super::image_name(&args.target)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
     match args.format {
         Format::Table => print!("{}", plan.table()),

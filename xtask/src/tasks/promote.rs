@@ -12,13 +12,11 @@
 //! Tags already in prod at the right digest are skipped, so a re-run after a
 //! success changes nothing and a re-run after a failure finishes the job.
 
-use std::path::Path;
-
 use anyhow::{bail, Context as _, Result};
 
-use crate::arch::Variant;
-use crate::cli::{AwsArgs, PromoteArgs};
-use crate::context;
+use crate::arch::{self, Architectures, Variant};
+use crate::cli::{env_var, PromoteArgs};
+use crate::context::{self, Purpose};
 use crate::error::Usage;
 use crate::exec::{concurrently, require_tools, Reply, Runner};
 use crate::plan::{render_table, REVISION_LABEL};
@@ -40,8 +38,9 @@ struct Promotion {
     tags: Vec<(String, bool)>,
 }
 
-pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
-    let context = context::load(&args.context, runner)?;
+pub fn run(args: PromoteArgs, runner: &Runner) -> Result<()> {
+    let github = context::github_env()?;
+    let context = context::load(&args.context, github.as_ref(), runner, Purpose::Promote)?;
     if !matches!(context, Context::Release { .. } | Context::Dispatch { .. }) {
         return Err(Usage(format!(
             "promote runs for a release or a manual re-promote, not a {}; pass --context release --release-tag TAG, or --context dispatch",
@@ -49,29 +48,32 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         ))
         .into());
     }
-    let architectures = super::architectures(root)?;
-    let getenv = |k: &str| std::env::var(k).ok();
-    let stage = target::resolve(
-        Env::Stage,
-        args.stage_registry.as_deref(),
-        args.stage_repository.as_deref(),
-        getenv,
-    )
-    .map_err(|m| Usage(format!("{m} (or --stage-registry)")))?;
-    let prod = target::resolve(
-        Env::Prod,
-        args.prod_registry.as_deref(),
-        args.prod_repository.as_deref(),
-        getenv,
-    )
-    .map_err(|m| Usage(format!("{m} (or --prod-registry)")))?;
+    let [stage, prod] = [Env::Stage, Env::Prod]
+        .map(|env| target::resolve(env, args.flags(env), env_var).map_err(Usage));
+    let (stage, prod) = (stage?, prod?);
+    if stage == prod {
+        return Err(Usage(format!(
+            "stage and prod are both {}: promote copies from one to the other; point ECR_REGISTRY_PROD (--prod-registry) or ECR_REPOSITORY_PROD (--prod-repository) at prod",
+            stage.image()
+        ))
+        .into());
+    }
+    // The commit and its own files decide, not the checkout: a manual
+    // re-promote checks out a branch head, which may list other variants.
+    let (branch, source) =
+        context::default_branch(args.default_branch.as_deref(), github.as_ref(), || {
+            git::origin_head(runner)
+        })
+        .map_err(Usage)?;
+    let on_branch = on_default_branch(runner, context.sha(), &branch, &source)?;
+    let architectures = architectures_at(runner, context.sha())?;
     // Every tag is computed, and so validated, before anything runs.
     for variant in &architectures.variants {
         tags::image_tags(&context, variant).map_err(Usage)?;
     }
     if !runner.dry_run {
-        let mut tools = vec![skopeo::TOOL, git::TOOL];
-        if !args.no_login {
+        let mut tools = vec![skopeo::TOOL];
+        if !args.aws.no_login {
             tools.extend([docker::TOOL, aws::TOOL]);
         }
         require_tools(&tools)?;
@@ -84,24 +86,16 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         prod.image()
     ));
     // Both logins at once: each is mostly the aws CLI starting up.
-    let logins = [
-        (&stage, &args.stage_profile, "stage"),
-        (&prod, &args.prod_profile, "prod"),
-    ];
-    for result in concurrently(&logins, |(target, profile, what)| {
-        let aws = AwsArgs {
-            region: args.region.clone(),
-            profile: (*profile).clone(),
-            no_login: args.no_login,
-        };
-        super::login::login(runner, target, &aws, what)
+    let logins = [(&stage, Env::Stage), (&prod, Env::Prod)];
+    for result in concurrently(&logins, |(target, env)| {
+        super::login::login(runner, target, &args.aws(*env), env.as_str())
     }) {
         result?;
     }
     let promotions = gate(
         runner,
-        &args,
         &context,
+        on_branch,
         &architectures.variants,
         &stage,
         &prod,
@@ -109,30 +103,75 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     copy(runner, &promotions, &stage, &prod)?;
     verify(runner, &promotions, &prod)?;
     github::end_group();
-    report(runner, &promotions, &prod)
+    report(runner, &context, &promotions, &prod)
+}
+
+/// Whether the release commit is on the default branch: `Ok(Err(why))` is
+/// the gate's verdict. A checkout that cannot tell (the commit or the branch
+/// not fetched, a shallow history) is bad input, said with how to fetch.
+fn on_default_branch(
+    runner: &Runner,
+    sha: &Sha,
+    branch: &str,
+    source: &str,
+) -> Result<Result<String, String>> {
+    let fetch = "fetch it (git fetch origin, or actions/checkout with fetch-depth: 0)";
+    if !git::has_commit(runner, sha) {
+        return Err(Usage(format!(
+            "commit {sha} is not in this checkout, so whether it is on {branch} cannot be checked; {fetch}"
+        ))
+        .into());
+    }
+    let Some(reference) = git::branch_ref(runner, branch) else {
+        return Err(Usage(format!(
+            "the default branch {branch} ({source}) is not in this checkout: neither origin/{branch} nor {branch} exists; {fetch}"
+        ))
+        .into());
+    };
+    if git::is_ancestor(runner, sha, &reference) {
+        return Ok(Ok(format!(
+            "commit {} is on {reference} ({source})",
+            sha.short()
+        )));
+    }
+    if git::is_shallow(runner) {
+        return Err(Usage(format!(
+            "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
+            sha.short()
+        ))
+        .into());
+    }
+    Ok(Err(format!(
+        "commit {} is not on {reference}: only commits merged to {branch} ({source}) are promoted to prod",
+        sha.short()
+    )))
+}
+
+/// `.aws-architecture` and the Dockerfiles as they are in the commit.
+fn architectures_at(runner: &Runner, sha: &Sha) -> Result<Architectures> {
+    let file = arch::FILE;
+    let text = git::show(runner, sha, file).map_err(|_| {
+        Usage(format!(
+            "{file}: not in commit {}, so which variants it built is unknown; promote a commit that has one",
+            sha.short()
+        ))
+    })?;
+    let dockerfiles = arch::variants_of_dockerfiles(git::top_level_files(runner, sha)?);
+    arch::parse(&text, &dockerfiles)
+        .map_err(|msg| Usage(format!("{msg} (as of commit {})", sha.short())).into())
 }
 
 /// Check everything before copying anything; print a per-variant table and
 /// fail if any variant, or the commit, is not fit for prod.
 fn gate(
     runner: &Runner,
-    args: &PromoteArgs,
     context: &Context,
+    on_branch: Result<String, String>,
     variants: &[Variant],
     stage: &Target,
     prod: &Target,
 ) -> Result<Vec<Promotion>> {
     let sha = context.sha();
-    let branch = git::default_branch_ref(runner, &args.default_branch);
-    let on_branch = match runner.ask("", &git::is_ancestor(sha, &branch)) {
-        Reply::DryRun | Reply::Out(_) => Ok(()),
-        Reply::Failed(_) => Err(format!(
-            "commit {} is not on {branch}: only commits merged to {} are promoted to prod",
-            sha.short(),
-            args.default_branch
-        )),
-    };
-
     let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
     let mut promotions = Vec::new();
     let mut failed = on_branch.is_err();
@@ -143,8 +182,8 @@ fn gate(
         let sha_tag = tags::tag(sha.short(), variant.arch, &variant.name);
         let latest_tag = tags::tag("latest", variant.arch, &variant.name);
         let result = tags::image_tags(context, variant).and_then(|mut prod_tags| {
-            // `latest-*` comes first in the grammar; it is written last.
-            prod_tags.rotate_left(1);
+            // The moving tags (`latest-*`) are written last.
+            prod_tags.sort_by_key(|tag| !tags::is_immutable(tag));
             let reads: Vec<(&Target, &str)> = [(stage, sha_tag.as_str()), (stage, &latest_tag)]
                 .into_iter()
                 .chain(prod_tags.iter().map(|tag| (prod, tag.as_str())))
@@ -198,8 +237,9 @@ fn gate(
         sha,
         render_table(&rows)
     );
-    if let Err(why) = &on_branch {
-        eprintln!("commit: FAILED: {why}");
+    match &on_branch {
+        Ok(fact) => eprintln!("commit: ok: {fact}"),
+        Err(why) => eprintln!("commit: FAILED: {why}"),
     }
     if failed {
         let first = on_branch.err().or_else(|| {
@@ -386,7 +426,12 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()
     results.into_iter().collect()
 }
 
-fn report(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
+fn report(
+    runner: &Runner,
+    context: &Context,
+    promotions: &[Promotion],
+    prod: &Target,
+) -> Result<()> {
     let mut rows = vec![["VARIANT", "DIGEST", "PROD TAGS"].map(String::from)];
     let mut summary = format!(
         "### Promoted to {}\n\n| variant | digest | tags |\n|---|---|---|\n",
@@ -404,6 +449,16 @@ fn report(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()
         rows.push([p.variant.name.clone(), digest.to_string(), tags]);
     }
     print!("{}", render_table(&rows));
+    if let Context::Release {
+        tag,
+        prerelease: true,
+        ..
+    } = context
+    {
+        let note = format!("{tag} is a prerelease: prod's latest-* tags were not moved");
+        runner.note("", &note);
+        summary += &format!("\n{note}.\n");
+    }
     if !runner.dry_run {
         github::summary(&summary)?;
     }

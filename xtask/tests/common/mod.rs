@@ -94,14 +94,19 @@ pub fn unique(name: &str) -> String {
 }
 
 /// A throwaway repository: `.aws-architecture`, FROM-scratch Dockerfiles
-/// with a unique payload each (so digests never collide across tests), and
-/// its own git history on `main`.
+/// with a unique payload each (so digests never collide across tests), a
+/// `.gitignore` for what xtask writes (`target/`), and its own git history
+/// on `main` (or the branch given to [`Fixture::on_branch`]).
 pub struct Fixture {
     pub root: PathBuf,
 }
 
 impl Fixture {
     pub fn new(name: &str, architecture: &str, variants: &[&str]) -> Fixture {
+        Fixture::on_branch(name, architecture, variants, "main")
+    }
+
+    pub fn on_branch(name: &str, architecture: &str, variants: &[&str], branch: &str) -> Fixture {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join(".aws-architecture"), architecture).unwrap();
@@ -113,8 +118,9 @@ impl Fixture {
             .unwrap();
             std::fs::write(root.join(format!("payload-{variant}")), unique(variant)).unwrap();
         }
+        std::fs::write(root.join(".gitignore"), "target/\n").unwrap();
         let fixture = Fixture { root };
-        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.git(&["init", "--quiet", &format!("--initial-branch={branch}")]);
         fixture.git(&["config", "user.email", "test@example.com"]);
         fixture.git(&["config", "user.name", "test"]);
         fixture.commit("initial");

@@ -93,6 +93,12 @@ impl Play {
 pub mod payload {
     use super::*;
 
+    /// What every payload says of the repository, as GitHub's do: the push
+    /// check and promote read its default branch.
+    fn repository() -> Value {
+        json!({"full_name": "octo-org/batch-probe", "default_branch": "main"})
+    }
+
     /// A pull request opened by `user`; the tags use its head commit.
     pub fn pull_request(number: u32, head_sha: &str, head_ref: &str, user: &str) -> Value {
         json!({
@@ -103,7 +109,8 @@ pub mod payload {
                 "head": {"sha": head_sha, "ref": head_ref},
                 "base": {"ref": "main"},
                 "user": {"login": user},
-            }
+            },
+            "repository": repository(),
         })
     }
 
@@ -114,6 +121,7 @@ pub mod payload {
             "before": "0".repeat(40),
             "after": after,
             "head_commit": {"id": after},
+            "repository": repository(),
         })
     }
 
@@ -122,11 +130,12 @@ pub mod payload {
         json!({
             "action": "published",
             "release": {"tag_name": tag, "name": tag, "target_commitish": commitish},
+            "repository": repository(),
         })
     }
 
     /// A manual run with these inputs.
     pub fn dispatch(inputs: Value) -> Value {
-        json!({ "inputs": inputs })
+        json!({ "inputs": inputs, "repository": repository() })
     }
 }
