@@ -90,6 +90,19 @@ pub enum Reply {
     Failed(String),
 }
 
+/// The secret-producing step of a pipe failed (`aws ecr get-login-password`):
+/// the message is its stderr; its stdout, the secret, is never shown.
+#[derive(Debug)]
+pub struct SecretSourceFailed(pub String);
+
+impl fmt::Display for SecretSourceFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SecretSourceFailed {}
+
 /// How many of a failed step's last lines are printed.
 const TAIL: usize = 20;
 
@@ -132,7 +145,7 @@ impl Runner {
             // unknown profile), never the password, which goes to stdout.
             Some(source) => Some(
                 self.capture(source)
-                    .map_err(|why| anyhow!("`{source}` failed: {why}"))?,
+                    .map_err(|why| SecretSourceFailed(format!("`{source}` failed: {why}")))?,
             ),
             None => None,
         };
@@ -168,8 +181,11 @@ impl Runner {
                     self.note(prefix, &format!("  {line}"));
                 }
             }
+            // The tool's own last word, usually why (docker login:
+            // "connection refused", "unauthorized").
+            let answer = tail.back().map(|l| format!(": {l}")).unwrap_or_default();
             bail!(
-                "`{step}` exited with {status} (its output: {})",
+                "`{step}` exited with {status}{answer} (its output: {})",
                 path.display()
             );
         }

@@ -1,10 +1,10 @@
 //! `login`: Docker logs in to an environment's registry with an ECR password
 //! from the aws CLI, passed on stdin, never on a command line.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::{AwsArgs, LoginArgs};
-use crate::exec::{require_tools, Runner, Step};
+use crate::exec::{require_tools, Runner, SecretSourceFailed, Step};
 use crate::target::Target;
 use crate::{aws, docker};
 
@@ -38,10 +38,17 @@ pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, what: &str) -> Res
         return Ok(());
     }
     let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());
-    runner.run("", &step).with_context(|| {
-        format!(
-            "login to the {what} registry {} failed; check the AWS credentials (profile, role, region) for that account",
+    runner.run("", &step).map_err(|err| {
+        // Blame what failed: the aws CLI's password, or the registry's
+        // answer to docker login (down, unknown host, login refused).
+        let why = if err.is::<SecretSourceFailed>() {
+            "the aws CLI gave no ECR password; check the AWS credentials (profile, role, region) for that account"
+        } else {
+            "the registry did not accept docker login (its answer follows); check that the registry host is right and up, and that this account may use it"
+        };
+        err.context(format!(
+            "login to the {what} registry {} failed: {why}",
             target.registry
-        )
+        ))
     })
 }
