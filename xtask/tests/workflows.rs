@@ -168,6 +168,15 @@ fn dev_pull_request(c: &mut Checks, run: &Run) {
             image.is_some_and(|i| i.revision.as_deref() == Some(&run.world.commits.pr_head)),
         );
     }
+    // dev.yml checks out the PR head (the actions/checkout stand-in names
+    // the commit it checked out): the image the label names is the image built.
+    c.expect(
+        "dev built the PR head commit, not GitHub's merge commit",
+        run.log.contains(&format!(
+            "rig stand-in for actions/checkout: {}",
+            run.world.commits.pr_head
+        )),
+    );
     c.expect(
         "the dev role was assumed",
         run.log.contains(&format!(
