@@ -330,6 +330,35 @@ pub struct CleanArgs {
     pub target: TargetArgs,
 }
 
+/// The variables the flags fall back to (`XTASK_NETWORK` for `--network`...),
+/// in every subcommand. One that is set but empty is removed before parsing
+/// ([`unset_empty_flag_variables`]): clap would take "" as the flag's value
+/// and blame the flag.
+pub fn flag_variables(command: &clap::Command) -> Vec<String> {
+    let mut names: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    for sub in command.get_subcommands() {
+        names.extend(flag_variables(sub));
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Empty counts as unset for the flags' variables too. Called first thing
+/// in `main`, before any thread exists.
+pub fn unset_empty_flag_variables() {
+    use clap::CommandFactory;
+    for name in flag_variables(&Cli::command()) {
+        if std::env::var_os(&name).is_some_and(|value| value.is_empty()) {
+            std::env::remove_var(&name);
+        }
+    }
+}
+
 /// An environment variable's value; set but empty counts as unset, so
 /// `ECR_REPOSITORY_PROD=` falls back as if it were not there, never to "".
 pub fn env_var(key: &str) -> Option<String> {
@@ -348,5 +377,20 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_variable_is_found_for_the_empty_rule() {
+        let names = flag_variables(&Cli::command());
+        for name in [
+            "XTASK_BUILD_ARGS",
+            "XTASK_NETWORK",
+            "XTASK_SMOKE",
+            "XTASK_MIN_FREE_GB",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        assert_eq!(non_empty(Some(String::new())), None);
+        assert_eq!(non_empty(Some("x".into())), Some("x".into()));
     }
 }

@@ -11,6 +11,7 @@ use clap::Parser;
 use xtask::{arch, cli, error, exec, github, tasks};
 
 fn main() -> ExitCode {
+    cli::unset_empty_flag_variables();
     let cli = cli::Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

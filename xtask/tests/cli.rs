@@ -437,3 +437,71 @@ fn clean_dry_run_lists_both_names_and_leaves_the_build_cache() {
     );
     assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
 }
+
+/// A variable set to "" is unset: a flag's variable does not become the
+/// flag's value, `ECR_REPOSITORY_PROD=` falls back to `ECR_REPOSITORY`, and
+/// `STAGE_AWS_PROFILE=` passes no `--profile ''` to aws.
+#[test]
+fn empty_variables_count_as_unset() {
+    let fixture = Fixture::standard("empty-vars");
+    let empty = [
+        "XTASK_NETWORK",
+        "XTASK_BUILD_ARGS",
+        "XTASK_SMOKE",
+        "XTASK_MIN_FREE_GB",
+        "XTASK_PROGRESS",
+        "ECR_REGISTRY_DEV",
+        "ECR_REPOSITORY_DEV",
+        "ECR_REPOSITORY_STAGE",
+        "ECR_REPOSITORY_PROD",
+        "STAGE_AWS_PROFILE",
+        "PROD_AWS_PROFILE",
+        "SOURCE_DATE_EPOCH",
+    ];
+    let with_empties = |command: &mut Command| {
+        for name in empty {
+            command.env(name, "");
+        }
+        command
+            .env("ECR_REPOSITORY", "app")
+            .env(
+                "ECR_REGISTRY_STAGE",
+                "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+            )
+            .env(
+                "ECR_REGISTRY_PROD",
+                "222222222222.dkr.ecr.us-east-1.amazonaws.com",
+            );
+    };
+    let mut build = fixture.xtask();
+    build.args(["--dry-run", "build"]);
+    with_empties(&mut build);
+    let output = run(&mut build);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--tag app:latest-amd64-gpu"));
+
+    let mut promote = fixture.xtask();
+    promote.args(["--dry-run", "promote", "--context", "release"]);
+    promote.args(["--release-tag", "v1.0.0", "--default-branch", "main"]);
+    with_empties(&mut promote);
+    let output = run(&mut promote);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let err = stderr(&output);
+    let commands = common::commands(&err);
+    let logins: Vec<&&str> = commands
+        .iter()
+        .filter(|c| c.contains("docker login"))
+        .collect();
+    assert_eq!(logins.len(), 2, "{commands:?}");
+    assert!(
+        logins.iter().all(|c| !c.contains("--profile")),
+        "{logins:?}"
+    );
+    assert!(
+        commands
+            .iter()
+            .filter(|c| c.starts_with("skopeo copy"))
+            .all(|c| c.contains("docker://222222222222.dkr.ecr.us-east-1.amazonaws.com/app:")),
+        "{commands:?}"
+    );
+}
