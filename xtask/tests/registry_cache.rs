@@ -391,3 +391,91 @@ fn digests_mean_the_same_on_both_engines() {
         }
     }
 }
+
+/// The real Dockerfiles on the classic engine, as on today's runners and
+/// most developers' machines: both variants build (cpu cross-compiled for
+/// arm64), pass the architecture check and start (`--smoke`, arm64 through
+/// qemu). The stand-in bases live in the containerd engine (rig/bases): they
+/// reach the classic one through a registry, as a runner pulls its bases.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn the_real_dockerfiles_build_and_start_on_the_classic_engine() {
+    let rig = rig();
+    let containerd =
+        std::env::var("RIG_DOCKER_HOST_CONTAINERD").expect("RIG_DOCKER_HOST_CONTAINERD");
+    let classic = Engine::Classic.host();
+    let fixture = Fixture::new("classic-real", "{}", &[]);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let files = Command::new("git")
+        .args([
+            "ls-files",
+            "Dockerfile-gpu",
+            "Dockerfile-cpu",
+            ".dockerignore",
+            ".aws-architecture",
+            "app",
+        ])
+        .current_dir(source)
+        .output()
+        .unwrap();
+    for file in String::from_utf8_lossy(&files.stdout).lines() {
+        let to = fixture.root.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(source.join(file), to).unwrap();
+    }
+    fixture.git(&["add", "-A"]);
+    fixture.git(&["commit", "--quiet", "-m", "the real Dockerfiles"]);
+    let config = docker_config();
+    assert!(run(fixture
+        .xtask()
+        .args(["login", "--env", "dev"])
+        .env("DOCKER_CONFIG", &config))
+    .status
+    .success());
+    let bases = format!("{}/{}", rig.dev, unique("classic-bases").to_lowercase());
+    for (local, remote) in [
+        ("rig/rust:bookworm-cross", "rust:bookworm-cross"),
+        ("rig/debian:bookworm-amd64", "debian:bookworm-amd64"),
+        ("rig/debian:bookworm-arm64", "debian:bookworm-arm64"),
+    ] {
+        let remote = format!("{bases}/{remote}");
+        for args in [
+            vec!["tag", local, &remote],
+            vec!["push", "--quiet", &remote],
+            vec!["image", "rm", &remote],
+        ] {
+            let output = Command::new("docker")
+                .args(&args)
+                .env("DOCKER_HOST", &containerd)
+                .env("DOCKER_CONFIG", &config)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "docker {args:?} (is rig/bases --cross done?): {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--env", "dev", "--smoke", "--network", "none"])
+        .env("XTASK_BUILD_ARGS", format!("BUILD_IMAGE={bases}/rust:bookworm-cross\nRUNTIME_IMAGE={bases}/debian:bookworm-{{arch}}"))
+        .env("DOCKER_HOST", &classic)
+        .env("DOCKER_CONFIG", &config));
+    assert!(output.status.success());
+    let err = stderr(&output);
+    for (variant, arch) in [("gpu", "amd64"), ("cpu", "arm64")] {
+        assert!(
+            err.contains(&format!(
+                "[{variant}] architecture check: linux/{arch}, as asked"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("[{variant}] smoke check: "))
+                && err.contains(&format!("reports {variant} on {arch}")),
+            "{err}"
+        );
+    }
+}
