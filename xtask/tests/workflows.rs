@@ -157,6 +157,18 @@ fn dev_pull_request(c: &mut Checks, run: &Run) {
             let tag = format!("{what}-{arch}-{variant}");
             c.expect(format!("dev has {tag}"), run.after.has("dev", &tag));
         }
+        // The setup-buildx stand-in keeps the containerd-store builder,
+        // which reads and writes the leg's own registry cache.
+        let cache = format!("cache-{arch}-{variant}");
+        c.expect(format!("dev has {cache}"), run.after.has("dev", &cache));
+        c.expect(
+            format!("the {variant} build read and wrote {cache}"),
+            run.log
+                .contains(&format!(":{cache} --cache-to type=registry,ref="))
+                && run.log.contains(&format!(
+                    ":{cache},mode=max,image-manifest=true,oci-mediatypes=true"
+                )),
+        );
         let tag = format!("PR-1-{arch}-{variant}");
         let image = run.after.image("dev", &tag);
         c.expect(
@@ -176,6 +188,14 @@ fn dev_pull_request(c: &mut Checks, run: &Run) {
             "rig stand-in for actions/checkout: {}",
             run.world.commits.pr_head
         )),
+    );
+    c.expect(
+        "the setup-buildx stand-in kept a builder that can export a cache",
+        run.log.contains("rig stand-in for docker/setup-buildx-action: keeping builder default (driver docker), which can export a build cache"),
+    );
+    c.expect(
+        "the runner's disk was reported before building",
+        run.log.contains("disk: ") && run.log.contains("where the builder keeps its data"),
     );
     c.expect(
         "the dev role was assumed",
