@@ -124,7 +124,8 @@ pub struct MatrixArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Cache {
-    /// A registry cache per variant under GitHub Actions, the engine's own cache elsewhere
+    /// For pushed builds under GitHub Actions a registry cache per variant and
+    /// architecture, where the builder can export one; the builder's own cache otherwise
     Auto,
     /// A registry cache per variant and architecture, next to the images
     Registry,
