@@ -402,10 +402,27 @@ fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
                     "--cache-to type=registry,ref={cache},mode=max,image-manifest=true,oci-mediatypes=true "
                 ))
                 && build.contains("--provenance=false")
-                && build.ends_with("--push ."),
+                && build.ends_with("--push .")
+                && !build.contains("--load"),
             "{build}"
         );
+        // A pushed image is checked where it went: in the registry, never
+        // loaded into the runner's engine (a docker-container builder has
+        // nothing there to inspect).
+        assert!(
+            commands.contains(&format!(
+                "docker buildx imagetools inspect {registry}/app:{}-{arch}-{variant} --format '{{{{json .Image}}}}'",
+                &fixture.head()[..8]
+            ).as_str()),
+            "{variant}: {commands:?}"
+        );
     }
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.starts_with("docker image inspect")),
+        "{commands:?}"
+    );
     assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
 }
 
