@@ -101,6 +101,16 @@ pub struct AwsArgs {
     pub no_login: bool,
 }
 
+/// How a stage push is signed.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SigningArgs {
+    /// Sign stage pushes with this key: a cosign key file (its password in
+    /// $COSIGN_PASSWORD) or a KMS key such as awskms:///alias/NAME; dev
+    /// pushes are not signed
+    #[arg(long, env = "COSIGN_KEY", value_name = "KEY")]
+    pub signing_key: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -145,6 +155,8 @@ pub struct BuildArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub signing: SigningArgs,
     /// Push every tag to the environment's registry after building
     #[arg(long)]
     pub push: bool,
@@ -239,6 +251,8 @@ pub struct PushArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub signing: SigningArgs,
 }
 
 #[derive(Args, Debug)]
@@ -277,6 +291,10 @@ pub struct PromoteArgs {
     /// repository.default_branch under GitHub Actions, else origin/HEAD]
     #[arg(long, value_name = "BRANCH")]
     pub default_branch: Option<String>,
+    /// Verify stage's and prod's signatures with this public key: a file, or
+    /// the stage signing key in KMS (awskms:///alias/NAME)
+    #[arg(long, env = "COSIGN_PUBLIC_KEY", value_name = "KEY", default_value = crate::cosign::DEFAULT_PUBLIC_KEY)]
+    pub verify_key: String,
 }
 
 impl PromoteArgs {

@@ -33,6 +33,23 @@ pub fn summary(markdown: &str) -> Result<()> {
     }
 }
 
+/// A Markdown table of `rows`, the first being the header; `|` in a cell
+/// is escaped so it stays one cell.
+pub fn markdown_table<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let line = |cells: &[String]| {
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        out += &line(row.as_ref());
+        if i == 0 {
+            out += &line(&vec!["---".to_string(); row.as_ref().len()]);
+        }
+    }
+    out
+}
+
 fn append(path: &std::ffi::OsStr, text: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -68,5 +85,19 @@ pub fn report_error(err: &anyhow::Error) {
         );
     } else {
         eprintln!("error: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_table_has_a_header_rule_and_escapes_pipes() {
+        let rows = [["A", "B"].map(String::from), ["x|y", "z"].map(String::from)];
+        assert_eq!(
+            markdown_table(&rows),
+            "| A | B |\n| --- | --- |\n| x\\|y | z |\n"
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod arch;
 pub mod aws;
 pub mod cli;
 pub mod context;
+pub mod cosign;
 pub mod disk;
 pub mod docker;
 pub mod error;

@@ -573,6 +573,12 @@ fn a_multi_platform_index_arrives_whole_with_its_digest() {
         .collect();
     assert_eq!(children.len(), 2, "{index}");
     let want = raw_digest(&stage_ref);
+    // Signed as the stage pipeline signs, by the index's digest.
+    let output = run(Command::new("cosign")
+        .args(["sign", "--key", &std::env::var("COSIGN_KEY").unwrap()])
+        .args(["--tlog-upload=false", "--yes", "--allow-http-registry"])
+        .arg(format!("{image}@{want}")));
+    assert!(output.status.success());
 
     let output = run(&mut promote(&fixture, &sha, &repo));
     assert_eq!(exit_code(&output), Some(0));
@@ -591,6 +597,9 @@ fn a_multi_platform_index_arrives_whole_with_its_digest() {
     }
     let arm = inspect(&format!("{}/{repo}:{RELEASE}-arm64-cpu", rig.prod), "arm64").unwrap();
     assert_eq!(arm["Labels"][REVISION_LABEL].as_str(), Some(sha.as_str()));
+    // The index's signature came along and verifies in prod.
+    let key = std::env::var("COSIGN_PUBLIC_KEY").unwrap();
+    cosign_verify(&format!("{}/{repo}", rig.prod), &want, &key).unwrap();
     let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
     for what in [sha8(&sha), RELEASE, "latest"] {
         assert_eq!(
@@ -653,7 +662,8 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
         stderr.contains(&format!("gate for release {RELEASE}")),
         "{stderr}"
     );
-    // Every copy, immutable tags first, latest last.
+    // Every copy, immutable tags first, each variant's signature after
+    // them, latest last.
     let copied: Vec<&str> = commands
         .iter()
         .filter(|c| c.starts_with("skopeo copy"))
@@ -664,20 +674,32 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
         })
         .collect();
     let sha_tag = |arch: &str, variant: &str| format!("{}-{arch}-{variant}", sha8(&sha));
-    // Variant after variant for the immutable tags; then both latest tags,
-    // copied together, so in either order.
-    assert_eq!(copied.len(), 6, "{stderr}");
+    // Variant after variant for the immutable tags and the signature (whose
+    // tag names the digest the dry run did not read); then both latest
+    // tags, copied together, so in either order.
+    let signature = "sha256-<stage digest>.sig'";
+    assert_eq!(copied.len(), 8, "{stderr}");
     assert_eq!(
-        copied[..4],
+        copied[..6],
         [
             sha_tag("amd64", "gpu").as_str(),
             "v1.0.0-amd64-gpu",
+            signature,
             sha_tag("arm64", "cpu").as_str(),
             "v1.0.0-arm64-cpu",
+            signature,
         ],
         "{stderr}"
     );
-    let mut latest = copied[4..].to_vec();
+    // Stage's signatures checked, and prod's after the copy.
+    for registry in [&rig.stage, &rig.prod] {
+        let verify = format!("{registry}/{repo}@<stage digest>'");
+        let checks = commands
+            .iter()
+            .filter(|c| c.starts_with("cosign verify --key ") && c.ends_with(&verify));
+        assert_eq!(checks.count(), 2, "{stderr}");
+    }
+    let mut latest = copied[6..].to_vec();
     latest.sort();
     assert_eq!(latest, ["latest-amd64-gpu", "latest-arm64-cpu"], "{stderr}");
     // Nothing ran that talks to a registry or logs in, and prod is untouched.

@@ -28,6 +28,7 @@ use xtask::tasks::rehearse::workspace::{Commits, Workspace};
 const ACCOUNT: &str = "123456789012";
 const RELEASE_TAG: &str = "v1.2.3";
 const OFF_MAIN_TAG: &str = "v9.9.9-off-main";
+const UNSIGNED_TAG: &str = "v1.2.4-unsigned";
 /// A branch whose commit never reaches main.
 const SIDE_BRANCH: &str = "side";
 const DEPENDABOT_PR: u32 = 43;
@@ -131,6 +132,39 @@ const SCENARIOS: &[Scenario] = &[
         },
         succeeds: false,
         check: prod_off_main,
+    },
+    // Something other than the stage pipeline pushes over main's commit in
+    // stage (here dev.yml, pointed at the stage registry): tags and labels
+    // as stage's, no signature. Its release must be refused.
+    Scenario {
+        play: |w| {
+            let stage = std::env::var("ECR_REGISTRY_STAGE").expect("set by the rig");
+            let dispatch = payload::dispatch(serde_json::json!({}));
+            Play::new(
+                "stage-unsigned",
+                "workflow_dispatch",
+                "dev",
+                dispatch,
+                &w.commits.merged,
+            )
+            .with_act_args(&["--var", &format!("ECR_REGISTRY_DEV={stage}")])
+        },
+        succeeds: true,
+        check: stage_unsigned,
+    },
+    Scenario {
+        play: |w| {
+            let release = payload::release(UNSIGNED_TAG, "main");
+            Play::new(
+                "prod-unsigned",
+                "release",
+                "prod",
+                release,
+                &w.commits.merged,
+            )
+        },
+        succeeds: false,
+        check: prod_unsigned,
     },
 ];
 
@@ -247,6 +281,21 @@ fn stage_push(c: &mut Checks, run: &Run) {
         "stage has no dev tags (PR-1)",
         !run.after.has("stage", "PR-1-amd64-gpu"),
     );
+    for (variant, arch, _) in LEGS {
+        let digest = run
+            .after
+            .digest("stage", &format!("{merged8}-{arch}-{variant}"));
+        let signature = digest.map(signature_tag).unwrap_or_default();
+        c.expect(
+            format!("stage has {variant}'s signature {signature}"),
+            run.after.has("stage", &signature),
+        );
+    }
+}
+
+/// cosign 2's tag for the signatures of `digest`.
+fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replace(':', "-"))
 }
 
 /// Every `<what>-<arch>-<variant>` in prod, at the digest of stage's
@@ -262,6 +311,12 @@ fn prod_has_stages_images(c: &mut Checks, run: &Run, what: &str) {
         c.expect(
             format!("prod {tag} has stage's digest ({merged8}-{arch}-{variant})"),
             stage.is_some() && run.after.digest("prod", &tag) == stage,
+        );
+        let signature = stage.map(signature_tag).unwrap_or_default();
+        c.expect(
+            format!("prod has {variant}'s signature, as stage's"),
+            run.after.digest("prod", &signature).is_some()
+                && run.after.digest("prod", &signature) == run.after.digest("stage", &signature),
         );
     }
 }
@@ -304,6 +359,47 @@ fn prod_off_main(c: &mut Checks, run: &Run) {
     c.expect(
         "prod latest-arm64-cpu is unchanged",
         latest(&run.before).is_some() && latest(&run.before) == latest(&run.after),
+    );
+}
+
+fn stage_unsigned(c: &mut Checks, run: &Run) {
+    let merged8 = &run.world.commits.merged[..8];
+    for (variant, arch, _) in LEGS {
+        let tag = format!("{merged8}-{arch}-{variant}");
+        let (before, after) = (
+            run.before.digest("stage", &tag),
+            run.after.digest("stage", &tag),
+        );
+        c.expect(
+            format!("stage {tag} moved to another image"),
+            before.is_some() && after.is_some() && before != after,
+        );
+        let signature = after.map(signature_tag).unwrap_or_default();
+        c.expect(
+            format!("stage has no signature for the new {tag}"),
+            !run.after.has("stage", &signature),
+        );
+    }
+}
+
+fn prod_unsigned(c: &mut Checks, run: &Run) {
+    c.expect(
+        "promote refused the unsigned images",
+        run.log.contains("unsigned: stage has no signature for"),
+    );
+    for (variant, arch, _) in LEGS {
+        let tag = format!("{UNSIGNED_TAG}-{arch}-{variant}");
+        c.expect(format!("prod has no {tag}"), !run.after.has("prod", &tag));
+    }
+    let prod = |s: &Snapshot| {
+        s.tags("prod")
+            .into_iter()
+            .map(|tag| (tag.to_string(), s.digest("prod", tag).map(String::from)))
+            .collect::<Vec<_>>()
+    };
+    c.expect(
+        "nothing reached prod: every prod tag as before",
+        !prod(&run.before).is_empty() && prod(&run.before) == prod(&run.after),
     );
 }
 

@@ -6,14 +6,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::signatures;
 use crate::arch::Arch;
 use crate::cli::{BuildArgs, Cache};
+use crate::cosign::Key;
 use crate::disk;
 use crate::docker::{self, Output};
 use crate::exec::{concurrently, require_tools, Reply, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
 use crate::tags;
+use crate::target::Target;
 
 /// How many times a push is tried before the build is called failed.
 pub const PUSH_ATTEMPTS: u32 = 3;
@@ -54,10 +57,14 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         None => super::image_name(&args.target)?,
     };
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
+    let signing_key = signatures::signing_key(&args.signing, args.target.env, args.push, root)?;
     if !runner.dry_run {
         let mut tools = vec![docker::TOOL];
         if args.push && !args.aws.no_login {
             tools.push(crate::aws::TOOL);
+        }
+        if signing_key.is_some() {
+            tools.push(crate::cosign::TOOL);
         }
         require_tools(&tools)?;
     }
@@ -85,6 +92,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         network: args.network,
         no_cache: args.cache == Cache::None,
         smoke: args.smoke,
+        signing: signing_key.clone().zip(target.clone()),
     };
     github::group(&format!("build {} ({})", names(&plan.images), plan.context));
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
@@ -92,6 +100,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         build_one(runner, root, image, &metadata, &options)
     });
     github::end_group();
+    if args.push {
+        signatures::push_summary(runner, &outcomes, signing_key.as_ref())?;
+    }
     report(
         runner,
         &outcomes,
@@ -108,6 +119,8 @@ struct Options {
     network: Option<crate::cli::Network>,
     no_cache: bool,
     smoke: bool,
+    /// Stage pushes only: the key, and where the image went.
+    signing: Option<(Key, Target)>,
 }
 
 /// Registry caching applies to pushed CI builds (or when asked for), and
@@ -236,6 +249,9 @@ fn build_one(
             })
         };
         check_platform(runner, &prefix, image, output)?;
+        if let Some((key, target)) = &options.signing {
+            signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
+        }
         if options.smoke {
             smoke(runner, &prefix, image)?;
         }

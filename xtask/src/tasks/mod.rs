@@ -8,6 +8,7 @@ mod plan;
 mod promote;
 mod push;
 pub mod rehearse;
+mod signatures;
 
 use std::path::Path;
 
@@ -29,7 +30,7 @@ pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
         Command::Build(args) => build::run(args, runner, root),
         Command::Push(args) => push::run(args, runner, root),
         Command::Login(args) => login::run(args, runner),
-        Command::Promote(args) => promote::run(args, runner),
+        Command::Promote(args) => promote::run(args, runner, root),
         Command::Clean(args) => clean::run(args, runner),
         Command::Rehearse(args) => rehearse::run(args, runner, root),
     }

@@ -12,11 +12,15 @@
 //! Tags already in prod at the right digest are skipped, so a re-run after a
 //! success changes nothing and a re-run after a failure finishes the job.
 
+use std::path::Path;
+
 use anyhow::{bail, Context as _, Result};
 
+use super::signatures::{self, Signature};
 use crate::arch::{self, Architectures, Variant};
 use crate::cli::{env_var, PromoteArgs};
 use crate::context::{self, Purpose};
+use crate::cosign::{self, Key};
 use crate::error::Usage;
 use crate::exec::{concurrently, require_tools, Reply, Runner};
 use crate::plan::{render_table, REVISION_LABEL};
@@ -36,9 +40,11 @@ struct Promotion {
     /// Prod tags in write order (immutable first, `latest` last), each with
     /// whether prod already has it at the stage digest.
     tags: Vec<(String, bool)>,
+    signature: Signature,
 }
 
-pub fn run(args: PromoteArgs, runner: &Runner) -> Result<()> {
+/// `root` is where a relative `--verify-key` file is found.
+pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     let github = context::github_env()?;
     let context = context::load(&args.context, github.as_ref(), runner, Purpose::Promote)?;
     if !matches!(context, Context::Release { .. } | Context::Dispatch { .. }) {
@@ -71,8 +77,9 @@ pub fn run(args: PromoteArgs, runner: &Runner) -> Result<()> {
     for variant in &architectures.variants {
         tags::image_tags(&context, variant).map_err(Usage)?;
     }
+    let key = signatures::verify_key(&args.verify_key, root)?;
     if !runner.dry_run {
-        let mut tools = vec![skopeo::TOOL];
+        let mut tools = vec![skopeo::TOOL, cosign::TOOL];
         if !args.aws.no_login {
             tools.extend([docker::TOOL, aws::TOOL]);
         }
@@ -97,13 +104,13 @@ pub fn run(args: PromoteArgs, runner: &Runner) -> Result<()> {
         &context,
         on_branch,
         &architectures.variants,
-        &stage,
-        &prod,
+        (&stage, &prod),
+        &key,
     )?;
     copy(runner, &promotions, &stage, &prod)?;
-    verify(runner, &promotions, &prod)?;
+    verify(runner, &promotions, &prod, &key)?;
     github::end_group();
-    report(runner, &context, &promotions, &prod)
+    report(runner, &context, &promotions, &prod, &key)
 }
 
 /// Whether the release commit is on the default branch: `Ok(Err(why))` is
@@ -168,8 +175,8 @@ fn gate(
     context: &Context,
     on_branch: Result<String, String>,
     variants: &[Variant],
-    stage: &Target,
-    prod: &Target,
+    (stage, prod): (&Target, &Target),
+    key: &Key,
 ) -> Result<Vec<Promotion>> {
     let sha = context.sha();
     let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
@@ -195,14 +202,25 @@ fn gate(
             let mut next = || answers.next().expect("one answer per read");
             let digest = check_stage(next(), next(), &sha_tag, &latest_tag, sha)?;
             let prod_answers: Vec<_> = answers.collect();
+            // Whether the image is the stage pipeline's comes before what
+            // prod holds: a foreign image is refused as such.
+            let targets = (stage, prod);
+            let signature = signatures::check(
+                runner,
+                &prefix,
+                targets,
+                variant.arch,
+                digest.as_deref(),
+                key,
+            )?;
             let tags = judge_prod(prod_tags, prod_answers, digest.as_deref())?;
-            Ok((digest, tags))
+            Ok((digest, tags, signature))
         });
         (sha_tag, latest_tag, result)
     });
     for (variant, (sha_tag, latest_tag, result)) in variants.iter().zip(checks) {
         let (digest, verdict) = match result {
-            Ok((digest, tags)) => {
+            Ok((digest, tags, signature)) => {
                 let verdict = match &digest {
                     None => "(dry run: not checked)".to_string(),
                     Some(_) => "ok".to_string(),
@@ -216,6 +234,7 @@ fn gate(
                     digest: digest.clone(),
                     source,
                     tags,
+                    signature,
                 });
                 (digest.unwrap_or_else(|| "-".into()), verdict)
             }
@@ -240,6 +259,11 @@ fn gate(
     match &on_branch {
         Ok(fact) => eprintln!("commit: ok: {fact}"),
         Err(why) => eprintln!("commit: FAILED: {why}"),
+    }
+    if !runner.dry_run {
+        // Each variant's verdict, signatures included, on the run's page.
+        let title = format!("### Promotion gate for {}\n\n", context.describe());
+        github::summary(&(title + &github::markdown_table(&rows)))?;
     }
     if failed {
         let first = on_branch.err().or_else(|| {
@@ -390,6 +414,10 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
                 .into_iter()
                 .collect::<Result<()>>()?;
         }
+        // The signature goes with the variant's immutable tags, before any
+        // `latest` tag points at the image.
+        let prefix = format!("[{}] ", promotion.variant.name);
+        signatures::copy(runner, &prefix, (stage, prod), &promotion.signature)?;
     }
     let latest: Vec<(&Promotion, String)> = promotions
         .iter()
@@ -400,7 +428,9 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         .collect()
 }
 
-fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()> {
+/// Every prod tag resolves to the stage digest, and every prod image
+/// verifies with the same key as in stage.
+fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -> Result<()> {
     let checks: Vec<(&Promotion, &str)> = promotions
         .iter()
         .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, tag.as_str())))
@@ -423,7 +453,12 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target) -> Result<()
         }
         Ok(())
     });
-    results.into_iter().collect()
+    let signed = concurrently(promotions, |p| {
+        let prefix = format!("[{}] ", p.variant.name);
+        signatures::verify_in_prod(runner, &prefix, prod, p.digest.as_deref(), key)
+            .with_context(|| format!("{} in prod", p.variant.name))
+    });
+    results.into_iter().chain(signed).collect()
 }
 
 fn report(
@@ -431,10 +466,11 @@ fn report(
     context: &Context,
     promotions: &[Promotion],
     prod: &Target,
+    key: &Key,
 ) -> Result<()> {
     let mut rows = vec![["VARIANT", "DIGEST", "PROD TAGS"].map(String::from)];
     let mut summary = format!(
-        "### Promoted to {}\n\n| variant | digest | tags |\n|---|---|---|\n",
+        "### Promoted to {}\n\n| variant | digest | tags | signature |\n|---|---|---|---|\n",
         prod.image()
     );
     for p in promotions {
@@ -445,7 +481,11 @@ fn report(
             .map(|(t, _)| t.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        summary += &format!("| {} | `{digest}` | {tags} |\n", p.variant.name);
+        let signature = format!("verified with `{}` in stage and prod", key.0);
+        summary += &format!(
+            "| {} | `{digest}` | {tags} | {signature} |\n",
+            p.variant.name
+        );
         rows.push([p.variant.name.clone(), digest.to_string(), tags]);
     }
     print!("{}", render_table(&rows));

@@ -6,18 +6,25 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::build::{report, Outcome, PUSH_ATTEMPTS};
+use super::signatures;
 use crate::cli::PushArgs;
+use crate::cosign::Key;
 use crate::docker;
 use crate::exec::{require_tools, Runner};
 use crate::plan::Image;
+use crate::target::Target;
 
 pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::target(&args.target)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
+    let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     if !runner.dry_run {
         let mut tools = vec![docker::TOOL];
         if !args.aws.no_login {
             tools.push(crate::aws::TOOL);
+        }
+        if key.is_some() {
+            tools.push(crate::cosign::TOOL);
         }
         require_tools(&tools)?;
     }
@@ -25,12 +32,14 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let outcomes: Vec<Outcome> = plan
         .images
         .iter()
-        .map(|image| push_one(runner, image))
+        .map(|image| push_one(runner, image, key.as_ref().map(|k| (k, &target))))
         .collect();
+    signatures::push_summary(runner, &outcomes, key.as_ref())?;
     report(runner, &outcomes, "pushed")
 }
 
-fn push_one(runner: &Runner, image: &Image) -> Outcome {
+/// Push every tag of one image; for stage, sign what arrived by its digest.
+fn push_one(runner: &Runner, image: &Image, signing: Option<(&Key, &Target)>) -> Outcome {
     let prefix = format!("[{}] ", image.variant);
     Outcome::of(image, || {
         for reference in image.references() {
@@ -38,9 +47,13 @@ fn push_one(runner: &Runner, image: &Image) -> Outcome {
                 .run_with_retry(&prefix, &docker::push(&reference), PUSH_ATTEMPTS)
                 .with_context(|| format!("push of {reference} ({}) failed", image.variant))?;
         }
-        runner
+        let digest = runner
             .read(&prefix, &docker::repo_digests(&image.references()[0]))?
             .map(|text| docker::parse_repo_digest(&text, &image.image))
-            .transpose()
+            .transpose()?;
+        if let Some((key, target)) = signing {
+            signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
+        }
+        Ok(digest)
     })
 }

@@ -455,10 +455,52 @@ pub fn write_executable(path: &Path, content: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// Every image tag of a repository: cosign's signature tags
+/// (`sha256-<hex>.sig`, which stage pushes add) are [`signature_tags`].
+pub fn tags(registry: &str, repository: &str) -> Vec<String> {
+    all_tags(registry, repository)
+        .into_iter()
+        .filter(|tag| !is_signature_tag(tag))
+        .collect()
+}
+
+/// cosign 2's signature tags of a repository, one per signed digest.
+pub fn signature_tags(registry: &str, repository: &str) -> Vec<String> {
+    all_tags(registry, repository)
+        .into_iter()
+        .filter(|tag| is_signature_tag(tag))
+        .collect()
+}
+
+fn is_signature_tag(tag: &str) -> bool {
+    tag.starts_with("sha256-") && tag.ends_with(".sig")
+}
+
+/// `cosign verify` of `image@digest` with the public key `key`, as anyone
+/// checking an image would run it: `Err` holds cosign's answer.
+pub fn cosign_verify(image: &str, digest: &str, key: &str) -> Result<(), String> {
+    let output = Command::new("cosign")
+        .args([
+            "verify",
+            "--key",
+            key,
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry",
+        ])
+        .arg(format!("{image}@{digest}"))
+        .output()
+        .expect("cosign is part of the rig");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
 /// Every tag of a repository, strictly: empty only when the registry answers
 /// that the repository does not exist (404); any other failure (registry
 /// down, login refused) panics, so "no tags" is never a false negative.
-pub fn tags(registry: &str, repository: &str) -> Vec<String> {
+fn all_tags(registry: &str, repository: &str) -> Vec<String> {
     let output = Command::new("skopeo")
         .args(["list-tags", "--tls-verify=false", "--authfile"])
         .arg(authfile(registry))

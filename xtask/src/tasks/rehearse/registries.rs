@@ -139,8 +139,12 @@ pub fn variant_suffix(tag: &str) -> Option<&str> {
 }
 
 /// Prod's tags are stage's `<sha8>` image, copied: the digest of stage's
-/// tag of the same variant that is not `latest-*`.
+/// tag of the same variant that is not `latest-*`. A signature tag
+/// (`sha256-<hex>.sig`) names its image: stage's tag of the same name.
 fn stage_digest<'a>(snapshot: &'a Snapshot, prod_tag: &str) -> Option<&'a str> {
+    if prod_tag.ends_with(".sig") {
+        return snapshot.digest("stage", prod_tag);
+    }
     let suffix = variant_suffix(prod_tag)?;
     snapshot
         .images

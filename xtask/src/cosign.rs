@@ -1,0 +1,226 @@
+//! cosign: signs an image by digest at the stage push, and verifies that
+//! signature before promotion (in stage) and after it (in prod).
+//!
+//! Key-based and offline: no transparency log, no service but the registry
+//! (and, for a KMS key, the KMS). cosign 2.x stores a signature as the tag
+//! `sha256-<hex>.sig` next to the image, which promotion copies like any
+//! other manifest; cosign 3.x stores an OCI 1.1 referrer instead, which
+//! skopeo cannot copy (README, "Signatures").
+//!
+//! A key file's password reaches cosign only through `COSIGN_PASSWORD`,
+//! which cosign reads from the environment it inherits: xtask never reads,
+//! prints or passes the value.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::exec::{Step, Tool};
+use crate::target::Target;
+
+pub const TOOL: Tool = Tool {
+    program: "cosign",
+    install: "install cosign 2.x: apt-get install cosign (Debian trixie), or https://github.com/sigstore/cosign/releases/tag/v2.5.0",
+};
+
+/// Where cosign reads a key file's password from.
+pub const PASSWORD_VAR: &str = "COSIGN_PASSWORD";
+
+/// The public key promote verifies with unless told otherwise: committed at
+/// the repository root.
+pub const DEFAULT_PUBLIC_KEY: &str = "cosign.pub";
+
+/// A key reference as cosign takes it: a key file, or a KMS URI such as
+/// `awskms:///alias/batch-probe-signing`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key(pub String);
+
+impl Key {
+    /// A KMS key is named by a URI (`awskms://`, `gcpkms://`, `hashivault://`
+    /// ...); anything else is a file.
+    pub fn is_kms(&self) -> bool {
+        self.0.contains("://")
+    }
+
+    /// A key file must exist (relative paths are from the repository root,
+    /// where cosign runs); `source` names the flag or variable it came from.
+    pub fn check_file(&self, root: &Path, source: &str) -> Result<(), String> {
+        if self.is_kms() || root.join(&self.0).is_file() {
+            return Ok(());
+        }
+        Err(format!(
+            "{source}: there is no key file {}; give a cosign key file or a KMS key such as awskms:///alias/NAME",
+            root.join(&self.0).display()
+        ))
+    }
+}
+
+/// Checks before a signing run: the key exists, and a key file's password is
+/// in the environment (cosign would otherwise ask on a terminal there is not).
+pub fn check_signing_key(
+    key: &Key,
+    root: &Path,
+    password_set: bool,
+    source: &str,
+) -> Result<(), String> {
+    key.check_file(root, source)?;
+    if !key.is_kms() && !password_set {
+        return Err(format!(
+            "{source}: the key file {} needs its password in {PASSWORD_VAR} (in the environment, never on a command line; empty for a key without one)",
+            key.0
+        ));
+    }
+    Ok(())
+}
+
+/// The tag cosign 2.x stores the signatures of `digest` under
+/// (`sha256:ab..` -> `sha256-ab...sig`), as `cosign triangulate` prints it.
+pub fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replace(':', "-"))
+}
+
+/// Loopback registries speak plain HTTP; cosign must be told, and only there.
+fn http_flag(target: &Target) -> Option<String> {
+    target.is_loopback().then(|| "--allow-http-registry".into())
+}
+
+/// Sign the manifest `digest` in `target` with `key` and push the signature
+/// next to it. By digest, so what is signed is what was pushed, whatever
+/// the tags do afterwards; no transparency log upload.
+pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
+    let mut args: Vec<String> = vec![
+        "sign".into(),
+        "--key".into(),
+        key.0.clone(),
+        "--tlog-upload=false".into(),
+        "--yes".into(),
+    ];
+    args.extend(http_flag(target));
+    args.push(format!("{}@{digest}", target.image()));
+    Step::new(TOOL.program, args)
+}
+
+/// Verify that the manifest `digest` in `target` carries a signature `key`
+/// verifies, for that digest. With `check_claims` false cosign checks only
+/// the signature, not what it signs: how the gate tells "signed for another
+/// digest" from "signed with another key".
+pub fn verify(target: &Target, digest: &str, key: &Key, check_claims: bool) -> Step {
+    let mut args: Vec<String> = vec![
+        "verify".into(),
+        "--key".into(),
+        key.0.clone(),
+        // Key-based signatures made without the log (see `sign`).
+        "--insecure-ignore-tlog=true".into(),
+    ];
+    if !check_claims {
+        args.push("--check-claims=false".into());
+    }
+    args.extend(http_flag(target));
+    args.push(format!("{}@{digest}", target.image()));
+    Step::new(TOOL.program, args)
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    image: Image,
+}
+
+#[derive(Deserialize)]
+struct Image {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+/// The digests the verified signatures sign, from `cosign verify`'s JSON
+/// (one simple-signing payload per signature).
+pub fn signed_digests(stdout: &str) -> Result<Vec<String>> {
+    let payloads: Vec<Payload> = serde_json::from_str(stdout.trim())
+        .context("cosign verify did not answer with the expected JSON")?;
+    Ok(payloads
+        .into_iter()
+        .map(|p| p.critical.image.docker_manifest_digest)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(registry: &str) -> Target {
+        Target {
+            registry: registry.into(),
+            repository: "app".into(),
+        }
+    }
+
+    #[test]
+    fn signs_by_digest_without_the_log() {
+        let key = Key("awskms:///alias/stage-signing".into());
+        assert_eq!(
+            sign(&target("1.dkr.ecr.us-east-1.amazonaws.com"), "sha256:ab", &key).to_string(),
+            "cosign sign --key awskms:///alias/stage-signing --tlog-upload=false --yes 1.dkr.ecr.us-east-1.amazonaws.com/app@sha256:ab"
+        );
+        // Plain HTTP only for loopback registries.
+        assert_eq!(
+            sign(&target("127.0.0.1:5002"), "sha256:ab", &Key("k.key".into())).to_string(),
+            "cosign sign --key k.key --tlog-upload=false --yes --allow-http-registry 127.0.0.1:5002/app@sha256:ab"
+        );
+    }
+
+    #[test]
+    fn verifies_by_digest_with_or_without_claims() {
+        let key = Key("cosign.pub".into());
+        assert_eq!(
+            verify(&target("127.0.0.1:5003"), "sha256:ab", &key, true).to_string(),
+            "cosign verify --key cosign.pub --insecure-ignore-tlog=true --allow-http-registry 127.0.0.1:5003/app@sha256:ab"
+        );
+        assert_eq!(
+            verify(&target("r.example"), "sha256:ab", &key, false).to_string(),
+            "cosign verify --key cosign.pub --insecure-ignore-tlog=true --check-claims=false r.example/app@sha256:ab"
+        );
+    }
+
+    #[test]
+    fn signature_tag_is_cosign_2s() {
+        assert_eq!(signature_tag("sha256:0a1b"), "sha256-0a1b.sig");
+    }
+
+    #[test]
+    fn reads_what_each_signature_signs() {
+        let out = r#"[{"critical":{"identity":{"docker-reference":"127.0.0.1:5002/kmstest"},"image":{"docker-manifest-digest":"sha256:cfd8"},"type":"cosign container image signature"},"optional":null}]"#;
+        assert_eq!(signed_digests(out).unwrap(), ["sha256:cfd8"]);
+        assert!(signed_digests("Verification for ...").is_err());
+    }
+
+    #[test]
+    fn key_checks_name_the_source_and_the_fix() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let kms = Key("awskms:///alias/x".into());
+        assert!(kms.is_kms());
+        assert_eq!(
+            check_signing_key(&kms, root, false, "--signing-key"),
+            Ok(())
+        );
+        let missing = Key("no-such.key".into());
+        let err = check_signing_key(&missing, root, true, "--signing-key").unwrap_err();
+        let want = format!(
+            "--signing-key: there is no key file {}; give a cosign key file or a KMS key such as awskms:///alias/NAME",
+            root.join("no-such.key").display()
+        );
+        assert_eq!(err, want);
+        // A file that exists, without its password in the environment.
+        let file = Key("Cargo.toml".into());
+        let err = check_signing_key(&file, root, false, "COSIGN_KEY").unwrap_err();
+        assert!(
+            err.contains("needs its password in COSIGN_PASSWORD"),
+            "{err}"
+        );
+        assert_eq!(check_signing_key(&file, root, true, "COSIGN_KEY"), Ok(()));
+    }
+}

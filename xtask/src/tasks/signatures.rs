@@ -1,0 +1,417 @@
+//! Signatures: made at the stage push, checked by the promotion gate before
+//! anything is copied, carried to prod with the images and verified there.
+//!
+//! Only the stage pipeline holds the signing key (in production a KMS key
+//! only the stage workflow's role may sign with), so a valid signature says
+//! the stage pipeline pushed exactly this digest: anything else that can
+//! push to stage can write tags and labels, but not that.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use super::build::Outcome;
+use crate::arch::Arch;
+use crate::cli::SigningArgs;
+use crate::cosign::{self, Key};
+use crate::error::Usage;
+use crate::exec::{concurrently, Reply, Runner};
+use crate::github;
+use crate::skopeo;
+use crate::target::{Env, Target};
+
+/// `COSIGN_REPOSITORY` makes cosign keep signatures in another repository,
+/// where promotion would neither find nor copy them.
+fn check_environment() -> Result<()> {
+    if std::env::var_os("COSIGN_REPOSITORY").is_some() {
+        return Err(Usage(
+            "COSIGN_REPOSITORY is set: signatures must stay next to the images, where promote finds and copies them; unset it".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The key a push signs with: stage pushes are signed and need one, every
+/// other push (dev) is not signed.
+pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Result<Option<Key>> {
+    if !push || env != Env::Stage {
+        return Ok(None);
+    }
+    check_environment()?;
+    let key = args.signing_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
+        Usage("stage pushes are signed: pass --signing-key or set COSIGN_KEY (a cosign key file, or awskms:///alias/NAME in CI)".into())
+    })?;
+    let key = Key(key);
+    let password_set = std::env::var_os(cosign::PASSWORD_VAR).is_some();
+    cosign::check_signing_key(&key, root, password_set, "--signing-key (COSIGN_KEY)")
+        .map_err(Usage)?;
+    Ok(Some(key))
+}
+
+/// The public key promote verifies with, checked before anything runs.
+/// An empty value (an unset repository variable) means the default.
+pub fn verify_key(text: &str, root: &Path) -> Result<Key> {
+    check_environment()?;
+    let text = if text.is_empty() {
+        cosign::DEFAULT_PUBLIC_KEY
+    } else {
+        text
+    };
+    let key = Key(text.to_string());
+    key.check_file(root, "--verify-key (COSIGN_PUBLIC_KEY)").map_err(|why| {
+        Usage(format!(
+            "{why}; commit the stage signing key's public half as {} (cosign public-key --key awskms:///alias/NAME > {})",
+            cosign::DEFAULT_PUBLIC_KEY,
+            cosign::DEFAULT_PUBLIC_KEY
+        ))
+    })?;
+    Ok(key)
+}
+
+/// Sign a pushed image by its digest, and say so.
+/// A dry run has no digest yet: `<digest>` stands for it.
+pub fn sign(
+    runner: &Runner,
+    prefix: &str,
+    target: &Target,
+    digest: Option<&str>,
+    key: &Key,
+) -> Result<()> {
+    let digest = digest.unwrap_or("<digest>");
+    runner
+        .run_with_retry(
+            prefix,
+            &cosign::sign(target, digest, key),
+            super::build::PUSH_ATTEMPTS,
+        )
+        .with_context(|| format!("signing {}@{digest} failed", target.image()))?;
+    if !runner.dry_run {
+        runner.note(prefix, &format!("signed {digest} with {}", key.0));
+    }
+    Ok(())
+}
+
+/// Under GitHub Actions, each pushed variant's signature status.
+pub fn push_summary(runner: &Runner, outcomes: &[Outcome], key: Option<&Key>) -> Result<()> {
+    if runner.dry_run {
+        return Ok(());
+    }
+    let mut summary = "### Signatures\n\n| variant | signature |\n|---|---|\n".to_string();
+    for outcome in outcomes {
+        let status = match (key, &outcome.result) {
+            (None, _) => "not signed: only stage pushes are signed".to_string(),
+            (Some(key), Ok(Some(digest))) => format!("signed `{digest}` with `{}`", key.0),
+            (Some(key), Ok(None)) => format!("(dry run) would be signed with `{}`", key.0),
+            (Some(_), Err(_)) => "not signed: the variant failed (see the error)".to_string(),
+        };
+        summary += &format!("| {} | {status} |\n", outcome.variant);
+    }
+    github::summary(&summary)
+}
+
+/// One variant's signature, as the gate found it in stage and prod.
+#[derive(Clone, Debug)]
+pub struct Signature {
+    /// cosign 2's `sha256-<hex>.sig` tag, in stage and in prod.
+    pub tag: String,
+    /// The digest of stage's signature manifest; `None` in a dry run.
+    pub digest: Option<String>,
+    /// Prod already has it, at that digest.
+    pub done: bool,
+}
+
+/// What one read answered: `Err(why)` when the tool failed.
+type Answer = Result<String, String>;
+
+fn answer(reply: Reply) -> Answer {
+    match reply {
+        Reply::Out(out) => Ok(out),
+        Reply::Failed(why) => Err(why),
+        Reply::DryRun => Err("dry run".into()),
+    }
+}
+
+/// The gate's signature check for stage's image `digest` (`None` in a dry
+/// run): a signature `key` verifies, made for this digest. The reason when
+/// not: unsigned, signed with another key, or a signature for another digest.
+pub fn check(
+    runner: &Runner,
+    prefix: &str,
+    (stage, prod): (&Target, &Target),
+    arch: Arch,
+    digest: Option<&str>,
+    key: &Key,
+) -> Result<Signature, String> {
+    let Some(digest) = digest else {
+        runner.ask(prefix, &cosign::verify(stage, "<stage digest>", key, true));
+        return Ok(Signature {
+            tag: cosign::signature_tag("sha256:<stage digest>"),
+            digest: None,
+            done: false,
+        });
+    };
+    let tag = cosign::signature_tag(digest);
+    let steps = [
+        cosign::verify(stage, digest, key, true),
+        skopeo::inspect(stage, &tag, arch),
+        skopeo::inspect(prod, &tag, arch),
+    ];
+    let mut replies = concurrently(&steps, |step| answer(runner.ask(prefix, step))).into_iter();
+    let mut next = || replies.next().expect("one reply per step");
+    let (verified, in_stage, in_prod) = (next(), next(), next());
+    let loose = || answer(runner.ask(prefix, &cosign::verify(stage, digest, key, false)));
+    let sig_digest = judge(digest, &tag, key, verified, in_stage, loose)?;
+    let done = match in_prod {
+        Ok(text) => skopeo::parse_inspect(&text).is_ok_and(|i| i.digest == sig_digest),
+        Err(_) => false,
+    };
+    Ok(Signature {
+        tag,
+        digest: Some(sig_digest),
+        done,
+    })
+}
+
+/// The verdict on stage's signature of `digest` from cosign's verification
+/// (`verified`), the read of the signature tag (`in_stage`), and, only when
+/// the verification failed over a signature that is there, a verification
+/// of the signature alone (`loose`). Returns the signature manifest's digest.
+fn judge(
+    digest: &str,
+    tag: &str,
+    key: &Key,
+    verified: Answer,
+    in_stage: Answer,
+    loose: impl FnOnce() -> Answer,
+) -> Result<String, String> {
+    let read = |text: &str| {
+        skopeo::parse_inspect(text)
+            .map(|i| i.digest)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let this = short(digest);
+    match (verified, in_stage) {
+        (Ok(out), Ok(sig)) => {
+            let signed = cosign::signed_digests(&out).map_err(|e| format!("{e:#}"))?;
+            if !signed.iter().any(|d| d == digest) {
+                return Err(format!(
+                    "cosign verified signatures for {}, not for {this}",
+                    signed.join(", ")
+                ));
+            }
+            read(&sig)
+        }
+        (Ok(_), Err(stderr)) => Err(format!(
+            "cannot read stage's signature {tag}: {}",
+            last_line(&stderr)
+        )),
+        (Err(_), Err(stderr)) if skopeo::is_not_found(&stderr) => Err(format!(
+            "unsigned: stage has no signature for {this} (no tag {tag}); only images the stage pipeline pushed and signed are promoted"
+        )),
+        (Err(_), Err(stderr)) => Err(format!(
+            "cannot read stage's signature {tag}: {}",
+            last_line(&stderr)
+        )),
+        (Err(why), Ok(_)) => match loose() {
+            Ok(out) => {
+                let signed = cosign::signed_digests(&out).map_err(|e| format!("{e:#}"))?;
+                let others: Vec<&str> = signed.iter().map(|d| short(d)).collect();
+                Err(format!(
+                    "a signature for another digest: {tag} holds the key's signature for {}, not for {this}; stage's tags were moved to another image after signing",
+                    others.join(", ")
+                ))
+            }
+            Err(_) => Err(format!(
+                "signed with another key: no signature on {this} verifies with {} (cosign: {})",
+                key.0,
+                last_line(&why)
+            )),
+        },
+    }
+}
+
+/// Copy a variant's signature to prod, by the digest the gate read, unless
+/// prod has it already.
+pub fn copy(
+    runner: &Runner,
+    prefix: &str,
+    (stage, prod): (&Target, &Target),
+    signature: &Signature,
+) -> Result<()> {
+    // A dry run read no digest: the copy it prints names the tag.
+    let source = match &signature.digest {
+        Some(digest) => format!("{}@{digest}", stage.image()),
+        None => stage.reference(&signature.tag),
+    };
+    let digest = signature.digest.as_deref().unwrap_or("-");
+    if signature.done {
+        runner.note(
+            prefix,
+            &format!(
+                "{}: already in prod at {}, skipped",
+                signature.tag,
+                short(digest)
+            ),
+        );
+        return Ok(());
+    }
+    let step = skopeo::copy(stage, &source, prod, &signature.tag);
+    runner
+        .run_with_retry(prefix, &step, super::build::PUSH_ATTEMPTS)
+        .with_context(|| {
+            format!(
+                "copy of the signature {} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
+                signature.tag
+            )
+        })
+}
+
+/// Prod's image `digest` verifies with `key`, for that digest: the signature
+/// arrived whole.
+pub fn verify_in_prod(
+    runner: &Runner,
+    prefix: &str,
+    prod: &Target,
+    digest: Option<&str>,
+    key: &Key,
+) -> Result<()> {
+    let want = digest.unwrap_or("<stage digest>");
+    let out = runner
+        .read(prefix, &cosign::verify(prod, want, key, true))
+        .with_context(|| {
+            format!(
+                "verification failed: prod's image {} has no signature that {} verifies",
+                short(want),
+                key.0
+            )
+        })?;
+    let Some(out) = out else {
+        return Ok(());
+    };
+    let signed = cosign::signed_digests(&out)?;
+    if !signed.iter().any(|d| d == want) {
+        anyhow::bail!(
+            "verification failed: prod's signatures are for {}, not for {}",
+            signed.join(", "),
+            short(want)
+        );
+    }
+    Ok(())
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const OTHER: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const SIG: &str = r#"{"Digest": "sha256:5151", "Labels": null, "Architecture": ""}"#;
+
+    fn payload(digest: &str) -> String {
+        format!(
+            r#"[{{"critical":{{"identity":{{"docker-reference":"r/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}]"#
+        )
+    }
+
+    fn verdict(verified: Answer, in_stage: Answer, loose: Answer) -> Result<String, String> {
+        let key = Key("cosign.pub".into());
+        judge(
+            DIGEST,
+            &cosign::signature_tag(DIGEST),
+            &key,
+            verified,
+            in_stage,
+            || loose,
+        )
+    }
+
+    fn no_call() -> Answer {
+        Err("not asked".into())
+    }
+
+    #[test]
+    fn a_valid_signature_passes_with_its_manifest_digest() {
+        assert_eq!(
+            verdict(Ok(payload(DIGEST)), Ok(SIG.into()), no_call()),
+            Ok("sha256:5151".into())
+        );
+    }
+
+    #[test]
+    fn no_signature_tag_is_unsigned() {
+        let why = verdict(
+            Err("Error: no signatures found".into()),
+            Err(
+                "reading manifest sha256-bb.sig in r/app: manifest unknown: manifest unknown"
+                    .into(),
+            ),
+            no_call(),
+        )
+        .unwrap_err();
+        assert!(
+            why.starts_with("unsigned: stage has no signature for sha256:bbbbbbbbbbb"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_signature_the_key_does_not_verify_is_another_key() {
+        let why = verdict(
+            Err("Error: no matching signatures: invalid signature when validating ASN.1 encoded signature".into()),
+            Ok(SIG.into()),
+            Err("Error: no matching signatures: invalid signature".into()),
+        )
+        .unwrap_err();
+        assert!(why.starts_with("signed with another key: no signature on sha256:bbbbbbbbbbbb verifies with cosign.pub (cosign: Error: no matching signatures: invalid signature when validating"), "{why}");
+    }
+
+    #[test]
+    fn the_keys_signature_of_another_digest_says_so() {
+        let why = verdict(
+            Err("Error: no matching signatures: invalid or missing digest in claim".into()),
+            Ok(SIG.into()),
+            Ok(payload(OTHER)),
+        )
+        .unwrap_err();
+        assert!(
+            why.starts_with("a signature for another digest: sha256-bbbb"),
+            "{why}"
+        );
+        assert!(
+            why.contains("signature for sha256:aaaaaaaaaaaa, not for sha256:bbbbbbbbbbbb;"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_registry_error_is_not_called_unsigned() {
+        let why = verdict(
+            Err("Error: GET ...: connection refused".into()),
+            Err("pinging container registry r: connect: connection refused".into()),
+            no_call(),
+        )
+        .unwrap_err();
+        assert!(
+            why.starts_with("cannot read stage's signature sha256-bbbb"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_verification_that_names_another_digest_fails() {
+        let why = verdict(Ok(payload(OTHER)), Ok(SIG.into()), no_call()).unwrap_err();
+        assert!(why.contains("not for sha256:bbbbbbbbbbb"), "{why}");
+    }
+}

@@ -1,0 +1,499 @@
+//! Signatures on the rig: the stage push signs with cosign, promote's gate
+//! refuses what the stage pipeline did not sign, and the signatures reach
+//! prod with the images. Every test reads the registries back (skopeo) and
+//! verifies with cosign itself, not only what xtask printed.
+//!
+//! The rig's key pair is `COSIGN_KEY` / `COSIGN_PUBLIC_KEY`, its password
+//! `COSIGN_PASSWORD`, all in the rig's env file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+const VARIANTS: [(&str, &str); 2] = [("gpu", "amd64"), ("cpu", "arm64")];
+const RELEASE: &str = "v1.0.0";
+
+fn sha8(sha: &str) -> &str {
+    &sha[..8]
+}
+
+fn rig_public_key() -> String {
+    std::env::var("COSIGN_PUBLIC_KEY").expect("COSIGN_PUBLIC_KEY is set by the rig")
+}
+
+/// `build --push` in the push-to-main context: to stage (signed, as the
+/// stage workflow does) or, with `--env dev --registry <stage>`, to the
+/// stage registry past the pipeline, as anyone with push rights could.
+fn build_push(fixture: &Fixture, sha: &str, repo: &str, extra: &[&str]) -> Command {
+    let mut command = fixture.xtask();
+    command
+        .args(["build", "--push", "--context", "push", "--sha", sha])
+        .args(["--repository", repo])
+        .args(extra);
+    command
+}
+
+fn stage(fixture: &Fixture, sha: &str, repo: &str, extra: &[&str]) {
+    let output = run(&mut build_push(
+        fixture,
+        sha,
+        repo,
+        &[&["--env", "stage"], extra].concat(),
+    ));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "staging {} failed",
+        sha8(sha)
+    );
+}
+
+/// Pushed to the stage registry without the stage pipeline's signature.
+fn stage_unsigned(rig: &Rig, fixture: &Fixture, sha: &str, repo: &str, variant: &str) {
+    let args = [
+        "--env",
+        "dev",
+        "--registry",
+        &rig.stage,
+        "--variant",
+        variant,
+    ];
+    let output = run(&mut build_push(fixture, sha, repo, &args));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "pushing unsigned {variant} failed"
+    );
+}
+
+fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
+    let mut command = fixture.xtask();
+    command.args([
+        "promote",
+        "--context",
+        "release",
+        "--release-tag",
+        RELEASE,
+        "--sha",
+        sha,
+    ]);
+    command.args(["--stage-repository", repo, "--prod-repository", repo]);
+    command
+}
+
+fn stage_digest(rig: &Rig, repo: &str, sha: &str, variant: &str, arch: &str) -> String {
+    raw_digest(&format!(
+        "{}/{repo}:{}-{arch}-{variant}",
+        rig.stage,
+        sha8(sha)
+    ))
+}
+
+fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replace(':', "-"))
+}
+
+/// The gate table's row for `variant`.
+fn gate_row(stderr: &str, variant: &str) -> String {
+    stderr
+        .lines()
+        .find(|line| {
+            line.split_whitespace().next() == Some(variant)
+                && line.contains(&format!("-{variant},"))
+        })
+        .unwrap_or_else(|| panic!("no gate row for {variant} in:\n{stderr}"))
+        .to_string()
+}
+
+fn copies(log: &ToolLog) -> Vec<String> {
+    log.calls()
+        .into_iter()
+        .filter(|call| call.starts_with("skopeo copy"))
+        .collect()
+}
+
+/// The gate failed with `why` in `variant`'s row, the other passed, and
+/// nothing at all reached prod.
+fn assert_blocked(rig: &Rig, output: &Output, log: &ToolLog, repo: &str, variant: &str, why: &str) {
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(output);
+    let row = gate_row(&stderr, variant);
+    assert!(row.contains(&format!("FAILED: {why}")), "{row}");
+    let other = if variant == "gpu" { "cpu" } else { "gpu" };
+    assert!(gate_row(&stderr, other).ends_with("ok"), "{stderr}");
+    assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
+    assert!(
+        log.calls()
+            .iter()
+            .any(|c| c.starts_with("skopeo") && c.contains(" inspect ")),
+        "the gate's reads did not go through the tool log: {:?}",
+        log.calls()
+    );
+    assert_eq!(copies(log), Vec::<String>::new());
+    assert_eq!(tags(&rig.prod, repo), Vec::<String>::new());
+    assert_eq!(signature_tags(&rig.prod, repo), Vec::<String>::new());
+}
+
+/// Both variants of `sha` are in `registry` with stage's digests and each
+/// verifies there with the rig's key.
+fn assert_signed_in(rig: &Rig, registry: &str, repo: &str, sha: &str) {
+    let mut want = Vec::new();
+    for (variant, arch) in VARIANTS {
+        let digest = stage_digest(rig, repo, sha, variant, arch);
+        let image = format!("{registry}/{repo}");
+        cosign_verify(&image, &digest, &rig_public_key())
+            .unwrap_or_else(|why| panic!("{image}@{digest} does not verify: {why}"));
+        want.push(signature_tag(&digest));
+    }
+    want.sort();
+    assert_eq!(
+        signature_tags(registry, repo),
+        want,
+        "signatures in {registry}"
+    );
+}
+
+/// A key pair of another signer, with its own password.
+fn other_key(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = Command::new("cosign")
+        .arg("generate-key-pair")
+        .current_dir(&dir)
+        .env("COSIGN_PASSWORD", "another-password")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir.join("cosign.key")
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn stage_pushes_are_signed_promoted_and_verify_in_prod() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-happy");
+    let sha = fixture.head();
+    let repo = unique("sign-happy");
+
+    // Dev pushes are not signed, even with a key configured.
+    let output = run(&mut build_push(
+        &fixture,
+        &sha,
+        &repo,
+        &["--env", "dev", "--variant", "gpu"],
+    ));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!tags(&rig.dev, &repo).is_empty());
+    assert_eq!(signature_tags(&rig.dev, &repo), Vec::<String>::new());
+    assert!(
+        !stderr(&output).contains("$ cosign"),
+        "a dev push ran cosign"
+    );
+
+    stage(&fixture, &sha, &repo, &[]);
+    assert_signed_in(&rig, &rig.stage, &repo, &sha);
+
+    let output = run(&mut promote(&fixture, &sha, &repo));
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = stderr(&output);
+    for (variant, arch) in VARIANTS {
+        let digest = stage_digest(&rig, &repo, &sha, variant, arch);
+        for registry in [&rig.stage, &rig.prod] {
+            let verify = format!("[{variant}] $ cosign verify --key {}", rig_public_key());
+            assert!(
+                stderr.lines().any(|l| l.starts_with(&verify)
+                    && l.ends_with(&format!("{registry}/{repo}@{digest}"))),
+                "no verification of {variant} in {registry}:\n{stderr}"
+            );
+        }
+        // The signature manifest arrived byte for byte.
+        let tag = signature_tag(&digest);
+        assert_eq!(
+            raw_digest(&format!("{}/{repo}:{tag}", rig.prod)),
+            raw_digest(&format!("{}/{repo}:{tag}", rig.stage))
+        );
+    }
+    assert_signed_in(&rig, &rig.prod, &repo, &sha);
+
+    // A re-run after success changes nothing, signatures included.
+    let before: Vec<String> = signature_tags(&rig.prod, &repo)
+        .iter()
+        .map(|tag| raw_digest(&format!("{}/{repo}:{tag}", rig.prod)))
+        .collect();
+    let log = ToolLog::new("sign-happy-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", log.path()));
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        copies(&log),
+        Vec::<String>::new(),
+        "a re-run after success copied"
+    );
+    for tag in signature_tags(&rig.prod, &repo) {
+        assert!(
+            common::stderr(&output)
+                .lines()
+                .any(|l| l.contains(&format!("{tag}: already in prod")) && l.ends_with("skipped")),
+            "{tag} not reported as skipped"
+        );
+    }
+    let after: Vec<String> = signature_tags(&rig.prod, &repo)
+        .iter()
+        .map(|tag| raw_digest(&format!("{}/{repo}:{tag}", rig.prod)))
+        .collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn an_unsigned_variant_blocks_every_variant() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-unsigned");
+    let sha = fixture.head();
+    let repo = unique("sign-unsigned");
+    stage(&fixture, &sha, &repo, &["--variant", "cpu"]);
+    stage_unsigned(&rig, &fixture, &sha, &repo, "gpu");
+    let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    assert!(!signature_tags(&rig.stage, &repo).contains(&signature_tag(&gpu)));
+
+    let log = ToolLog::new("sign-unsigned-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", log.path()));
+    let why = format!("unsigned: stage has no signature for {}", &gpu[..19]);
+    assert_blocked(&rig, &output, &log, &repo, "gpu", &why);
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_signature_by_another_key_blocks_every_variant() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-other-key");
+    let sha = fixture.head();
+    let repo = unique("sign-other-key");
+    let key = other_key("sign-other-key-pair");
+    stage(&fixture, &sha, &repo, &["--variant", "cpu"]);
+    let output = run(build_push(
+        &fixture,
+        &sha,
+        &repo,
+        &["--env", "stage", "--variant", "gpu"],
+    )
+    .arg("--signing-key")
+    .arg(&key)
+    .env("COSIGN_PASSWORD", "another-password"));
+    assert_eq!(output.status.code(), Some(0));
+    let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    assert!(signature_tags(&rig.stage, &repo).contains(&signature_tag(&gpu)));
+
+    let log = ToolLog::new("sign-other-key-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", log.path()));
+    let why = format!(
+        "signed with another key: no signature on {} verifies with {}",
+        &gpu[..19],
+        rig_public_key()
+    );
+    assert_blocked(&rig, &output, &log, &repo, "gpu", &why);
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn stage_tags_moved_after_signing_block_every_variant() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-moved");
+    let a = fixture.head();
+    let repo = unique("sign-moved");
+    stage(&fixture, &a, &repo, &[]);
+    let signed = stage_digest(&rig, &repo, &a, "gpu", "amd64");
+
+    // Another image, labelled as A's, pushed over A's gpu tags past the
+    // pipeline: the tags and label say A, the signature is for the old digest.
+    fixture.commit("other");
+    stage_unsigned(&rig, &fixture, &a, &repo, "gpu");
+    let moved = stage_digest(&rig, &repo, &a, "gpu", "amd64");
+    assert_ne!(moved, signed);
+    assert_eq!(
+        moved,
+        raw_digest(&format!("{}/{repo}:latest-amd64-gpu", rig.stage))
+    );
+
+    let log = ToolLog::new("sign-moved-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &a, &repo).env("PATH", log.path()));
+    let why = format!("unsigned: stage has no signature for {}", &moved[..19]);
+    assert_blocked(&rig, &output, &log, &repo, "gpu", &why);
+
+    // And with the old signature copied next to the new image, as someone
+    // replaying the stage pipeline's signature would: the key's signature
+    // is there, for another digest.
+    skopeo_copy(
+        &format!("{}/{repo}:{}", rig.stage, signature_tag(&signed)),
+        &format!("{}/{repo}:{}", rig.stage, signature_tag(&moved)),
+    );
+    let log = ToolLog::new("sign-replayed-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &a, &repo).env("PATH", log.path()));
+    let why = format!(
+        "a signature for another digest: {} holds the key's signature for {}, not for {}",
+        signature_tag(&moved),
+        &signed[..19],
+        &moved[..19]
+    );
+    assert_blocked(&rig, &output, &log, &repo, "gpu", &why);
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn prod_down_after_the_first_variant_then_a_rerun_completes_images_and_signatures() {
+    let rig = rig();
+    const PORT: u16 = 5248;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err(),
+        "port {PORT} is taken"
+    );
+    let mut prod = Registry::start("sign-outage-prod", PORT, None);
+    let fixture = Fixture::standard("sign-outage");
+    let sha = fixture.head();
+    let repo = unique("sign-outage");
+    stage(&fixture, &sha, &repo, &[]);
+
+    // A skopeo that takes prod down when asked to copy the first signature
+    // (gpu's, right after gpu's images): gpu's images are in, its signature
+    // and everything of cpu meet a dead registry.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("sign-outage-bin"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let outages = dir.join("outages.log");
+    write_executable(
+        &dir.join("skopeo"),
+        &format!(
+            r#"#!/bin/bash
+if [[ $1 == copy && ${{!#}} == *.sig ]]; then
+  kill -KILL "$OUTAGE_REGISTRY_PID" 2>/dev/null
+  while (exec 3<>/dev/tcp/127.0.0.1/{PORT}) 2>/dev/null; do sleep 0.05; done
+  echo "${{!#}}" >>'{}'
+fi
+exec '{}' "$@"
+"#,
+            outages.display(),
+            which("skopeo").display()
+        ),
+    );
+    let output = run(promote(&fixture, &sha, &repo)
+        .args(["--prod-registry", &prod.address])
+        .env("PATH", path_with(&dir))
+        .env("OUTAGE_REGISTRY_PID", prod.pid().to_string()));
+    assert_eq!(output.status.code(), Some(1));
+    let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    assert!(
+        stderr(&output).contains(&format!(
+            "copy of the signature {} to prod failed",
+            signature_tag(&gpu)
+        )),
+        "the error does not name the signature copy"
+    );
+    assert!(std::fs::read_to_string(&outages)
+        .unwrap_or_default()
+        .contains(".sig"));
+
+    prod.stop();
+    prod.resume();
+    assert_eq!(
+        tags(&prod.address, &repo),
+        [
+            format!("{}-amd64-gpu", sha8(&sha)),
+            format!("{RELEASE}-amd64-gpu")
+        ]
+    );
+    assert_eq!(signature_tags(&prod.address, &repo), Vec::<String>::new());
+    assert!(cosign_verify(&format!("{}/{repo}", prod.address), &gpu, &rig_public_key()).is_err());
+
+    // The re-run finishes the images and the signatures.
+    let output = run(promote(&fixture, &sha, &repo).args(["--prod-registry", &prod.address]));
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(&format!("{}-amd64-gpu: already in prod", sha8(&sha))),
+        "{stderr}"
+    );
+    let mut want: Vec<String> = VARIANTS
+        .iter()
+        .flat_map(|(variant, arch)| {
+            [sha8(&sha), RELEASE, "latest"].map(|what| format!("{what}-{arch}-{variant}"))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(tags(&prod.address, &repo), want);
+    assert_signed_in(&rig, &prod.address, &repo, &sha);
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
+fn the_key_password_never_appears_in_any_output() {
+    let rig = rig();
+    let password = std::env::var("COSIGN_PASSWORD").expect("COSIGN_PASSWORD is set by the rig");
+    assert!(
+        password.len() >= 16,
+        "the rig's password is too short to search for"
+    );
+    let fixture = Fixture::standard("sign-secret");
+    let sha = fixture.head();
+    let repo = unique("sign-secret");
+    let summary = fixture.root.join("summary.md");
+    let log = ToolLog::new("sign-secret-tools", &["cosign"]);
+    let under_actions = |command: &mut Command| -> Output {
+        run(command
+            .env("PATH", log.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary))
+    };
+
+    let dry =
+        under_actions(build_push(&fixture, &sha, &repo, &["--env", "stage"]).arg("--dry-run"));
+    assert_eq!(dry.status.code(), Some(0));
+    assert!(
+        stderr(&dry)
+            .lines()
+            .any(|l| l.starts_with("[gpu] $ cosign sign --key ")
+                && l.ends_with(&format!("{}/{repo}@<digest>'", rig.stage))),
+        "the dry run does not print the signing step"
+    );
+    let staged = under_actions(&mut build_push(&fixture, &sha, &repo, &["--env", "stage"]));
+    assert_eq!(staged.status.code(), Some(0));
+    let promoted = under_actions(&mut promote(&fixture, &sha, &repo));
+    assert_eq!(promoted.status.code(), Some(0));
+    let failed = under_actions(
+        build_push(&fixture, &sha, &repo, &["--env", "stage"])
+            .env("COSIGN_PASSWORD", format!("{password}-wrong")),
+    );
+    assert_eq!(failed.status.code(), Some(1), "a wrong password signed");
+
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    for (variant, arch) in VARIANTS {
+        let digest = stage_digest(&rig, &repo, &sha, variant, arch);
+        assert!(
+            summary.contains(&format!("| {variant} | signed `{digest}` with `")),
+            "{summary}"
+        );
+    }
+    assert!(summary.contains("in stage and prod"), "{summary}");
+    let calls = log.calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("cosign sign")),
+        "{calls:?}"
+    );
+    for (what, text) in [
+        ("dry run", [stdout(&dry), stderr(&dry)].concat()),
+        ("stage push", [stdout(&staged), stderr(&staged)].concat()),
+        ("promote", [stdout(&promoted), stderr(&promoted)].concat()),
+        ("failed push", [stdout(&failed), stderr(&failed)].concat()),
+        ("step summary", summary),
+        ("cosign's command lines", calls.join("\n")),
+    ] {
+        assert!(
+            !text.contains(&password),
+            "the key password appears in the {what}"
+        );
+    }
+}
