@@ -81,6 +81,8 @@ fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
         sha,
     ]);
     command.args(["--stage-repository", repo, "--prod-repository", repo]);
+    // The fixture has no remote to read origin/HEAD from.
+    command.args(["--default-branch", "main"]);
     command
 }
 
@@ -311,9 +313,11 @@ fn stage_tags_moved_after_signing_block_every_variant() {
     let signed = stage_digest(&rig, &repo, &a, "gpu", "amd64");
 
     // Another image, labelled as A's, pushed over A's gpu tags past the
-    // pipeline: the tags and label say A, the signature is for the old digest.
-    fixture.commit("other");
-    stage_unsigned(&rig, &fixture, &a, &repo, "gpu");
+    // pipeline: a rebuild of A at another time (its `created` label differs),
+    // so the tags and label say A and the signature is for the old digest.
+    let args = ["--env", "dev", "--registry", &rig.stage, "--variant", "gpu"];
+    let output = run(build_push(&fixture, &a, &repo, &args).env("SOURCE_DATE_EPOCH", "1700000999"));
+    assert_eq!(output.status.code(), Some(0), "pushing the rebuild failed");
     let moved = stage_digest(&rig, &repo, &a, "gpu", "amd64");
     assert_ne!(moved, signed);
     assert_eq!(
