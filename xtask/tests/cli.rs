@@ -474,6 +474,7 @@ fn empty_variables_count_as_unset() {
         "STAGE_AWS_PROFILE",
         "PROD_AWS_PROFILE",
         "SOURCE_DATE_EPOCH",
+        "COSIGN_KEY",
     ];
     let with_empties = |command: &mut Command| {
         for name in empty {
@@ -501,6 +502,8 @@ fn empty_variables_count_as_unset() {
     promote.args(["--dry-run", "promote", "--context", "release"]);
     promote.args(["--release-tag", "v1.0.0", "--default-branch", "main"]);
     with_empties(&mut promote);
+    // The fixture commits no cosign.pub; a dry run never reads a KMS key.
+    promote.env("COSIGN_PUBLIC_KEY", "awskms:///alias/empty-vars-test");
     let output = run(&mut promote);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let err = stderr(&output);
