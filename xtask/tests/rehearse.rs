@@ -59,11 +59,19 @@ fn assert_full_rehearsal(rig: &Rig, output: &Output, repository: &str) {
         );
     }
     let prod_rows: Vec<&str> = table.lines().filter(|l| l.starts_with("prod")).collect();
+    // cosign's signature tags (`sha256-<digest>.sig`) came along, one per
+    // variant, as their own rows.
+    let (signatures, images): (Vec<&str>, Vec<&str>) = prod_rows.iter().partition(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .is_some_and(|t| t.ends_with(".sig"))
+    });
     assert_eq!(
-        prod_rows.len(),
+        images.len(),
         8,
         "sha8, release, workflow_dispatch and latest for both variants:\n{table}"
     );
+    assert_eq!(signatures.len(), 2, "a signature per variant:\n{table}");
     assert!(
         prod_rows.iter().all(|l| l.trim_end().ends_with("yes")),
         "{table}"
