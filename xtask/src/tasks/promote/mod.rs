@@ -1,0 +1,250 @@
+//! `promote`: copy a release's images from stage to prod, all variants or none.
+//!
+//! 1. Gate, before anything is copied: for every variant, stage's `<sha8>` and
+//!    `latest` tags exist, point at the same digest, and carry the release
+//!    commit as their revision label; the commit is on the default branch; no
+//!    immutable prod tag already points elsewhere.
+//! 2. Copy registry to registry by digest with skopeo (nothing pulled, nothing
+//!    unpacked, the digest preserved): immutable tags first, `latest` last,
+//!    once every variant's immutable tags are in place.
+//! 3. Verify every prod tag resolves to the stage digest.
+//!
+//! Tags already in prod at the right digest are skipped, so a re-run after a
+//! success changes nothing and a re-run after a failure finishes the job.
+
+mod gate;
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+use self::gate::{gate, on_default_branch, short, Promotion};
+use super::signatures;
+use crate::arch::{self, Architectures};
+use crate::cli::{env_var, PromoteArgs};
+use crate::context::{self, Purpose};
+use crate::cosign::{self, Key};
+use crate::error::Usage;
+use crate::exec::{concurrently, require_tools, Runner};
+use crate::plan::render_table;
+use crate::skopeo;
+use crate::tags::{self, Context, Sha};
+use crate::target::{self, Env, Target};
+use crate::{aws, docker, git, github};
+
+/// `root` is where a relative `--verify-key` file is found.
+pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let github = context::github_env()?;
+    let context = context::load(&args.context, github.as_ref(), runner, Purpose::Promote)?;
+    if !matches!(context, Context::Release { .. } | Context::Dispatch { .. }) {
+        return Err(Usage(format!(
+            "promote runs for a release or a manual re-promote, not a {}; pass --context release --release-tag TAG, or --context dispatch",
+            context.describe()
+        ))
+        .into());
+    }
+    let [stage, prod] = [Env::Stage, Env::Prod]
+        .map(|env| target::resolve(env, args.flags(env), env_var).map_err(Usage));
+    let (stage, prod) = (stage?, prod?);
+    if stage == prod {
+        return Err(Usage(format!(
+            "stage and prod are both {}: promote copies from one to the other; point ECR_REGISTRY_PROD (--prod-registry) or ECR_REPOSITORY_PROD (--prod-repository) at prod",
+            stage.image()
+        ))
+        .into());
+    }
+    // The commit and its own files decide, not the checkout: a manual
+    // re-promote checks out a branch head, which may list other variants.
+    let (branch, source) =
+        context::default_branch(args.default_branch.as_deref(), github.as_ref(), || {
+            git::origin_head(runner)
+        })
+        .map_err(Usage)?;
+    let on_branch = on_default_branch(runner, context.sha(), &branch, &source)?;
+    let architectures = architectures_at(runner, context.sha())?;
+    // Every tag is computed, and so validated, before anything runs.
+    for variant in &architectures.variants {
+        tags::image_tags(&context, variant).map_err(Usage)?;
+    }
+    let key = signatures::verify_key(&args.verify_key, root)?;
+    if !runner.dry_run {
+        let mut tools = vec![skopeo::TOOL, cosign::TOOL];
+        if !args.aws.no_login {
+            tools.extend([docker::TOOL, aws::TOOL]);
+        }
+        require_tools(&tools)?;
+    }
+
+    github::group(&format!(
+        "promote {} from {} to {}",
+        context.describe(),
+        stage.image(),
+        prod.image()
+    ));
+    // Both logins at once: each is mostly the aws CLI starting up.
+    let logins = [(&stage, Env::Stage), (&prod, Env::Prod)];
+    for result in concurrently(&logins, |(target, env)| {
+        super::login::login(runner, target, &args.aws(*env), env.as_str())
+    }) {
+        result?;
+    }
+    let promotions = gate(
+        runner,
+        &context,
+        on_branch,
+        &architectures.variants,
+        (&stage, &prod),
+        &key,
+    )?;
+    copy(runner, &promotions, &stage, &prod)?;
+    verify(runner, &promotions, &prod, &key)?;
+    github::end_group();
+    report(runner, &context, &promotions, &prod, &key)
+}
+
+/// `.aws-architecture` and the Dockerfiles as they are in the commit.
+fn architectures_at(runner: &Runner, sha: &Sha) -> Result<Architectures> {
+    let file = arch::FILE;
+    let text = git::show(runner, sha, file).map_err(|_| {
+        Usage(format!(
+            "{file}: not in commit {}, so which variants it built is unknown; promote a commit that has one",
+            sha.short()
+        ))
+    })?;
+    let dockerfiles = arch::variants_of_dockerfiles(git::top_level_files(runner, sha)?);
+    arch::parse(&text, &dockerfiles)
+        .map_err(|msg| Usage(format!("{msg} (as of commit {})", sha.short())).into())
+}
+
+/// Immutable tags of every variant, then the `latest` tags. The immutable
+/// tags go variant after variant, so a failure leaves whole variants behind
+/// it; within one, the first tag moves the layers and the others, which only
+/// add a manifest, follow together. The `latest` tags, manifests only, all
+/// go together once every variant is in place.
+fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
+    let todo = |promotion: &Promotion, immutable: bool| -> Vec<String> {
+        let prefix = format!("[{}] ", promotion.variant.name);
+        let mut todo = Vec::new();
+        for (tag, done) in &promotion.tags {
+            if tags::is_immutable(tag) != immutable {
+                continue;
+            }
+            if *done {
+                let digest = promotion.digest.as_deref().unwrap_or_default();
+                let note = format!("{tag}: already in prod at {}, skipped", short(digest));
+                runner.note(&prefix, &note);
+            } else {
+                todo.push(tag.clone());
+            }
+        }
+        todo
+    };
+    let copy_one = |promotion: &Promotion, tag: &str| {
+        let prefix = format!("[{}] ", promotion.variant.name);
+        let step = skopeo::copy(stage, &promotion.source, prod, tag);
+        runner
+            .run_with_retry(&prefix, &step, super::build::PUSH_ATTEMPTS)
+            .with_context(|| {
+                format!(
+                    "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
+                    promotion.variant.name
+                )
+            })
+    };
+    for promotion in promotions {
+        if let Some((first, rest)) = todo(promotion, true).split_first() {
+            copy_one(promotion, first)?;
+            concurrently(rest, |tag| copy_one(promotion, tag))
+                .into_iter()
+                .collect::<Result<()>>()?;
+        }
+        // The signature goes with the variant's immutable tags, before any
+        // `latest` tag points at the image.
+        let prefix = format!("[{}] ", promotion.variant.name);
+        signatures::copy(runner, &prefix, (stage, prod), &promotion.signature)?;
+    }
+    let latest: Vec<(&Promotion, String)> = promotions
+        .iter()
+        .flat_map(|p| todo(p, false).into_iter().map(move |tag| (p, tag)))
+        .collect();
+    concurrently(&latest, |(promotion, tag)| copy_one(promotion, tag))
+        .into_iter()
+        .collect()
+}
+
+/// Every prod tag resolves to the stage digest, and every prod image
+/// verifies with the same key as in stage.
+fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -> Result<()> {
+    let checks: Vec<(&Promotion, &str)> = promotions
+        .iter()
+        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, tag.as_str())))
+        .collect();
+    let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
+        let prefix = format!("[{}] ", promotion.variant.name);
+        let step = skopeo::inspect(prod, tag, promotion.variant.arch);
+        let Some(text) = runner.read(&prefix, &step)? else {
+            return Ok(());
+        };
+        let have = skopeo::parse_inspect(&text)?.digest;
+        let want = promotion.digest.as_deref().unwrap_or_default();
+        if have != want {
+            bail!(
+                "verification failed: prod {tag} ({}) is {} but stage is {}",
+                promotion.variant.name,
+                short(&have),
+                short(want)
+            );
+        }
+        Ok(())
+    });
+    let signed = concurrently(promotions, |p| {
+        let prefix = format!("[{}] ", p.variant.name);
+        signatures::verify_in_prod(runner, &prefix, prod, p.digest.as_deref(), key)
+            .with_context(|| format!("{} in prod", p.variant.name))
+    });
+    results.into_iter().chain(signed).collect()
+}
+
+fn report(
+    runner: &Runner,
+    context: &Context,
+    promotions: &[Promotion],
+    prod: &Target,
+    key: &Key,
+) -> Result<()> {
+    let mut rows = vec![["VARIANT", "DIGEST", "PROD TAGS"].map(String::from)];
+    let mut summary = format!(
+        "### Promoted to {}\n\n| variant | digest | tags | signature |\n|---|---|---|---|\n",
+        prod.image()
+    );
+    for p in promotions {
+        let digest = p.digest.as_deref().unwrap_or("not read (dry run)");
+        let tags = p
+            .tags
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let signature = format!("verified with `{}` in stage and prod", key.0);
+        summary += &format!(
+            "| {} | `{digest}` | {tags} | {signature} |\n",
+            p.variant.name
+        );
+        rows.push([p.variant.name.clone(), digest.to_string(), tags]);
+    }
+    print!("{}", render_table(&rows));
+    if let Context::Release {
+        tag,
+        prerelease: true,
+        ..
+    } = context
+    {
+        let note = format!("{tag} is a prerelease: prod's latest-* tags were not moved");
+        runner.note("", &note);
+        summary += &format!("\n{note}.\n");
+    }
+    if !runner.dry_run {
+        github::summary(&summary)?;
+    }
+    Ok(())
+}
