@@ -294,7 +294,8 @@ pub fn reported_digest(stdout: &str, variant: &str) -> String {
 /// registry must not suffer (going down, a wrong password).
 pub struct Registry {
     pub address: String,
-    config: PathBuf,
+    dir: PathBuf,
+    htpasswd: PathBuf,
     child: Option<Child>,
 }
 
@@ -312,19 +313,10 @@ impl Registry {
             None => rig.dir.join("registry/dev/htpasswd"),
         };
         let address = format!("127.0.0.1:{port}");
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n  secret: test\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                dir.join("data").display(),
-                htpasswd_path.display()
-            ),
-        )
-        .unwrap();
         let mut registry = Registry {
             address,
-            config,
+            dir,
+            htpasswd: htpasswd_path,
             child: None,
         };
         registry.resume();
@@ -333,9 +325,16 @@ impl Registry {
 
     /// Start (again) on the same storage.
     pub fn resume(&mut self) {
+        // The rig's own registry config (rig/rig writes it), with what
+        // differs given the standard way, as the registry's REGISTRY_*
+        // configuration overrides.
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(&self.config)
+            .arg(rig().dir.join("registry/dev/config.yml"))
+            .env("REGISTRY_HTTP_ADDR", &self.address)
+            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", self.dir.join("data"))
+            .env("REGISTRY_AUTH_HTPASSWD_PATH", &self.htpasswd)
+            .env("REGISTRY_LOG_LEVEL", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
