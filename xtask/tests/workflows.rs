@@ -203,6 +203,11 @@ fn dev_pull_request(c: &mut Checks, run: &Run) {
                     ":{cache},mode=max,image-manifest=true,oci-mediatypes=true"
                 )),
         );
+        let key = ("dev".to_string(), cache.clone());
+        c.expect(
+            format!("dev has {cache}, written by this run"),
+            !run.before.caches.contains(&key) && run.after.caches.contains(&key),
+        );
         let tag = format!("PR-1-{arch}-{variant}");
         let image = run.after.image("dev", &tag);
         c.expect(
@@ -267,6 +272,23 @@ fn dev_dispatch_leg(c: &mut Checks, run: &Run, (variant, arch, runner): (&str, &
     );
     let tag = format!("workflow_dispatch-{arch}-{variant}");
     c.expect(format!("dev has {tag}"), run.after.has("dev", &tag));
+    // The pull request's run wrote this leg's cache; this build found it
+    // (BuildKit says so, or logs "failed to configure registry cache
+    // importer ... not found", which is what the first build logged).
+    let cache = format!("cache-{arch}-{variant}");
+    let dev = std::env::var("ECR_REGISTRY_DEV").expect("set by the rig");
+    let imports = run.log.lines().any(|l| {
+        l.contains(&format!("importing cache manifest from {dev}/"))
+            && l.trim_end().ends_with(&cache)
+    });
+    c.expect(
+        format!("the build read {cache}, which the pull request's run wrote"),
+        imports
+            && run.log.contains("inferred cache manifest type")
+            && !run
+                .log
+                .contains("failed to configure registry cache importer"),
+    );
 }
 
 fn stage_push(c: &mut Checks, run: &Run) {

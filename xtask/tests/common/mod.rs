@@ -332,7 +332,10 @@ impl Registry {
             .arg("serve")
             .arg(rig().dir.join("registry/dev/config.yml"))
             .env("REGISTRY_HTTP_ADDR", &self.address)
-            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", self.dir.join("data"))
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                self.dir.join("data"),
+            )
             .env("REGISTRY_AUTH_HTPASSWD_PATH", &self.htpasswd)
             .env("REGISTRY_LOG_LEVEL", "error")
             .stdout(Stdio::null())

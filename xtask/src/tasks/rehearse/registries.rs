@@ -3,7 +3,7 @@
 //! The rehearsal's closing table is made from it, and the workflow tests
 //! assert on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -37,6 +37,8 @@ pub struct Image {
 pub struct Snapshot {
     /// Keyed by environment (`dev`, `stage`, `prod`) and tag.
     pub images: BTreeMap<(String, String), Image>,
+    /// The build cache's tags (`cache-*`), by environment: not images.
+    pub caches: BTreeSet<(String, String)>,
 }
 
 impl Snapshot {
@@ -82,7 +84,7 @@ pub fn login(runner: &Runner, repository: &str) -> Result<()> {
 /// Every tag of `repository` in every registry, and its image. A registry
 /// that does not know the repository yet holds no tags; any other failure
 /// is an error, so that a missing tag is never a registry that could not be
-/// read. The build cache's tags (`cache-*`) are left out.
+/// read. The build cache's tags (`cache-*`) are only listed.
 pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
     let mut snapshot = Snapshot::default();
     for (env, registry) in REGISTRIES {
@@ -95,14 +97,15 @@ pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
         };
         let listed: serde_json::Value =
             serde_json::from_str(&text).context("skopeo list-tags answered no JSON")?;
-        let tags: Vec<String> = listed["Tags"]
+        let (caches, tags): (Vec<String>, Vec<String>) = listed["Tags"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|t| t.as_str())
-            .filter(|t| !t.starts_with("cache-"))
             .map(String::from)
-            .collect();
+            .partition(|t| t.starts_with("cache-"));
+        let env_of = |tag| (env.to_string(), tag);
+        snapshot.caches.extend(caches.into_iter().map(env_of));
         let images = concurrently(&tags, |tag| {
             let arch = if tag.contains("-arm64-") {
                 Arch::Arm64
@@ -203,6 +206,7 @@ mod tests {
                 .iter()
                 .map(|(env, tag, digest)| ((env.to_string(), tag.to_string()), image(digest)))
                 .collect(),
+            caches: Default::default(),
         }
     }
 
