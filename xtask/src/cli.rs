@@ -147,16 +147,10 @@ pub enum Cache {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
+    // Which images, where they go, and the login and signing of a push:
+    // the same flags as `push`.
     #[command(flatten)]
-    pub variant: VariantArgs,
-    #[command(flatten)]
-    pub context: ContextArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    #[command(flatten)]
-    pub signing: SigningArgs,
+    pub images: PushArgs,
     /// Push every tag to the environment's registry after building
     #[arg(long)]
     pub push: bool,

@@ -48,19 +48,30 @@ impl Outcome {
 
 pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = if args.push {
-        Some(super::target(&args.target)?)
+        Some(super::target(&args.images.target)?)
     } else {
         None
     };
     let image = match &target {
         Some(target) => target.image(),
-        None => super::image_name(&args.target)?,
+        None => super::image_name(&args.images.target)?,
     };
-    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
-    let signing_key = signatures::signing_key(&args.signing, args.target.env, args.push, root)?;
+    let plan = super::load_plan(
+        runner,
+        root,
+        &args.images.variant,
+        &args.images.context,
+        &image,
+    )?;
+    let signing_key = signatures::signing_key(
+        &args.images.signing,
+        args.images.target.env,
+        args.push,
+        root,
+    )?;
     if !runner.dry_run {
         let mut tools = vec![docker::TOOL];
-        if args.push && !args.aws.no_login {
+        if args.push && !args.images.aws.no_login {
             tools.push(crate::aws::TOOL);
         }
         if signing_key.is_some() {
@@ -73,7 +84,12 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     let registry_cache = wants_registry_cache(args.cache, args.push, runner)?;
     if let Some(target) = &target {
-        super::login::login(runner, target, &args.aws, &args.target.env.to_string())?;
+        super::login::login(
+            runner,
+            target,
+            &args.images.aws,
+            &args.images.target.env.to_string(),
+        )?;
     }
 
     let metadata_dir = PathBuf::from("target/xtask");

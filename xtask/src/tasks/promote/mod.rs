@@ -152,16 +152,26 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
             })
     };
     for promotion in promotions {
-        if let Some((first, rest)) = todo(promotion, true).split_first() {
+        let immutable = todo(promotion, true);
+        if let Some(first) = immutable.first() {
             copy_one(promotion, first)?;
-            concurrently(rest, |tag| copy_one(promotion, tag))
-                .into_iter()
-                .collect::<Result<()>>()?;
         }
-        // The signature goes with the variant's immutable tags, before any
-        // `latest` tag points at the image.
+        // With the layers in prod, the other immutable tags and the
+        // signature only add manifests: all at once, and all before any
+        // `latest` tag points at the image. `None` is the signature.
+        let rest: Vec<Option<&str>> = immutable
+            .iter()
+            .skip(1)
+            .map(|t| Some(t.as_str()))
+            .chain([None])
+            .collect();
         let prefix = format!("[{}] ", promotion.variant.name);
-        signatures::copy(runner, &prefix, (stage, prod), &promotion.signature)?;
+        concurrently(&rest, |tag| match tag {
+            Some(tag) => copy_one(promotion, tag),
+            None => signatures::copy(runner, &prefix, (stage, prod), &promotion.signature),
+        })
+        .into_iter()
+        .collect::<Result<()>>()?;
     }
     let latest: Vec<(&Promotion, String)> = promotions
         .iter()
@@ -179,28 +189,34 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
         .iter()
         .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, tag.as_str())))
         .collect();
-    let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
-        let prefix = format!("[{}] ", promotion.variant.name);
-        let step = skopeo::inspect(prod, tag, promotion.variant.arch);
-        let Some(text) = runner.read(&prefix, &step)? else {
-            return Ok(());
-        };
-        let have = skopeo::parse_inspect(&text)?.digest;
-        let want = promotion.digest.as_deref().unwrap_or_default();
-        if have != want {
-            bail!(
-                "verification failed: prod {tag} ({}) is {} but stage is {}",
-                promotion.variant.name,
-                short(&have),
-                short(want)
-            );
-        }
-        Ok(())
-    });
-    let signed = concurrently(promotions, |p| {
-        let prefix = format!("[{}] ", p.variant.name);
-        signatures::verify_in_prod(runner, &prefix, prod, p.digest.as_deref(), key)
-            .with_context(|| format!("{} in prod", p.variant.name))
+    // The tags' digests and the signatures are checked at once.
+    let (results, signed) = std::thread::scope(|scope| {
+        let signed = scope.spawn(|| {
+            concurrently(promotions, |p| {
+                let prefix = format!("[{}] ", p.variant.name);
+                signatures::verify_in_prod(runner, &prefix, prod, p.digest.as_deref(), key)
+                    .with_context(|| format!("{} in prod", p.variant.name))
+            })
+        });
+        let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
+            let prefix = format!("[{}] ", promotion.variant.name);
+            let step = skopeo::inspect(prod, tag, promotion.variant.arch);
+            let Some(text) = runner.read(&prefix, &step)? else {
+                return Ok(());
+            };
+            let have = skopeo::parse_inspect(&text)?.digest;
+            let want = promotion.digest.as_deref().unwrap_or_default();
+            if have != want {
+                bail!(
+                    "verification failed: prod {tag} ({}) is {} but stage is {}",
+                    promotion.variant.name,
+                    short(&have),
+                    short(want)
+                );
+            }
+            Ok(())
+        });
+        (results, signed.join().expect("a worker thread panicked"))
     });
     results.into_iter().chain(signed).collect()
 }
