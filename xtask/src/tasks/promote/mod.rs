@@ -152,26 +152,16 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
             })
     };
     for promotion in promotions {
-        let immutable = todo(promotion, true);
-        if let Some(first) = immutable.first() {
+        if let Some((first, rest)) = todo(promotion, true).split_first() {
             copy_one(promotion, first)?;
+            concurrently(rest, |tag| copy_one(promotion, tag))
+                .into_iter()
+                .collect::<Result<()>>()?;
         }
-        // With the layers in prod, the other immutable tags and the
-        // signature only add manifests: all at once, and all before any
-        // `latest` tag points at the image. `None` is the signature.
-        let rest: Vec<Option<&str>> = immutable
-            .iter()
-            .skip(1)
-            .map(|t| Some(t.as_str()))
-            .chain([None])
-            .collect();
+        // The signature goes with the variant's immutable tags, before any
+        // `latest` tag points at the image.
         let prefix = format!("[{}] ", promotion.variant.name);
-        concurrently(&rest, |tag| match tag {
-            Some(tag) => copy_one(promotion, tag),
-            None => signatures::copy(runner, &prefix, (stage, prod), &promotion.signature),
-        })
-        .into_iter()
-        .collect::<Result<()>>()?;
+        signatures::copy(runner, &prefix, (stage, prod), &promotion.signature)?;
     }
     let latest: Vec<(&Promotion, String)> = promotions
         .iter()
