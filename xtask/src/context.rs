@@ -409,6 +409,12 @@ mod tests {
         }
     }
 
+    /// The context a pull_request event with this payload gives, run in CI.
+    fn pull_request(event: Value) -> Result<Context, String> {
+        let github = github("pull_request", event);
+        build(&args(Kind::Auto), Some(&github), None)
+    }
+
     fn github(event_name: &str, event: Value) -> GithubEnv {
         GithubEnv {
             event_name: Some(event_name.into()),
@@ -499,12 +505,7 @@ mod tests {
     #[test]
     fn pull_request_uses_the_head_commit_not_the_merge_commit() {
         let event = json!({"pull_request": {"number": 7, "head": {"sha": HEAD_SHA}}});
-        let ctx = build(
-            &args(Kind::Auto),
-            Some(&github("pull_request", event)),
-            None,
-        )
-        .unwrap();
+        let ctx = pull_request(event).unwrap();
         assert_eq!(
             ctx,
             Context::PullRequest {
@@ -514,12 +515,7 @@ mod tests {
         );
         // No head.sha: an error, never GITHUB_SHA (the merge commit).
         let event = json!({"pull_request": {"number": 7, "head": {"ref": "x"}}});
-        let err = build(
-            &args(Kind::Auto),
-            Some(&github("pull_request", event)),
-            None,
-        )
-        .unwrap_err();
+        let err = pull_request(event).unwrap_err();
         assert!(
             err.starts_with(
                 "pull_request.head.sha in the event payload (GITHUB_EVENT_PATH=/e.json) is missing"
@@ -652,12 +648,7 @@ mod tests {
         let err = build(&flag, Some(&short), None).unwrap_err();
         assert!(err.starts_with("--sha: \"abc\""), "{err}");
         let event = json!({"pull_request": {"number": 1, "head": {"sha": "abc"}}});
-        let err = build(
-            &args(Kind::Auto),
-            Some(&github("pull_request", event)),
-            None,
-        )
-        .unwrap_err();
+        let err = pull_request(event).unwrap_err();
         assert!(
             err.starts_with(
                 "pull_request.head.sha in the event payload (GITHUB_EVENT_PATH=/e.json): \"abc\""

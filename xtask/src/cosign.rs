@@ -151,13 +151,7 @@ pub fn signed_digests(stdout: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn target(registry: &str) -> Target {
-        Target {
-            registry: registry.into(),
-            repository: "app".into(),
-        }
-    }
+    use crate::target::tests::app_in as target;
 
     #[test]
     fn signs_by_digest_without_the_log() {

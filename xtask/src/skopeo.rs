@@ -88,13 +88,7 @@ pub fn copy(from: &Target, source: &str, to: &Target, tag: &str) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn target(registry: &str) -> Target {
-        Target {
-            registry: registry.into(),
-            repository: "app".into(),
-        }
-    }
+    use crate::target::tests::app_in as target;
 
     #[test]
     fn copy_is_by_digest_and_whole() {

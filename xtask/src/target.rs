@@ -243,8 +243,16 @@ pub fn check_repository(name: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The repository `app` in `registry`, for the tool modules' tests.
+    pub(crate) fn app_in(registry: &str) -> Target {
+        Target {
+            registry: registry.into(),
+            repository: "app".into(),
+        }
+    }
 
     /// The environment as the tasks see it: set-but-empty counts as unset.
     fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
