@@ -211,7 +211,10 @@ fn time_spent(fixture: &Fixture, variant: &str) -> String {
         .join("; ")
 }
 
-/// `2026-12-01T08:40:12.123456789Z` as seconds since 1970.
+/// `2026-12-01T08:40:12.123456789Z` as seconds since 1970. BuildKit writes
+/// its daemon's local time; in UTC (as on the rig and GitHub's runners) that
+/// ends in `Z`. A time with another offset is not read, and only drops out
+/// of the printed detail.
 fn epoch_seconds(text: &str) -> Option<f64> {
     let time = humantime::parse_rfc3339(text).ok()?;
     Some(
