@@ -47,31 +47,21 @@ impl Outcome {
 }
 
 pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
+    let images = &args.images;
     let target = if args.push {
-        Some(super::target(&args.images.target)?)
+        Some(super::target(&images.target)?)
     } else {
         None
     };
     let image = match &target {
         Some(target) => target.image(),
-        None => super::image_name(&args.images.target)?,
+        None => super::image_name(&images.target)?,
     };
-    let plan = super::load_plan(
-        runner,
-        root,
-        &args.images.variant,
-        &args.images.context,
-        &image,
-    )?;
-    let signing_key = signatures::signing_key(
-        &args.images.signing,
-        args.images.target.env,
-        args.push,
-        root,
-    )?;
+    let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
+    let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
     if !runner.dry_run {
         let mut tools = vec![docker::TOOL];
-        if args.push && !args.images.aws.no_login {
+        if args.push && !images.aws.no_login {
             tools.push(crate::aws::TOOL);
         }
         if signing_key.is_some() {
@@ -84,12 +74,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     let registry_cache = wants_registry_cache(args.cache, args.push, runner)?;
     if let Some(target) = &target {
-        super::login::login(
-            runner,
-            target,
-            &args.images.aws,
-            &args.images.target.env.to_string(),
-        )?;
+        super::login::login(runner, target, &images.aws, &images.target.env.to_string())?;
     }
 
     let metadata_dir = PathBuf::from("target/xtask");
