@@ -3,26 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{inspect, reported_digest, rig, run, stderr, stdout, tags, unique, Fixture, Registry};
-
-/// An empty Docker config: proves each run logs in by itself. buildx is
-/// found in the system plugin folder the rig installs it to.
-fn fresh_docker_config() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("docker-config"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn arch_of(variant: &str) -> &'static str {
-    if variant == "gpu" {
-        "amd64"
-    } else {
-        "arm64"
-    }
-}
+use common::{
+    arch_of, fresh_docker_config, inspect, reported_digest, rig, run, stderr, stdout, tags, unique,
+    Fixture, Registry,
+};
 
 #[test]
 #[ignore = "needs the rig: make test"]

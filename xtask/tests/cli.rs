@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, stderr, stdout, xtask, Fixture, ToolLog};
+use common::{fake_ecr_registries, run, stderr, stdout, xtask, Fixture, ToolLog};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -480,16 +480,7 @@ fn empty_variables_count_as_unset() {
         for name in empty {
             command.env(name, "");
         }
-        command
-            .env("ECR_REPOSITORY", "app")
-            .env(
-                "ECR_REGISTRY_STAGE",
-                "111111111111.dkr.ecr.us-east-1.amazonaws.com",
-            )
-            .env(
-                "ECR_REGISTRY_PROD",
-                "222222222222.dkr.ecr.us-east-1.amazonaws.com",
-            );
+        fake_ecr_registries(command).env("ECR_REPOSITORY", "app");
     };
     let mut build = fixture.xtask();
     build.args(["--dry-run", "build"]);

@@ -28,38 +28,6 @@ const REVISION_LABEL: &str = "org.opencontainers.image.revision";
 const VERSION_LABEL: &str = "org.opencontainers.image.version";
 const VARIANT_LABEL: &str = "org.opencontainers.image.variant";
 
-/// A git repository holding what the Dockerfiles build from (the files the
-/// `.dockerignore` lets in), the Dockerfiles and `architecture` as its
-/// `.aws-architecture`.
-fn real_tree(name: &str, architecture: &str) -> Fixture {
-    let fixture = Fixture::new(name, architecture, &[]);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for file in [
-        "Dockerfile-gpu",
-        "Dockerfile-cpu",
-        ".dockerignore",
-        "app/Cargo.toml",
-    ] {
-        copy(&repo.join(file), &fixture.root.join(file));
-    }
-    for entry in std::fs::read_dir(repo.join("app/src")).unwrap() {
-        let path = entry.unwrap().path();
-        copy(
-            &path,
-            &fixture.root.join("app/src").join(path.file_name().unwrap()),
-        );
-    }
-    // xtask writes its logs under target/: they must not make the tree dirty.
-    std::fs::write(fixture.root.join(".gitignore"), "/target/\n").unwrap();
-    fixture.commit("the real Dockerfiles and app");
-    fixture
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-}
-
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -134,7 +102,7 @@ fn the_real_dockerfiles_build_for_their_platforms_and_pass_their_checks() {
     let rig = rig();
     let repo_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.aws-architecture");
     let architecture = std::fs::read_to_string(repo_file).unwrap();
-    let fixture = real_tree("dockerfiles", &architecture);
+    let fixture = Fixture::real("dockerfiles", Some(&architecture));
     let sha = fixture.head();
     let repository = unique("dockerfiles").to_lowercase();
     // Local images are named for the dev registry, where a push would go.
@@ -287,7 +255,7 @@ fn a_one_line_source_change_rebuilds_only_from_the_sources_on() {
     let arch = host_arch();
     // cpu for the host, so that no emulation slows the compile down.
     let architecture = format!(r#"{{"gpu": "linux/amd64", "cpu": "linux/{arch}"}}"#);
-    let fixture = real_tree("dockerfiles-rebuild", &architecture);
+    let fixture = Fixture::real("dockerfiles-rebuild", Some(&architecture));
     let repository = unique("dockerfiles-rebuild").to_lowercase();
     let build = |what: &str| {
         let mut args = vec!["build", "--variant", "cpu", "--network", "none"];

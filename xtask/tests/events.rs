@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, stderr, stdout, unique, Fixture};
+use common::{fake_ecr_registries, run, stderr, stdout, unique, Fixture};
 use serde_json::Value;
 
 /// The commits of one fixture repository.
@@ -36,15 +36,7 @@ impl Repo {
             branch,
         );
         let old = fixture.head();
-        std::fs::write(
-            fixture.root.join(".aws-architecture"),
-            r#"{"gpu": "linux/amd64"}"#,
-        )
-        .unwrap();
-        for file in ["Dockerfile-cpu", "payload-cpu"] {
-            std::fs::remove_file(fixture.root.join(file)).unwrap();
-        }
-        let head = fixture.commit("drop the cpu variant");
+        let head = fixture.drop_variant("cpu", r#"{"gpu": "linux/amd64"}"#);
         fixture.git(&["checkout", "--quiet", "-b", "feature"]);
         let side = fixture.commit("side work");
         fixture.git(&["checkout", "--quiet", branch]);
@@ -260,15 +252,8 @@ fn every_github_event_gets_its_tags_or_exit_2_before_anything_runs() {
             .env("GITHUB_EVENT_NAME", case.event)
             .env("GITHUB_EVENT_PATH", &event_path)
             .env("GITHUB_SHA", repo.fill(case.github_sha))
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env(
-                "ECR_REGISTRY_STAGE",
-                "111111111111.dkr.ecr.us-east-1.amazonaws.com",
-            )
-            .env(
-                "ECR_REGISTRY_PROD",
-                "222222222222.dkr.ecr.us-east-1.amazonaws.com",
-            )
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        fake_ecr_registries(&mut command)
             .env("ECR_REPOSITORY", "batch-probe")
             .env_remove("ECR_REGISTRY_DEV")
             .env_remove("ECR_REPOSITORY_STAGE")

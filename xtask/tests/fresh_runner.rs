@@ -111,33 +111,6 @@ impl Drop for RestoreBases {
     }
 }
 
-/// The real build context: the Dockerfiles, .dockerignore, .aws-architecture
-/// and the application, in a repository of its own.
-fn real_repository() -> Fixture {
-    let fixture = Fixture::new("fresh", "{}", &[]);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let files = Command::new("git")
-        .args([
-            "ls-files",
-            "Dockerfile-gpu",
-            "Dockerfile-cpu",
-            ".dockerignore",
-            ".aws-architecture",
-            "app",
-        ])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    for file in String::from_utf8_lossy(&files.stdout).lines() {
-        let to = fixture.root.join(file);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(repo.join(file), to).unwrap();
-    }
-    fixture.git(&["add", "-A"]);
-    fixture.git(&["commit", "--quiet", "-m", "the real Dockerfiles"]);
-    fixture
-}
-
 /// Each Dockerfile step's vertex (`[build 3/7] RUN ...`) of one variant, in
 /// order, with whether BuildKit took it from the cache, from the rawjson
 /// progress of the last build, which xtask keeps in `target/xtask/logs/`.
@@ -295,7 +268,7 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
             "{base} is not in the containerd engine: run rig/bases --cross"
         );
     }
-    let fixture = real_repository();
+    let fixture = Fixture::real("fresh", None);
     let repo = unique("fresh").to_lowercase();
     let config = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("fresh-config"));
     std::fs::create_dir_all(&config).unwrap();

@@ -6,16 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-fn fresh_docker_config() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("docker-config"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The `run:` commands of prod.yml's steps, in order, as argument lists
 /// after `cargo xtask`. They must be plain commands: no shell expansion,
@@ -132,15 +126,7 @@ fn a_re_promote_takes_the_variants_of_the_commit_not_of_the_checkout() {
     let repo = unique("repromote-variants");
     stage(&fixture, &repo);
     // The head drops cpu; the checkout is the head.
-    std::fs::write(
-        fixture.root.join(".aws-architecture"),
-        r#"{"gpu": "linux/amd64"}"#,
-    )
-    .unwrap();
-    for file in ["Dockerfile-cpu", "payload-cpu"] {
-        std::fs::remove_file(fixture.root.join(file)).unwrap();
-    }
-    let head = fixture.commit("drop the cpu variant");
+    let head = fixture.drop_variant("cpu", r#"{"gpu": "linux/amd64"}"#);
     fixture.git(&["update-ref", "refs/remotes/origin/main", &head]);
 
     let output = run(fixture.xtask().args([

@@ -139,27 +139,6 @@ fn assert_released(rig: &Rig, registry: &str, repo: &str, sha: &str) {
     }
 }
 
-/// The gate table's row for `variant` (the table's lines start with the
-/// variant name; command lines start with `[variant]`).
-fn gate_row(stderr: &str, variant: &str) -> String {
-    stderr
-        .lines()
-        .find(|line| {
-            line.split_whitespace().next() == Some(variant)
-                && line.contains(&format!("-{variant},"))
-        })
-        .unwrap_or_else(|| panic!("no gate row for {variant} in:\n{stderr}"))
-        .to_string()
-}
-
-/// The skopeo calls that wrote to a registry.
-fn copies(log: &ToolLog) -> Vec<String> {
-    log.calls()
-        .into_iter()
-        .filter(|call| call.starts_with("skopeo copy"))
-        .collect()
-}
-
 /// The wrapper really was in the way: the gate's reads went through it.
 fn assert_gate_ran_through(log: &ToolLog) {
     assert!(

@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    raw_digest, raw_manifest, reported_digest, rig, run, stderr, stdout, tags, unique, Fixture,
+    arch_of, fresh_docker_config, raw_digest, raw_manifest, reported_digest, rig, run, stderr,
+    stdout, tags, unique, Fixture,
 };
 use serde_json::Value;
 
@@ -47,20 +47,6 @@ impl Engine {
     }
 }
 
-fn docker_config() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("docker-config"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn arch_of(variant: &str) -> &'static str {
-    if variant == "gpu" {
-        "amd64"
-    } else {
-        "arm64"
-    }
-}
-
 /// `cargo xtask build` of the fixture on `engine`, pushed to dev.
 fn build(fixture: &Fixture, engine: &str, repo: &str, args: &[&str]) -> std::process::Output {
     run(fixture
@@ -68,7 +54,7 @@ fn build(fixture: &Fixture, engine: &str, repo: &str, args: &[&str]) -> std::pro
         .args(["build", "--push", "--env", "dev", "--repository", repo])
         .args(args)
         .env("DOCKER_HOST", engine)
-        .env("DOCKER_CONFIG", docker_config()))
+        .env("DOCKER_CONFIG", fresh_docker_config()))
 }
 
 /// buildx's rule, as xtask applies it to `docker buildx inspect`, is what
@@ -79,7 +65,7 @@ fn build(fixture: &Fixture, engine: &str, repo: &str, args: &[&str]) -> std::pro
 fn the_capability_rule_is_what_buildx_does_on_both_engines() {
     let rig = rig();
     let fixture = Fixture::new("rule", r#"{"gpu": "linux/amd64"}"#, &["gpu"]);
-    let config = docker_config();
+    let config = fresh_docker_config();
     let login = run(fixture
         .xtask()
         .args(["login", "--env", "dev"])
@@ -341,7 +327,7 @@ fn digests_mean_the_same_on_both_engines() {
         let host = engine.host();
         let fixture = Fixture::standard("digests");
         let repo = unique("digests").to_lowercase();
-        let config = docker_config();
+        let config = fresh_docker_config();
         let built = run(fixture
             .xtask()
             .args(["build", "--env", "dev", "--repository", &repo])
@@ -405,28 +391,8 @@ fn the_real_dockerfiles_build_and_start_on_the_classic_engine() {
     let containerd =
         std::env::var("RIG_DOCKER_HOST_CONTAINERD").expect("RIG_DOCKER_HOST_CONTAINERD");
     let classic = Engine::Classic.host();
-    let fixture = Fixture::new("classic-real", "{}", &[]);
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let files = Command::new("git")
-        .args([
-            "ls-files",
-            "Dockerfile-gpu",
-            "Dockerfile-cpu",
-            ".dockerignore",
-            ".aws-architecture",
-            "app",
-        ])
-        .current_dir(source)
-        .output()
-        .unwrap();
-    for file in String::from_utf8_lossy(&files.stdout).lines() {
-        let to = fixture.root.join(file);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(source.join(file), to).unwrap();
-    }
-    fixture.git(&["add", "-A"]);
-    fixture.git(&["commit", "--quiet", "-m", "the real Dockerfiles"]);
-    let config = docker_config();
+    let fixture = Fixture::real("classic-real", None);
+    let config = fresh_docker_config();
     assert!(run(fixture
         .xtask()
         .args(["login", "--env", "dev"])

@@ -94,29 +94,6 @@ fn stage_digest(rig: &Rig, repo: &str, sha: &str, variant: &str, arch: &str) -> 
     ))
 }
 
-fn signature_tag(digest: &str) -> String {
-    format!("{}.sig", digest.replace(':', "-"))
-}
-
-/// The gate table's row for `variant`.
-fn gate_row(stderr: &str, variant: &str) -> String {
-    stderr
-        .lines()
-        .find(|line| {
-            line.split_whitespace().next() == Some(variant)
-                && line.contains(&format!("-{variant},"))
-        })
-        .unwrap_or_else(|| panic!("no gate row for {variant} in:\n{stderr}"))
-        .to_string()
-}
-
-fn copies(log: &ToolLog) -> Vec<String> {
-    log.calls()
-        .into_iter()
-        .filter(|call| call.starts_with("skopeo copy"))
-        .collect()
-}
-
 /// The gate failed with `why` in `variant`'s row, the other passed, and
 /// nothing at all reached prod.
 fn assert_blocked(rig: &Rig, output: &Output, log: &ToolLog, repo: &str, variant: &str, why: &str) {

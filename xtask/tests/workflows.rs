@@ -17,6 +17,8 @@ mod common;
 
 use std::path::Path;
 
+use common::signature_tag;
+
 use xtask::exec::Runner;
 use xtask::tasks::rehearse::act::{payload, Play, JOB_TARGET_DIR};
 use xtask::tasks::rehearse::pipeline;
@@ -313,11 +315,6 @@ fn stage_push(c: &mut Checks, run: &Run) {
             run.after.has("stage", &signature),
         );
     }
-}
-
-/// cosign 2's tag for the signatures of `digest`.
-fn signature_tag(digest: &str) -> String {
-    format!("{}.sig", digest.replace(':', "-"))
 }
 
 /// Every `<what>-<arch>-<variant>` in prod, at the digest of stage's

@@ -127,6 +127,49 @@ impl Fixture {
         fixture
     }
 
+    /// A repository holding this checkout's real Dockerfiles and what they
+    /// build from (the files the `.dockerignore` lets in), with its own
+    /// `.aws-architecture` unless `architecture` replaces it.
+    pub fn real(name: &str, architecture: Option<&str>) -> Fixture {
+        let fixture = Fixture::new(name, "{}", &[]);
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let files = Command::new("git")
+            .args([
+                "ls-files",
+                "Dockerfile-gpu",
+                "Dockerfile-cpu",
+                ".dockerignore",
+            ])
+            .args([".aws-architecture", "app"])
+            .current_dir(source)
+            .output()
+            .unwrap();
+        for file in String::from_utf8_lossy(&files.stdout).lines() {
+            let to = fixture.root.join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(source.join(file), &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+        }
+        if let Some(architecture) = architecture {
+            std::fs::write(fixture.root.join(".aws-architecture"), architecture).unwrap();
+        }
+        fixture.git(&["add", "-A"]);
+        fixture.git(&["commit", "--quiet", "-m", "the real Dockerfiles"]);
+        fixture
+    }
+
+    /// Drop `variant` from `.aws-architecture` (leaving `remaining`) and
+    /// its Dockerfile and payload; returns the new commit.
+    pub fn drop_variant(&self, variant: &str, remaining: &str) -> String {
+        std::fs::write(self.root.join(".aws-architecture"), remaining).unwrap();
+        for file in [
+            format!("Dockerfile-{variant}"),
+            format!("payload-{variant}"),
+        ] {
+            std::fs::remove_file(self.root.join(file)).unwrap();
+        }
+        self.commit(&format!("drop the {variant} variant"))
+    }
+
     /// The shipped layout: gpu on amd64, cpu on arm64.
     pub fn standard(name: &str) -> Fixture {
         Fixture::new(
@@ -576,4 +619,60 @@ pub fn skopeo_copy(from: &str, to: &str) {
         "skopeo copy {from} {to}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// An empty Docker config: proves each run logs in by itself. buildx is
+/// found in the system plugin folder the rig installs it to.
+pub fn fresh_docker_config() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("docker-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The architecture of a variant in the shipped layout.
+pub fn arch_of(variant: &str) -> &'static str {
+    if variant == "gpu" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+}
+
+/// cosign 2's tag for the signatures of `digest`.
+pub fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replace(':', "-"))
+}
+
+/// The promotion gate table's row for `variant` (the table's lines start
+/// with the variant name; command lines start with `[variant]`).
+pub fn gate_row(stderr: &str, variant: &str) -> String {
+    stderr
+        .lines()
+        .find(|line| {
+            line.split_whitespace().next() == Some(variant)
+                && line.contains(&format!("-{variant},"))
+        })
+        .unwrap_or_else(|| panic!("no gate row for {variant} in:\n{stderr}"))
+        .to_string()
+}
+
+/// The skopeo calls that wrote to a registry.
+pub fn copies(log: &ToolLog) -> Vec<String> {
+    log.calls()
+        .into_iter()
+        .filter(|call| call.starts_with("skopeo copy"))
+        .collect()
+}
+
+/// Stage and prod as ECR registries of two accounts, for dry runs.
+pub fn fake_ecr_registries(command: &mut Command) -> &mut Command {
+    command
+        .env(
+            "ECR_REGISTRY_STAGE",
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+        )
+        .env(
+            "ECR_REGISTRY_PROD",
+            "222222222222.dkr.ecr.us-east-1.amazonaws.com",
+        )
 }
