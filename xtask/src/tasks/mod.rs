@@ -90,3 +90,32 @@ fn created_epoch() -> Result<u64> {
             .unwrap_or(0)),
     }
 }
+
+/// A digest cut to `sha256:` and its first 12 hex digits, for messages.
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// The line of a tool's stderr that says why it failed: the last one that
+/// is not blank, as skopeo and cosign log any warnings before their fatal
+/// error.
+fn reason(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason;
+
+    #[test]
+    fn the_reason_is_the_fatal_line_after_any_warnings() {
+        let stderr = "level=warning msg=\"no creds\"\nlevel=fatal msg=\"unauthorized\"\n\n";
+        assert_eq!(reason(stderr), "level=fatal msg=\"unauthorized\"");
+        assert_eq!(reason(""), "");
+    }
+}

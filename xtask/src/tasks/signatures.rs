@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use super::build::Outcome;
+use super::{reason, short};
 use crate::arch::Arch;
 use crate::cli::SigningArgs;
 use crate::cosign::{self, Key};
@@ -204,14 +205,14 @@ fn judge(
         }
         (Ok(_), Err(stderr)) => Err(format!(
             "cannot read stage's signature {tag}: {}",
-            last_line(&stderr)
+            reason(&stderr)
         )),
         (Err(_), Err(stderr)) if skopeo::is_not_found(&stderr) => Err(format!(
             "unsigned: stage has no signature for {this} (no tag {tag}); only images the stage pipeline pushed and signed are promoted"
         )),
         (Err(_), Err(stderr)) => Err(format!(
             "cannot read stage's signature {tag}: {}",
-            last_line(&stderr)
+            reason(&stderr)
         )),
         (Err(why), Ok(_)) => match loose() {
             Ok(out) => {
@@ -225,7 +226,7 @@ fn judge(
             Err(_) => Err(format!(
                 "signed with another key: no signature on {this} verifies with {} (cosign: {})",
                 key.0,
-                last_line(&why)
+                reason(&why)
             )),
         },
     }
@@ -298,17 +299,6 @@ pub fn verify_in_prod(
         );
     }
     Ok(())
-}
-
-fn short(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or(text)
 }
 
 #[cfg(test)]

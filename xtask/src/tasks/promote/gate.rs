@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 
 use super::super::signatures::{self, Signature};
+use super::super::{reason, short};
 use crate::arch::Variant;
 use crate::cosign::Key;
 use crate::error::Usage;
@@ -272,31 +273,4 @@ fn judge_prod(
         out.push((tag, done));
     }
     Ok(out)
-}
-
-pub(super) fn short(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
-
-/// The line of a tool's stderr that says why it failed: the last one that
-/// is not blank, as skopeo logs any warnings before its fatal error.
-fn reason(stderr: &str) -> &str {
-    stderr
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reason;
-
-    #[test]
-    fn the_reason_is_the_fatal_line_after_any_warnings() {
-        let stderr = "level=warning msg=\"no creds\"\nlevel=fatal msg=\"unauthorized\"\n\n";
-        assert_eq!(reason(stderr), "level=fatal msg=\"unauthorized\"");
-        assert_eq!(reason(""), "");
-    }
 }

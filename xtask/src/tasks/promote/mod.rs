@@ -18,7 +18,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
-use self::gate::{gate, on_default_branch, short, Promotion};
+use self::gate::{gate, on_default_branch, Promotion};
+use super::short;
 use super::signatures;
 use crate::arch::{self, Architectures};
 use crate::cli::{env_var, PromoteArgs};
