@@ -272,7 +272,10 @@ fn terminal_commit(
     if head.dirty && claims_commit {
         let what = match &flag {
             Some(_) => "--sha".to_string(),
-            None => format!("--context {}", kind_name(kind)),
+            None => {
+                let name = kind.to_possible_value().expect("no variant is skipped");
+                format!("--context {}", name.get_name())
+            }
         };
         return Err(format!(
             "{what}: the working tree has uncommitted changes (see git status), so its images are not commit {}; commit or stash them, or build without {what} to get make-<sha8>-dirty tags",
@@ -286,17 +289,6 @@ fn terminal_commit(
             sha.short()
         )),
         _ => Ok(head.sha.clone()),
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Auto => "auto",
-        Kind::Terminal => "terminal",
-        Kind::Pr => "pr",
-        Kind::Push => "push",
-        Kind::Dispatch => "dispatch",
-        Kind::Release => "release",
     }
 }
 

@@ -192,12 +192,6 @@ impl Builder {
         self.driver != "docker" || self.snapshotter.is_some()
     }
 
-    /// Whether the builder keeps a build cache of its own, apart from the
-    /// engine's (a docker-container builder, say): `clean` cannot see into it.
-    pub fn keeps_own_cache(&self) -> bool {
-        self.driver != "docker"
-    }
-
     /// One line for a build that wanted a registry cache and cannot have one.
     pub fn cannot_export_note(&self) -> String {
         format!(
@@ -207,16 +201,6 @@ impl Builder {
             self.name
         )
     }
-}
-
-/// The current builder's driver when it keeps a build cache of its own;
-/// `None` for the `docker` driver, whose cache is the engine's, or when
-/// `docker buildx inspect` names none.
-pub fn own_cache_driver(inspect: &str) -> Option<String> {
-    Builder::parse(inspect)
-        .ok()
-        .filter(Builder::keeps_own_cache)
-        .map(|b| b.driver)
 }
 
 /// Where the engine keeps its data (images, build cache, and the volumes of
@@ -456,17 +440,8 @@ mod tests {
         let containerd = Builder::parse(&containerd).unwrap();
         assert_eq!(containerd.snapshotter.as_deref(), Some("overlayfs"));
         assert!(containerd.can_export_cache());
-        assert!(
-            !containerd.keeps_own_cache(),
-            "the engine's cache, not its own"
-        );
         let container = Builder::parse(&container).unwrap();
-        assert!(container.can_export_cache() && container.keeps_own_cache());
-        assert_eq!(
-            own_cache_driver(&inspect_text("docker-container", "")).as_deref(),
-            Some("docker-container")
-        );
-        assert_eq!(own_cache_driver(&inspect_text("docker", "")), None);
+        assert!(container.can_export_cache());
         assert!(Builder::parse("Name: x\n").is_err());
     }
 
@@ -484,7 +459,6 @@ mod tests {
         );
         assert_eq!(containerd.snapshotter.as_deref(), Some("overlayfs"));
         assert!(containerd.can_export_cache());
-        assert!(!containerd.keeps_own_cache());
         let classic =
             Builder::parse(include_str!("../tests/fixtures/buildx-inspect-classic.txt")).unwrap();
         assert_eq!(
@@ -493,7 +467,6 @@ mod tests {
         );
         assert_eq!(classic.snapshotter, None);
         assert!(!classic.can_export_cache());
-        assert!(!classic.keeps_own_cache());
     }
 
     #[test]

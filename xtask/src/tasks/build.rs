@@ -12,7 +12,7 @@ use crate::cli::{BuildArgs, Cache};
 use crate::cosign::Key;
 use crate::disk;
 use crate::docker::{self, Output};
-use crate::exec::{concurrently, require_tools, Reply, Runner};
+use crate::exec::{concurrently, Reply, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
 use crate::tags;
@@ -59,16 +59,8 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     };
     let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
-    if !runner.dry_run {
-        let mut tools = vec![docker::TOOL];
-        if args.push && !images.aws.no_login {
-            tools.push(crate::aws::TOOL);
-        }
-        if signing_key.is_some() {
-            tools.push(crate::cosign::TOOL);
-        }
-        require_tools(&tools)?;
-    }
+    let login = args.push && !images.aws.no_login;
+    super::require_push_tools(runner, login, signing_key.is_some())?;
     if github::is_actions() {
         report_disk(runner, args.min_free_gb)?;
     }

@@ -10,7 +10,7 @@ use super::signatures;
 use crate::cli::PushArgs;
 use crate::cosign::Key;
 use crate::docker;
-use crate::exec::{require_tools, Runner};
+use crate::exec::Runner;
 use crate::plan::Image;
 use crate::target::Target;
 
@@ -18,16 +18,7 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::target(&args.target)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
-    if !runner.dry_run {
-        let mut tools = vec![docker::TOOL];
-        if !args.aws.no_login {
-            tools.push(crate::aws::TOOL);
-        }
-        if key.is_some() {
-            tools.push(crate::cosign::TOOL);
-        }
-        require_tools(&tools)?;
-    }
+    super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
     super::login::login(runner, &target, &args.aws, &args.target.env.to_string())?;
     let outcomes: Vec<Outcome> = plan
         .images

@@ -10,8 +10,9 @@ use anyhow::{bail, Context as _, Result};
 use super::in_rig;
 use crate::arch::Arch;
 use crate::exec::{concurrently, Reply, Runner};
-use crate::plan::render_table;
+use crate::plan::{render_table, REVISION_LABEL};
 use crate::skopeo;
+use crate::tags;
 use crate::target::Target;
 use crate::tasks::login::login_step;
 
@@ -103,7 +104,7 @@ pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
             .flatten()
             .filter_map(|t| t.as_str())
             .map(String::from)
-            .partition(|t| t.starts_with("cache-"));
+            .partition(|t| t.starts_with(&format!("{}-", tags::CACHE)));
         let env_of = |tag| (env.to_string(), tag);
         snapshot.caches.extend(caches.into_iter().map(env_of));
         let images = concurrently(&tags, |tag| {
@@ -120,7 +121,7 @@ pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
             let revision = inspect
                 .labels
                 .as_ref()
-                .and_then(|labels| labels.get("org.opencontainers.image.revision").cloned());
+                .and_then(|labels| labels.get(REVISION_LABEL).cloned());
             snapshot.images.insert(
                 (env.to_string(), tag),
                 Image {
