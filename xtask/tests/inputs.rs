@@ -36,21 +36,6 @@ fn prod_yml_commands() -> Vec<Vec<String>> {
     commands
 }
 
-/// `build --push` of HEAD to stage, as stage.yml does on a push.
-fn stage(fixture: &Fixture, repo: &str) {
-    let output = run(fixture.xtask().args([
-        "build",
-        "--push",
-        "--env",
-        "stage",
-        "--context",
-        "push",
-        "--repository",
-        repo,
-    ]));
-    assert_eq!(output.status.code(), Some(0), "staging failed");
-}
-
 fn prod_tags(sha: &str, release: &str, variants: &[(&str, &str)]) -> Vec<String> {
     let mut tags: Vec<String> = variants
         .iter()
@@ -78,7 +63,7 @@ fn a_release_on_a_master_repository_through_prod_yml() {
     );
     let sha = fixture.head();
     let repo = unique("master-repo");
-    stage(&fixture, &repo);
+    stage_push(&fixture, None, &repo, &[]);
     fixture.git(&["update-ref", "refs/remotes/origin/master", &sha]);
 
     let template = std::fs::read_to_string(
@@ -124,7 +109,7 @@ fn a_re_promote_takes_the_variants_of_the_commit_not_of_the_checkout() {
     let fixture = Fixture::standard("repromote-variants");
     let old = fixture.head();
     let repo = unique("repromote-variants");
-    stage(&fixture, &repo);
+    stage_push(&fixture, None, &repo, &[]);
     // The head drops cpu; the checkout is the head.
     let head = fixture.drop_variant("cpu", r#"{"gpu": "linux/amd64"}"#);
     fixture.git(&["update-ref", "refs/remotes/origin/main", &head]);

@@ -17,36 +17,6 @@ const REVISION_LABEL: &str = "org.opencontainers.image.revision";
 const VARIANTS: [(&str, &str); 2] = [("gpu", "amd64"), ("cpu", "arm64")];
 const RELEASE: &str = "v1.0.0";
 
-fn sha8(sha: &str) -> &str {
-    &sha[..8]
-}
-
-/// `build --push` to stage in the push-to-main context: `latest-*` and
-/// `<sha8>-*` with the revision label, as the stage workflow does.
-fn stage(fixture: &Fixture, sha: &str, repo: &str, extra: &[&str]) {
-    let output = run(fixture
-        .xtask()
-        .args([
-            "build",
-            "--push",
-            "--env",
-            "stage",
-            "--context",
-            "push",
-            "--sha",
-            sha,
-            "--repository",
-            repo,
-        ])
-        .args(extra));
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "staging {} failed",
-        sha8(sha)
-    );
-}
-
 /// The release promotion of `sha`, from the rig's stage to its prod (or
 /// wherever extra flags point).
 fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
@@ -168,7 +138,7 @@ fn promotes_both_variants_by_digest_with_labels_intact() {
     let fixture = Fixture::standard("promote-happy");
     let sha = fixture.head();
     let repo = unique("promote-happy");
-    stage(&fixture, &sha, &repo, &[]);
+    stage_push(&fixture, Some(&sha), &repo, &[]);
 
     let output = run(&mut promote(&fixture, &sha, &repo));
     assert_eq!(exit_code(&output), Some(0));
@@ -199,7 +169,7 @@ fn rerun_after_success_copies_nothing() {
     let fixture = Fixture::standard("promote-rerun");
     let sha = fixture.head();
     let repo = unique("promote-rerun");
-    stage(&fixture, &sha, &repo, &[]);
+    stage_push(&fixture, Some(&sha), &repo, &[]);
     assert_eq!(
         exit_code(&run(&mut promote(&fixture, &sha, &repo))),
         Some(0)
@@ -239,10 +209,10 @@ fn stage_latest_of_a_later_commit_blocks_every_variant() {
     let fixture = Fixture::standard("promote-moved");
     let a = fixture.head();
     let repo = unique("promote-moved");
-    stage(&fixture, &a, &repo, &[]);
+    stage_push(&fixture, Some(&a), &repo, &[]);
     // A later commit reaches stage for cpu only: cpu's latest is no longer A.
     let b = fixture.commit("later");
-    stage(&fixture, &b, &repo, &["--variant", "cpu"]);
+    stage_push(&fixture, Some(&b), &repo, &["--variant", "cpu"]);
     assert_ne!(
         raw_digest(&format!("{}/{repo}:latest-arm64-cpu", rig.stage)),
         stage_digest(&rig, &repo, &a, "cpu", "arm64")
@@ -275,11 +245,11 @@ fn wrong_revision_label_blocks_the_release() {
     let fixture = Fixture::standard("promote-label");
     let a = fixture.head();
     let repo = unique("promote-label");
-    stage(&fixture, &a, &repo, &[]);
+    stage_push(&fixture, Some(&a), &repo, &[]);
     // B's gpu image, built and labelled for B, is retagged by hand as A's:
     // A's tag and latest agree, but the image is not A's.
     let b = fixture.commit("other");
-    stage(&fixture, &b, &repo, &["--variant", "gpu"]);
+    stage_push(&fixture, Some(&b), &repo, &["--variant", "gpu"]);
     skopeo_copy(
         &format!("{}/{repo}:{}-amd64-gpu", rig.stage, sha8(&b)),
         &format!("{}/{repo}:{}-amd64-gpu", rig.stage, sha8(&a)),
@@ -320,7 +290,7 @@ fn a_variant_missing_from_stage_blocks_every_variant() {
     let fixture = Fixture::standard("promote-missing");
     let sha = fixture.head();
     let repo = unique("promote-missing");
-    stage(&fixture, &sha, &repo, &["--variant", "gpu"]);
+    stage_push(&fixture, Some(&sha), &repo, &["--variant", "gpu"]);
     assert_eq!(
         tags(&rig.stage, &repo),
         vec![
@@ -358,7 +328,7 @@ fn a_commit_off_the_default_branch_is_refused() {
     fixture.git(&["checkout", "--quiet", "-b", "side"]);
     let side = fixture.commit("side work");
     // Fully staged: only the branch is wrong.
-    stage(&fixture, &side, &repo, &[]);
+    stage_push(&fixture, Some(&side), &repo, &[]);
     fixture.git(&["checkout", "--quiet", "main"]);
 
     let log = ToolLog::new("promote-branch-tools", &["skopeo"]);
@@ -381,15 +351,11 @@ fn a_commit_off_the_default_branch_is_refused() {
 fn prod_outage_mid_promotion_then_rerun_completes() {
     let rig = rig();
     const PORT: u16 = 5247;
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err(),
-        "port {PORT} is taken"
-    );
     let mut prod = Registry::start("promote-outage-prod", PORT, None);
     let fixture = Fixture::standard("promote-outage");
     let sha = fixture.head();
     let repo = unique("promote-outage");
-    stage(&fixture, &sha, &repo, &[]);
+    stage_push(&fixture, Some(&sha), &repo, &[]);
 
     // A skopeo that, when asked to copy cpu's image, first takes prod down
     // (and waits until its port is closed): gpu's copies go through, cpu's
@@ -464,7 +430,7 @@ fn a_release_tag_that_is_not_an_image_tag_is_bad_input() {
     let fixture = Fixture::standard("promote-badtag");
     let sha = fixture.head();
     let repo = unique("promote-badtag");
-    stage(&fixture, &sha, &repo, &[]);
+    stage_push(&fixture, Some(&sha), &repo, &[]);
 
     let log = ToolLog::new("promote-badtag-tools", &["skopeo", "docker", "aws", "git"]);
     let output = run(fixture
@@ -498,7 +464,7 @@ fn a_multi_platform_index_arrives_whole_with_its_digest() {
     let fixture = Fixture::standard("promote-index");
     let sha = fixture.head();
     let repo = unique("promote-index");
-    stage(&fixture, &sha, &repo, &["--variant", "gpu"]);
+    stage_push(&fixture, Some(&sha), &repo, &["--variant", "gpu"]);
     // cpu as one index of two platforms, both labelled with the commit.
     // Without --provenance=false a containerd-store engine pushes each part
     // as an index with an attestation manifest, and the index gets four.
@@ -595,7 +561,7 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
     let fixture = Fixture::standard("promote-dry");
     let sha = fixture.head();
     let repo = unique("promote-dry");
-    stage(&fixture, &sha, &repo, &[]);
+    stage_push(&fixture, Some(&sha), &repo, &[]);
 
     let log = ToolLog::new("promote-dry-tools", &["skopeo", "docker", "aws"]);
     let output = run(fixture
@@ -693,7 +659,7 @@ fn an_immutable_prod_tag_that_cannot_be_read_is_never_overwritten() {
     let fixture = Fixture::standard("promote-unreadable");
     let sha = fixture.head();
     let repo = unique("promote-unreadable");
-    stage(&fixture, &sha, &repo, &[]);
+    stage_push(&fixture, Some(&sha), &repo, &[]);
     // Prod already has gpu's release tag, as something else: an index
     // holding only an arm64 image, which an amd64 inspect cannot read.
     let taken = format!("{}/{repo}:{}-amd64-gpu", rig.prod, sha8(&sha));

@@ -16,10 +16,6 @@ use common::*;
 const VARIANTS: [(&str, &str); 2] = [("gpu", "amd64"), ("cpu", "arm64")];
 const RELEASE: &str = "v1.0.0";
 
-fn sha8(sha: &str) -> &str {
-    &sha[..8]
-}
-
 fn rig_public_key() -> String {
     std::env::var("COSIGN_PUBLIC_KEY").expect("COSIGN_PUBLIC_KEY is set by the rig")
 }
@@ -330,10 +326,6 @@ fn stage_tags_moved_after_signing_block_every_variant() {
 fn prod_down_after_the_first_variant_then_a_rerun_completes_images_and_signatures() {
     let rig = rig();
     const PORT: u16 = 5248;
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err(),
-        "port {PORT} is taken"
-    );
     let mut prod = Registry::start("sign-outage-prod", PORT, None);
     let fixture = Fixture::standard("sign-outage");
     let sha = fixture.head();

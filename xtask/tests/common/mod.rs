@@ -345,6 +345,11 @@ pub struct Registry {
 impl Registry {
     pub fn start(name: &str, port: u16, htpasswd: Option<&str>) -> Registry {
         let rig = rig();
+        // Taken, the port would answer for another registry.
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is taken"
+        );
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
         std::fs::create_dir_all(&dir).unwrap();
         let htpasswd_path = match htpasswd {
@@ -675,4 +680,26 @@ pub fn fake_ecr_registries(command: &mut Command) -> &mut Command {
             "ECR_REGISTRY_PROD",
             "222222222222.dkr.ecr.us-east-1.amazonaws.com",
         )
+}
+
+pub fn sha8(sha: &str) -> &str {
+    &sha[..8]
+}
+
+/// `build --push` to stage in the push-to-main context, as stage.yml does
+/// on a push: `latest-*` and `<sha8>-*` with the revision label. Of `sha`
+/// (`--sha`), or of HEAD; `extra` flags after.
+pub fn stage_push(fixture: &Fixture, sha: Option<&str>, repo: &str, extra: &[&str]) {
+    let mut command = fixture.xtask();
+    command.args(["build", "--push", "--env", "stage", "--context", "push"]);
+    if let Some(sha) = sha {
+        command.args(["--sha", sha]);
+    }
+    let output = run(command.args(["--repository", repo]).args(extra));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "staging {} failed",
+        sha.map_or("HEAD", sha8)
+    );
 }
