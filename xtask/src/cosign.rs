@@ -14,7 +14,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 
 use crate::exec::{Step, Tool};
 use crate::target::Target;
@@ -81,23 +80,18 @@ pub fn signature_tag(digest: &str) -> String {
 }
 
 /// Loopback registries speak plain HTTP; cosign must be told, and only there.
-fn http_flag(target: &Target) -> Option<String> {
-    target.is_loopback().then(|| "--allow-http-registry".into())
+fn http_flag(target: &Target) -> Option<&'static str> {
+    target.is_loopback().then_some("--allow-http-registry")
 }
 
 /// Sign the manifest `digest` in `target` with `key` and push the signature
 /// next to it. By digest, so what is signed is what was pushed, whatever
 /// the tags do afterwards; no transparency log upload.
 pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
-    let mut args: Vec<String> = vec![
-        "sign".into(),
-        "--key".into(),
-        key.0.clone(),
-        "--tlog-upload=false".into(),
-        "--yes".into(),
-    ];
+    let image = format!("{}@{digest}", target.image());
+    let mut args = vec!["sign", "--key", &key.0, "--tlog-upload=false", "--yes"];
     args.extend(http_flag(target));
-    args.push(format!("{}@{digest}", target.image()));
+    args.push(&image);
     Step::new(TOOL.program, args)
 }
 
@@ -106,46 +100,31 @@ pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
 /// the signature, not what it signs: how the gate tells "signed for another
 /// digest" from "signed with another key".
 pub fn verify(target: &Target, digest: &str, key: &Key, check_claims: bool) -> Step {
-    let mut args: Vec<String> = vec![
-        "verify".into(),
-        "--key".into(),
-        key.0.clone(),
-        // Key-based signatures made without the log (see `sign`).
-        "--insecure-ignore-tlog=true".into(),
-    ];
+    let image = format!("{}@{digest}", target.image());
+    // Key-based signatures made without the log (see `sign`).
+    let mut args = vec!["verify", "--key", &key.0, "--insecure-ignore-tlog=true"];
     if !check_claims {
-        args.push("--check-claims=false".into());
+        args.push("--check-claims=false");
     }
     args.extend(http_flag(target));
-    args.push(format!("{}@{digest}", target.image()));
+    args.push(&image);
     Step::new(TOOL.program, args)
-}
-
-#[derive(Deserialize)]
-struct Payload {
-    critical: Critical,
-}
-
-#[derive(Deserialize)]
-struct Critical {
-    image: Image,
-}
-
-#[derive(Deserialize)]
-struct Image {
-    #[serde(rename = "docker-manifest-digest")]
-    docker_manifest_digest: String,
 }
 
 /// The digests the verified signatures sign, from `cosign verify`'s JSON
 /// (one simple-signing payload per signature).
 pub fn signed_digests(stdout: &str) -> Result<Vec<String>> {
-    let payloads: Vec<Payload> = serde_json::from_str(stdout.trim())
+    let payloads: Vec<serde_json::Value> = serde_json::from_str(stdout.trim())
         .context("cosign verify did not answer with the expected JSON")?;
-    Ok(payloads
-        .into_iter()
-        .map(|p| p.critical.image.docker_manifest_digest)
-        .collect())
+    let digest = |p: &serde_json::Value| {
+        let digest = p.pointer("/critical/image/docker-manifest-digest")?;
+        digest.as_str().map(String::from)
+    };
+    payloads
+        .iter()
+        .map(digest)
+        .collect::<Option<_>>()
+        .context("a cosign verify payload has no critical.image.docker-manifest-digest")
 }
 
 #[cfg(test)]

@@ -18,6 +18,12 @@ fn git(args: &[&str]) -> Step {
     Step::new(TOOL.program, args.iter().copied())
 }
 
+/// A read-only query's stdout. For the yes/no questions, git answers "no"
+/// by failing.
+fn query(runner: &Runner, args: &[&str]) -> Result<String> {
+    runner.query_local(&git(args))
+}
+
 /// Clone `source`'s `main` into `dest`.
 pub fn clone_main(source: &str, dest: &str) -> Step {
     git(&["clone", "--quiet", "--branch", "main", source, dest])
@@ -35,12 +41,14 @@ pub fn in_repo(dir: &str, args: &[&str]) -> Step {
 /// are not ignored count: the build context is the whole tree, so a new
 /// `app/src/x.rs` is in the image as surely as an edited one.
 pub fn head(runner: &Runner) -> Result<Head> {
-    let sha = runner.query_local(&git(&["rev-parse", "HEAD"])).context(
+    let sha = query(runner, &["rev-parse", "HEAD"]).context(
         "cannot read the commit to tag from git; run inside the repository, or pass --sha",
     )?;
     let sha = Sha::parse(&sha).map_err(anyhow::Error::msg)?;
-    let status =
-        runner.query_local(&git(&["status", "--porcelain", "--untracked-files=normal"]))?;
+    let status = query(
+        runner,
+        &["status", "--porcelain", "--untracked-files=normal"],
+    )?;
     Ok(Head {
         sha,
         dirty: !status.trim().is_empty(),
@@ -50,14 +58,13 @@ pub fn head(runner: &Runner) -> Result<Head> {
 /// The branch `origin/HEAD` points at (`git clone` sets it to the remote's
 /// default branch), if this clone has it.
 pub fn origin_head(runner: &Runner) -> Option<String> {
-    let name = runner
-        .query_local(&git(&[
-            "symbolic-ref",
-            "--quiet",
-            "--short",
-            "refs/remotes/origin/HEAD",
-        ]))
-        .ok()?;
+    let args = [
+        "symbolic-ref",
+        "--quiet",
+        "--short",
+        "refs/remotes/origin/HEAD",
+    ];
+    let name = query(runner, &args).ok()?;
     name.trim().strip_prefix("origin/").map(str::to_string)
 }
 
@@ -65,55 +72,43 @@ pub fn origin_head(runner: &Runner) -> Option<String> {
 /// branch when the checkout has it (a CI checkout), else the local branch,
 /// else `None`: the branch was not fetched.
 pub fn branch_ref(runner: &Runner, branch: &str) -> Option<String> {
-    [
-        format!("refs/remotes/origin/{branch}"),
-        format!("refs/heads/{branch}"),
-    ]
-    .into_iter()
-    .find(|full| {
-        runner
-            .query_local(&git(&["rev-parse", "--verify", "--quiet", full]))
-            .is_ok()
-    })
-    .map(|full| {
-        full.trim_start_matches("refs/remotes/")
-            .trim_start_matches("refs/heads/")
-            .to_string()
-    })
+    let exists = |full: &str| query(runner, &["rev-parse", "--verify", "--quiet", full]).is_ok();
+    if exists(&format!("refs/remotes/origin/{branch}")) {
+        Some(format!("origin/{branch}"))
+    } else if exists(&format!("refs/heads/{branch}")) {
+        Some(branch.to_string())
+    } else {
+        None
+    }
 }
 
 /// Whether the checkout holds `sha` as a commit.
 pub fn has_commit(runner: &Runner, sha: &Sha) -> bool {
     let object = format!("{}^{{commit}}", sha.full());
-    runner
-        .query_local(&git(&["cat-file", "-e", &object]))
-        .is_ok()
+    query(runner, &["cat-file", "-e", &object]).is_ok()
 }
 
 /// Whether the checkout is shallow: its history stops somewhere, so "not an
 /// ancestor" cannot be told from "not fetched".
 pub fn is_shallow(runner: &Runner) -> bool {
-    runner
-        .query_local(&git(&["rev-parse", "--is-shallow-repository"]))
+    query(runner, &["rev-parse", "--is-shallow-repository"])
         .is_ok_and(|answer| answer.trim() == "true")
 }
 
 /// Whether `sha` is an ancestor of (or equal to) `branch`; both must exist
 /// (see [`has_commit`] and [`branch_ref`]), so a failure means "no".
 pub fn is_ancestor(runner: &Runner, sha: &Sha, branch: &str) -> bool {
-    runner
-        .query_local(&git(&["merge-base", "--is-ancestor", sha.full(), branch]))
-        .is_ok()
+    query(runner, &["merge-base", "--is-ancestor", sha.full(), branch]).is_ok()
 }
 
 /// A file's content at a commit, as git stores it.
 pub fn show(runner: &Runner, sha: &Sha, path: &str) -> Result<String> {
-    runner.query_local(&git(&["show", &format!("{}:{path}", sha.full())]))
+    query(runner, &["show", &format!("{}:{path}", sha.full())])
 }
 
 /// The names at the top of a commit's tree.
 pub fn top_level_files(runner: &Runner, sha: &Sha) -> Result<Vec<String>> {
-    let listing = runner.query_local(&git(&["ls-tree", "--name-only", sha.full()]))?;
+    let listing = query(runner, &["ls-tree", "--name-only", sha.full()])?;
     Ok(listing.lines().map(str::to_string).collect())
 }
 
@@ -125,9 +120,7 @@ pub fn source_url(runner: &Runner) -> Option<String> {
     ) {
         return Some(format!("{server}/{repo}"));
     }
-    let url = runner
-        .query_local(&git(&["remote", "get-url", "origin"]))
-        .ok()?;
+    let url = query(runner, &["remote", "get-url", "origin"]).ok()?;
     Some(web_url(url.trim()))
 }
 
