@@ -28,11 +28,9 @@ pub enum Arch {
 
 impl Arch {
     pub fn parse_platform(platform: &str) -> Option<Arch> {
-        match platform {
-            "linux/amd64" => Some(Arch::Amd64),
-            "linux/arm64" => Some(Arch::Arm64),
-            _ => None,
-        }
+        [Arch::Amd64, Arch::Arm64]
+            .into_iter()
+            .find(|arch| arch.platform() == platform)
     }
 
     /// The architecture as Docker and the OCI image config spell it; also the
@@ -151,9 +149,10 @@ pub fn variants_of_dockerfiles(names: impl IntoIterator<Item = String>) -> Vec<S
 /// Parse the file's text, given the variants that have a Dockerfile. Pure:
 /// every error is one line naming the file, the key and what is allowed.
 pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String> {
-    let value: Value = serde_json::from_str(text).map_err(|err| {
+    let invalid = |err: serde_json::Error| {
         format!("{FILE}: invalid JSON ({err}); expected an object like {EXAMPLE}")
-    })?;
+    };
+    let value: Value = serde_json::from_str(text).map_err(invalid)?;
     if !value.is_object() {
         return Err(format!(
             "{FILE}: expected a JSON object mapping each variant to a platform, like {EXAMPLE}; found {}",
@@ -162,7 +161,9 @@ pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String
     }
     // Parsed a second time, in order and keeping duplicates, which a
     // `serde_json::Map` would silently collapse to the last one.
-    let entries = Entries::parse(text)?;
+    let entries = serde_json::Deserializer::from_str(text)
+        .deserialize_map(Entries)
+        .map_err(invalid)?;
     if entries.is_empty() {
         return Err(format!(
             "{FILE}: no variants; add one key per Dockerfile-<variant>, e.g. {EXAMPLE}"
@@ -250,35 +251,22 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// The top-level object's entries in file order, duplicates included.
-struct Entries(Vec<(String, Value)>);
+/// Collects the top-level object's entries in file order, duplicates included.
+struct Entries;
 
-impl Entries {
-    fn parse(text: &str) -> Result<Vec<(String, Value)>, String> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        de.deserialize_map(EntriesVisitor)
-            .map(|entries| entries.0)
-            .map_err(|err| {
-                format!("{FILE}: invalid JSON ({err}); expected an object like {EXAMPLE}")
-            })
-    }
-}
-
-struct EntriesVisitor;
-
-impl<'de> Visitor<'de> for EntriesVisitor {
-    type Value = Entries;
+impl<'de> Visitor<'de> for Entries {
+    type Value = Vec<(String, Value)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry::<String, Value>()? {
+        while let Some(entry) = map.next_entry()? {
             entries.push(entry);
         }
-        Ok(Entries(entries))
+        Ok(entries)
     }
 }
 

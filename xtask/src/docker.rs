@@ -15,29 +15,18 @@ pub const TOOL: Tool = Tool {
     install: "install Docker with the buildx plugin: https://docs.docker.com/engine/install/",
 };
 
-fn docker<I, S>(args: I) -> Step
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
+fn docker(args: impl IntoIterator<Item = impl Into<String>>) -> Step {
     Step::new(TOOL.program, args)
-}
-
-/// Where a build's result goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Into the local engine's image store.
-    Load,
-    /// Straight to the registry, every tag.
-    Push,
 }
 
 /// `docker buildx build` for one image: its platform, Dockerfile, tags and
 /// labels; the digest is written to `metadata` (never read from log text).
+/// `push` sends it straight to the registry, every tag; otherwise it is
+/// loaded into the local engine's image store.
 pub fn build(
     image: &Image,
     metadata: &Path,
-    output: Output,
+    push: bool,
     progress: Progress,
     cache: &[String],
     build_args: &[(String, String)],
@@ -77,10 +66,7 @@ pub fn build(
         args.extend(["--build-arg".into(), format!("{key}={value}")]);
     }
     args.extend(cache.iter().cloned());
-    args.push(match output {
-        Output::Load => "--load".into(),
-        Output::Push => "--push".into(),
-    });
+    args.push(if push { "--push" } else { "--load" }.into());
     args.push(".".into());
     docker(args)
 }
@@ -333,9 +319,11 @@ pub fn list_images(image: &str) -> Step {
 /// Remove images by reference: an image that another name shares (the same
 /// layers built by another project, say) keeps that name, and so stays.
 pub fn remove_images(references: &[String]) -> Step {
-    let mut args = vec!["image".to_string(), "rm".into(), "--force".into()];
-    args.extend(references.iter().cloned());
-    docker(args)
+    docker(
+        ["image", "rm", "--force"]
+            .into_iter()
+            .chain(references.iter().map(String::as_str)),
+    )
 }
 
 /// The command that empties the build cache of the current builder, every
@@ -373,7 +361,7 @@ mod tests {
         let step = build(
             &image(),
             Path::new("target/xtask/cpu.json"),
-            Output::Push,
+            true,
             Progress::Plain,
             &registry_cache(&image()),
             &[("RUNTIME_IMAGE".into(), "debian:12-{arch}".into())],

@@ -1,7 +1,7 @@
 //! `build`: every selected variant built concurrently with BuildKit, each for
 //! its own platform, checked for its architecture, optionally pushed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -11,7 +11,7 @@ use crate::arch::Arch;
 use crate::cli::{BuildArgs, Cache};
 use crate::cosign::Key;
 use crate::disk;
-use crate::docker::{self, Output};
+use crate::docker;
 use crate::exec::{concurrently, Reply, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
@@ -48,11 +48,10 @@ impl Outcome {
 
 pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     let images = &args.images;
-    let target = if args.push {
-        Some(super::target(&images.target)?)
-    } else {
-        None
-    };
+    let target = args
+        .push
+        .then(|| super::target(&images.target))
+        .transpose()?;
     let image = match &target {
         Some(target) => target.image(),
         None => super::image_name(&images.target)?,
@@ -69,28 +68,15 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         super::login::login(runner, target, &images.aws, &images.target.env.to_string())?;
     }
 
-    let metadata_dir = PathBuf::from("target/xtask");
     if !runner.dry_run {
-        std::fs::create_dir_all(root.join(&metadata_dir)).context("cannot create target/xtask")?;
+        std::fs::create_dir_all(root.join(METADATA_DIR)).context("cannot create target/xtask")?;
     }
-    let options = Options {
-        output: if args.push {
-            Output::Push
-        } else {
-            Output::Load
-        },
-        registry_cache,
-        build_args: args.build_args,
-        progress: args.progress,
-        network: args.network,
-        no_cache: args.cache == Cache::None,
-        smoke: args.smoke,
-        signing: signing_key.clone().zip(target.clone()),
-    };
-    github::group(&format!("build {} ({})", names(&plan.images), plan.context));
+    // Stage pushes only: the key, and where the image went.
+    let signing = signing_key.as_ref().zip(target.as_ref());
+    let names: Vec<&str> = plan.images.iter().map(|i| i.variant.as_str()).collect();
+    github::group(&format!("build {} ({})", names.join(", "), plan.context));
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
-        let metadata = metadata_dir.join(format!("{}-metadata.json", image.variant));
-        build_one(runner, root, image, &metadata, &options)
+        build_one(runner, root, image, &args, registry_cache, signing)
     });
     github::end_group();
     if args.push {
@@ -103,18 +89,8 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     )
 }
 
-/// How every variant of one `build` is built.
-struct Options {
-    output: Output,
-    registry_cache: bool,
-    build_args: Vec<(String, String)>,
-    progress: crate::cli::Progress,
-    network: Option<crate::cli::Network>,
-    no_cache: bool,
-    smoke: bool,
-    /// Stage pushes only: the key, and where the image went.
-    signing: Option<(Key, Target)>,
-}
+/// Where BuildKit writes each variant's metadata file, under `root`.
+const METADATA_DIR: &str = "target/xtask";
 
 /// Registry caching applies to pushed CI builds (or when asked for), and
 /// only where the builder can export a cache: see [`docker::Builder`].
@@ -141,11 +117,12 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
 /// A warning: an annotation under GitHub Actions, so it shows on the run's
 /// page, a plain line elsewhere.
 fn warn(runner: &Runner, line: &str) {
-    if github::is_actions() {
-        runner.note("", &format!("::warning::{line}"));
+    let annotation = if github::is_actions() {
+        "::warning::"
     } else {
-        runner.note("", line);
-    }
+        ""
+    };
+    runner.note("", &format!("{annotation}{line}"));
 }
 
 /// Under GitHub Actions, the free space where the builder keeps its data,
@@ -156,24 +133,19 @@ fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
         return Ok(());
     };
     let root = docker::parse_data_root(&text)?;
-    let df = disk::free_space(&root);
-    let answer = match runner.ask("", &df) {
-        Reply::Out(text) => disk::parse_available(&text),
-        Reply::Failed(err) => Err(anyhow::anyhow!("{err}")),
+    let available = match runner.ask("", &disk::free_space(&root)) {
+        Reply::Out(text) => disk::parse_available(&text).map_err(|err| format!("{err:#}")),
+        Reply::Failed(err) => Err(err),
         Reply::DryRun => return Ok(()),
     };
-    match answer {
-        Ok(available) => {
-            let (line, low) = disk::report(&root, available, min_free_gb);
-            if low {
-                warn(runner, &line);
-            } else {
-                runner.note("", &line);
-            }
-        }
+    match available {
+        Ok(available) => match disk::report(&root, available, min_free_gb) {
+            (line, true) => warn(runner, &line),
+            (line, false) => runner.note("", &line),
+        },
         Err(err) => runner.note(
             "",
-            &format!("disk: cannot read the free space in {root}, the engine's data root ({err:#}); is the engine remote?"),
+            &format!("disk: cannot read the free space in {root}, the engine's data root ({err}); is the engine remote?"),
         ),
     }
     Ok(())
@@ -183,69 +155,73 @@ fn build_one(
     runner: &Runner,
     root: &Path,
     image: &Image,
-    metadata: &Path,
-    options: &Options,
+    args: &BuildArgs,
+    registry_cache: bool,
+    signing: Option<(&Key, &Target)>,
 ) -> Outcome {
     let prefix = format!("[{}] ", image.variant);
-    let output = &options.output;
-    let cache = if options.registry_cache {
+    let metadata = Path::new(METADATA_DIR).join(format!("{}-metadata.json", image.variant));
+    let mut extra = if registry_cache {
         docker::registry_cache(image)
     } else {
         Vec::new()
     };
-    let mut extra = cache;
-    if options.no_cache {
+    if args.cache == Cache::None {
         extra.push("--no-cache".to_string());
     }
-    if let Some(network) = options.network {
+    if let Some(network) = args.network {
         extra.extend(["--network".to_string(), network.as_str().to_string()]);
     }
     let step = docker::build(
         image,
-        metadata,
-        output.clone(),
-        options.progress,
+        &metadata,
+        args.push,
+        args.progress,
         &extra,
-        &options.build_args,
+        &args.build_args,
     );
     Outcome::of(image, || {
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
-        match output {
-            Output::Push => runner.run_with_retry(&prefix, &step, PUSH_ATTEMPTS),
-            Output::Load => runner.run(&prefix, &step),
+        if args.push {
+            runner
+                .run_with_retry(&prefix, &step, PUSH_ATTEMPTS)
+                .with_context(|| {
+                    format!(
+                        "build and push of {} for {} to {} failed",
+                        image.variant, image.platform, image.image
+                    )
+                })?;
+        } else {
+            runner.run(&prefix, &step).with_context(|| {
+                format!("build of {} for {} failed", image.variant, image.platform)
+            })?;
         }
-        .with_context(|| match output {
-            Output::Push => format!(
-                "build and push of {} for {} to {} failed",
-                image.variant, image.platform, image.image
-            ),
-            Output::Load => format!("build of {} for {} failed", image.variant, image.platform),
-        })?;
         // A dry run builds nothing, so it has no metadata file to read.
         let digest = if runner.dry_run {
             None
         } else {
-            let text = std::fs::read_to_string(root.join(metadata)).with_context(|| {
+            let text = std::fs::read_to_string(root.join(&metadata)).with_context(|| {
                 format!("BuildKit wrote no metadata file {}", metadata.display())
             })?;
             let built = docker::metadata_digests(&text)?;
-            Some(match output {
+            Some(if args.push {
                 // A pushed image is named by its manifest digest, which
                 // the registry serves.
-                Output::Push => built
+                built
                     .manifest
-                    .context("BuildKit's metadata file names no manifest digest after a push")?,
+                    .context("BuildKit's metadata file names no manifest digest after a push")?
+            } else {
                 // A loaded image by its config digest: the one digest that
                 // means the same on the classic and the containerd store.
-                Output::Load => built.config,
+                built.config
             })
         };
-        check_platform(runner, &prefix, image, output)?;
-        if let Some((key, target)) = &options.signing {
+        check_platform(runner, &prefix, image, args.push)?;
+        if let Some((key, target)) = signing {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
         }
-        if options.smoke {
+        if args.smoke {
             smoke(runner, &prefix, image)?;
         }
         Ok(digest)
@@ -254,17 +230,16 @@ fn build_one(
 
 /// The built image must be for the platform asked for: the legacy builder,
 /// for one, silently reuses a cached image of another architecture.
-fn check_platform(runner: &Runner, prefix: &str, image: &Image, output: &Output) -> Result<()> {
-    let query = match output {
+fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) -> Result<()> {
+    let query = if pushed {
         // By the commit's own tag, which no other commit's build moves (as
         // `latest-*` may be): known before the build, so a dry run prints
         // this very command.
-        Output::Push => {
-            let tag = image.tags.iter().find(|t| tags::is_immutable(t));
-            let tag = tag.unwrap_or(&image.tags[0]);
-            docker::registry_inspect(&format!("{}:{tag}", image.image))
-        }
-        Output::Load => docker::image_inspect(&image.references()[0]),
+        let tag = image.tags.iter().find(|t| tags::is_immutable(t));
+        let tag = tag.unwrap_or(&image.tags[0]);
+        docker::registry_inspect(&format!("{}:{tag}", image.image))
+    } else {
+        docker::image_inspect(&image.references()[0])
     };
     let Some(text) = runner.read(prefix, &query)? else {
         return Ok(());
@@ -348,14 +323,6 @@ fn cannot_run(arch: Arch) -> Option<String> {
     }
 }
 
-fn names(images: &[Image]) -> String {
-    images
-        .iter()
-        .map(|i| i.variant.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The closing table (stdout), the GitHub step summary, and one error naming
 /// every variant that failed: one failure never hides another's result.
 pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
@@ -378,7 +345,7 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         let tags = outcome
             .references
             .iter()
-            .map(|r| tag_of(r))
+            .map(|r| r.rsplit_once(':').map_or(r.as_str(), |(_, tag)| tag))
             .collect::<Vec<_>>()
             .join(", ");
         rows.push([
@@ -416,8 +383,4 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn tag_of(reference: &str) -> &str {
-    reference.rsplit_once(':').map_or(reference, |(_, tag)| tag)
 }
