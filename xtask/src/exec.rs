@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
 /// One external command, as plain data.
@@ -158,9 +158,10 @@ impl Runner {
             let (program, args) = (&step.program, &step.args);
             let mut command = Command::from(cmd!(sh, "{program} {args...}"));
             command
-                .stdin(match password {
-                    Some(_) => Stdio::piped(),
-                    None => Stdio::null(),
+                .stdin(if password.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
                 })
                 .stdout(writer.try_clone()?)
                 .stderr(writer);
@@ -195,26 +196,18 @@ impl Runner {
     /// Run a step up to `attempts` times, waiting longer after each failure:
     /// for registry calls, where a dropped connection or a 5xx is worth a retry.
     pub fn run_with_retry(&self, prefix: &str, step: &Step, attempts: u32) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            match self.run(prefix, step) {
-                Ok(()) => return Ok(()),
-                Err(err) if attempt < attempts => {
-                    let wait = Duration::from_secs(2u64.pow(attempt));
-                    self.note(
-                        prefix,
-                        &format!(
-                            "attempt {attempt}/{attempts} failed ({err:#}); retrying in {wait:?}"
-                        ),
-                    );
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
-                Err(err) => {
-                    return Err(err.context(format!("gave up after {attempts} attempts")));
-                }
-            }
+        for attempt in 1..attempts {
+            let Err(err) = self.run(prefix, step) else {
+                return Ok(());
+            };
+            let wait = Duration::from_secs(2u64.pow(attempt));
+            let note =
+                format!("attempt {attempt}/{attempts} failed ({err:#}); retrying in {wait:?}");
+            self.note(prefix, &note);
+            std::thread::sleep(wait);
         }
+        self.run(prefix, step)
+            .with_context(|| format!("gave up after {attempts} attempts"))
     }
 
     /// Run a read-only step, printed like any other, for its answer: a
@@ -224,10 +217,7 @@ impl Runner {
         if self.dry_run {
             return Reply::DryRun;
         }
-        match self.capture(step) {
-            Ok(out) => Reply::Out(out),
-            Err(why) => Reply::Failed(why),
-        }
+        self.capture(step).map_or_else(Reply::Failed, Reply::Out)
     }
 
     /// Run a read-only step and return its stdout; `None` in a dry run. A
@@ -361,9 +351,7 @@ pub fn require_tools(tools: &[Tool]) -> Result<()> {
         .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool.program).is_file()))
         .map(|tool| format!("`{}` is not on PATH ({})", tool.program, tool.install))
         .collect();
-    if !missing.is_empty() {
-        bail!("{}", missing.join("; "));
-    }
+    ensure!(missing.is_empty(), "{}", missing.join("; "));
     Ok(())
 }
 
