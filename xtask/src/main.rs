@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use xtask::{arch, cli, error, exec, github, tasks};
+use xtask::arch::FILE;
+use xtask::{cli, error, exec, github, tasks};
 
 fn main() -> ExitCode {
     cli::unset_empty_flag_variables();
@@ -16,9 +17,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let code = error::exit_code(&err);
             github::report_error(&err);
-            ExitCode::from(code)
+            ExitCode::from(error::exit_code(&err))
         }
     }
 }
@@ -39,44 +39,40 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
 /// checkout the binary was compiled in: a binary run elsewhere must not
 /// quietly plan another repository. Errors name where the value came from.
 fn project_root(flag: Option<PathBuf>, var: Option<String>, cwd: &Path) -> Result<PathBuf, String> {
-    let named = match (flag, var) {
+    let (dir, source) = match (flag, var) {
         (Some(dir), _) if dir.as_os_str().is_empty() => {
             return Err("--root is empty; pass the repository root".into())
         }
-        (Some(dir), _) => Some((dir, "--root".to_string())),
+        (Some(dir), _) => (dir, "--root".to_string()),
         (None, Some(dir)) if dir.is_empty() => {
             return Err(
                 "XTASK_ROOT is set but empty; unset it, or set it to the repository root".into(),
             )
         }
-        (None, Some(dir)) => Some((PathBuf::from(&dir), format!("XTASK_ROOT={dir}"))),
-        (None, None) => None,
-    };
-    match named {
-        Some((dir, _)) if dir.join(arch::FILE).is_file() => Ok(dir),
-        Some((dir, source)) => Err(format!(
-            "{}: not found in {} (from {source}); point it at the repository root, which holds {}",
-            arch::FILE,
-            dir.display(),
-            arch::FILE
-        )),
-        None => cwd
-            .ancestors()
-            .find(|dir| dir.join(arch::FILE).is_file())
-            .map(Path::to_path_buf)
-            .ok_or_else(|| {
+        (None, Some(dir)) => (PathBuf::from(&dir), format!("XTASK_ROOT={dir}")),
+        (None, None) => {
+            let found = cwd.ancestors().find(|dir| dir.join(FILE).is_file());
+            return found.map(Path::to_path_buf).ok_or_else(|| {
                 format!(
-                    "{}: not found in {} or any directory above it; run cargo xtask inside the repository, or pass --root DIR",
-                    arch::FILE,
+                    "{FILE}: not found in {} or any directory above it; run cargo xtask inside the repository, or pass --root DIR",
                     cwd.display()
                 )
-            }),
+            });
+        }
+    };
+    if dir.join(FILE).is_file() {
+        return Ok(dir);
     }
+    Err(format!(
+        "{FILE}: not found in {} (from {source}); point it at the repository root, which holds {FILE}",
+        dir.display()
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xtask::arch;
 
     /// Where the root comes from, and errors that name that source.
     #[test]
