@@ -22,15 +22,15 @@ pub fn set_output(key: &str, value: &str) -> Result<()> {
 
 /// Append Markdown to the job summary, when running under GitHub Actions.
 pub fn summary(markdown: &str) -> Result<()> {
-    match std::env::var_os("GITHUB_STEP_SUMMARY") {
-        Some(path) => append(&path, markdown).with_context(|| {
-            format!(
-                "cannot write GITHUB_STEP_SUMMARY={}",
-                path.to_string_lossy()
-            )
-        }),
-        None => Ok(()),
-    }
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    append(&path, markdown).with_context(|| {
+        format!(
+            "cannot write GITHUB_STEP_SUMMARY={}",
+            path.to_string_lossy()
+        )
+    })
 }
 
 /// A Markdown table of `rows`, the first being the header; `|` in a cell

@@ -7,33 +7,31 @@
 
 use anyhow::Result;
 
-use crate::cli::CleanArgs;
+use crate::cli::{env_var, CleanArgs};
 use crate::docker;
 use crate::error::Usage;
 use crate::exec::{require_tools, Runner};
+use crate::target::repository_name;
 
 pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
     if !runner.dry_run {
         require_tools(&[docker::TOOL])?;
     }
     // Both names a build may have used: in the registry, and local-only.
-    let mut names = vec![super::image_name(&args.target)?];
-    let bare =
-        crate::target::repository_name(args.target.env, args.target.flags(), &crate::cli::env_var)
-            .map_err(Usage)?;
+    let target = &args.target;
+    let mut names = vec![super::image_name(target)?];
+    let bare = repository_name(target.env, target.flags(), &env_var).map_err(Usage)?;
     if !names.contains(&bare) {
         names.push(bare);
     }
     for name in names {
         remove_images(runner, &name)?;
     }
-    runner.note(
-        "",
-        &format!(
-            "build cache: left alone. xtask creates no builder of its own, so the current builder's cache holds every project's builds, and nothing in it says which repository made what; `{}` empties it, for all of them",
-            docker::prune_build_cache()
-        ),
+    let note = format!(
+        "build cache: left alone. xtask creates no builder of its own, so the current builder's cache holds every project's builds, and nothing in it says which repository made what; `{}` empties it, for all of them",
+        docker::prune_build_cache()
     );
+    runner.note("", &note);
     Ok(())
 }
 
@@ -41,10 +39,8 @@ pub fn run(args: CleanArgs, runner: &Runner) -> Result<()> {
 fn remove_images(runner: &Runner, name: &str) -> Result<()> {
     let Some(listing) = runner.read("", &docker::list_images(name))? else {
         let remove = docker::remove_images(&[]);
-        runner.note(
-            "",
-            &format!("dry run: every image that listing names would go, with `{remove} ...`"),
-        );
+        let note = format!("dry run: every image that listing names would go, with `{remove} ...`");
+        runner.note("", &note);
         return Ok(());
     };
     let references: Vec<String> = listing.split_whitespace().map(String::from).collect();

@@ -27,14 +27,10 @@ pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) 
 
 /// Log in unless told to reuse an existing login.
 pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, what: &str) -> Result<()> {
+    let registry = &target.registry;
     if aws.no_login {
-        runner.note(
-            "",
-            &format!(
-                "reusing the existing Docker login for {} (--no-login)",
-                target.registry
-            ),
-        );
+        let note = format!("reusing the existing Docker login for {registry} (--no-login)");
+        runner.note("", &note);
         return Ok(());
     }
     let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());
@@ -46,9 +42,6 @@ pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, what: &str) -> Res
         } else {
             "the registry did not accept docker login (its answer follows); check that the registry host is right and up, and that this account may use it"
         };
-        err.context(format!(
-            "login to the {what} registry {} failed: {why}",
-            target.registry
-        ))
+        err.context(format!("login to the {what} registry {registry} failed: {why}"))
     })
 }

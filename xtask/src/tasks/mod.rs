@@ -11,12 +11,12 @@ pub mod rehearse;
 mod signatures;
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
 use crate::arch::Architectures;
-use crate::cli::env_var;
-use crate::cli::{Command, TargetArgs, VariantArgs};
+use crate::cli::{env_var, Command, TargetArgs, VariantArgs};
 use crate::context::{self, ContextArgs, Purpose};
 use crate::error::Usage;
 use crate::exec::Runner;
@@ -77,18 +77,12 @@ pub fn load_plan(
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
 fn created_epoch() -> Result<u64> {
-    match env_var("SOURCE_DATE_EPOCH") {
-        Some(text) => text.trim().parse().map_err(|_| {
-            Usage(format!(
-                "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970"
-            ))
-            .into()
-        }),
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)),
-    }
+    let Some(text) = env_var("SOURCE_DATE_EPOCH") else {
+        let since_1970 = SystemTime::now().duration_since(UNIX_EPOCH);
+        return Ok(since_1970.map_or(0, |d| d.as_secs()));
+    };
+    let message = format!("SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970");
+    text.trim().parse().map_err(|_| Usage(message).into())
 }
 
 /// The tools a push needs, checked before anything runs (a dry run runs
