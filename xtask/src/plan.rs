@@ -137,11 +137,9 @@ impl Plan {
         if let Some(image) = self.images.first() {
             out += "labels:\n";
             for (key, value) in &image.labels {
-                if key == VARIANT_LABEL || key.ends_with(".title") {
-                    out += &format!("  {key}=<per variant>\n");
-                } else {
-                    out += &format!("  {key}={value}\n");
-                }
+                let per_variant = key == VARIANT_LABEL || key.ends_with(".title");
+                let value = if per_variant { "<per variant>" } else { value };
+                out += &format!("  {key}={value}\n");
             }
         }
         out

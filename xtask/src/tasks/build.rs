@@ -82,11 +82,8 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     if args.push {
         signatures::push_summary(runner, &outcomes, signing_key.as_ref())?;
     }
-    report(
-        runner,
-        &outcomes,
-        if args.push { "pushed" } else { "built" },
-    )
+    let verb = if args.push { "pushed" } else { "built" };
+    report(runner, &outcomes, verb)
 }
 
 /// Where BuildKit writes each variant's metadata file, under `root`.
@@ -231,6 +228,7 @@ fn build_one(
 /// The built image must be for the platform asked for: the legacy builder,
 /// for one, silently reuses a cached image of another architecture.
 fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) -> Result<()> {
+    let variant = &image.variant;
     let query = if pushed {
         // By the commit's own tag, which no other commit's build moves (as
         // `latest-*` may be): known before the build, so a dry run prints
@@ -244,17 +242,12 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
     let Some(text) = runner.read(prefix, &query)? else {
         return Ok(());
     };
-    let found = docker::parse_platform(&text).with_context(|| {
-        format!(
-            "cannot read the architecture of the {} image",
-            image.variant
-        )
-    })?;
+    let found = docker::parse_platform(&text)
+        .with_context(|| format!("cannot read the architecture of the {variant} image"))?;
     let found = format!("{}/{}", found.os, found.architecture);
     if found != image.platform {
         bail!(
-            "the {} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
-            image.variant,
+            "the {variant} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
             image.platform
         );
     }
@@ -265,6 +258,7 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
 /// Start the image and run its `check`: it must start, and say it is the
 /// variant and architecture it was built as.
 fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
+    let variant = &image.variant;
     if let Some(why) = cannot_run(image.arch) {
         runner.note(prefix, &format!("smoke check skipped: {why}"));
         return Ok(());
@@ -272,27 +266,24 @@ fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
     let reference = &image.references()[0];
     let Some(text) = runner
         .read(prefix, &docker::run_check(reference, image.platform))
-        .with_context(|| format!("smoke check of the {} image failed", image.variant))?
+        .with_context(|| format!("smoke check of the {variant} image failed"))?
     else {
         return Ok(());
     };
     let probe = docker::parse_probe(&text)?;
-    if probe.variant.as_deref() != Some(image.variant.as_str()) || probe.arch != image.arch.as_str()
-    {
+    if probe.variant.as_ref() != Some(variant) || probe.arch != image.arch.as_str() {
         bail!(
-            "smoke check: the {} image reports variant {:?} on {}, expected {} on {}",
-            image.variant,
+            "smoke check: the {variant} image reports variant {:?} on {}, expected {variant} on {}",
             probe.variant.unwrap_or_default(),
             probe.arch,
-            image.variant,
             image.arch
         );
     }
     runner.note(
         prefix,
         &format!(
-            "smoke check: {reference} starts and reports {} on {}",
-            image.variant, probe.arch
+            "smoke check: {reference} starts and reports {variant} on {}",
+            probe.arch
         ),
     );
     Ok(())
@@ -301,18 +292,16 @@ fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
 /// Why an image of `arch` cannot run on this machine, if it cannot: neither
 /// native nor emulated through a qemu binfmt handler.
 fn cannot_run(arch: Arch) -> Option<String> {
-    let native = match std::env::consts::ARCH {
-        "x86_64" => Some(Arch::Amd64),
-        "aarch64" => Some(Arch::Arm64),
-        _ => None,
+    // The kernel's name for it: what Rust reports as the host's, and what
+    // qemu's binfmt handler is named after.
+    let machine = match arch {
+        Arch::Amd64 => "x86_64",
+        Arch::Arm64 => "aarch64",
     };
-    if native == Some(arch) {
+    if std::env::consts::ARCH == machine {
         return None;
     }
-    let handler = match arch {
-        Arch::Amd64 => "qemu-x86_64",
-        Arch::Arm64 => "qemu-aarch64",
-    };
+    let handler = format!("qemu-{machine}");
     let path = format!("/proc/sys/fs/binfmt_misc/{handler}");
     match std::fs::read_to_string(&path) {
         Ok(state) if state.starts_with("enabled") => None,
@@ -336,11 +325,15 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         vec![["VARIANT", "PLATFORM", "RESULT", digest, "TIME", "TAGS"].map(String::from)];
     let mut summary =
         format!("### Images {verb}\n\n| variant | platform | digest | tags |\n|---|---|---|---|\n");
+    let mut failures = Vec::new();
     for outcome in outcomes {
         let (result, digest) = match &outcome.result {
             Ok(Some(digest)) => ("ok", digest.as_str()),
             Ok(None) => ("dry run", "-"),
-            Err(_) => ("FAILED", "-"),
+            Err(err) => {
+                failures.push(format!("{}: {err:#}", outcome.variant));
+                ("FAILED", "-")
+            }
         };
         let tags = outcome
             .references
@@ -365,15 +358,6 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
     if !runner.dry_run {
         github::summary(&summary)?;
     }
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| {
-            o.result
-                .as_ref()
-                .err()
-                .map(|err| format!("{}: {err:#}", o.variant))
-        })
-        .collect();
     if !failures.is_empty() {
         bail!(
             "{} of {} variants failed:\n  {}",
