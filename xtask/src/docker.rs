@@ -116,16 +116,9 @@ pub fn metadata_digests(text: &str) -> Result<Built> {
     let digest = metadata
         .digest
         .context("BuildKit's metadata file has no containerimage.digest")?;
-    Ok(match metadata.config {
-        Some(config) if config != digest => Built {
-            manifest: Some(digest),
-            config,
-        },
-        _ => Built {
-            manifest: None,
-            config: digest,
-        },
-    })
+    let config = metadata.config.unwrap_or_else(|| digest.clone());
+    let manifest = (config != digest).then_some(digest);
+    Ok(Built { manifest, config })
 }
 
 /// `docker buildx inspect`: the current builder, its driver and its workers.

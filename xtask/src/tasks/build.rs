@@ -158,14 +158,11 @@ fn build_one(
 ) -> Outcome {
     let prefix = format!("[{}] ", image.variant);
     let metadata = Path::new(METADATA_DIR).join(format!("{}-metadata.json", image.variant));
-    let mut extra = if registry_cache {
-        docker::registry_cache(image)
-    } else {
-        Vec::new()
+    let mut extra = match args.cache {
+        Cache::None => vec!["--no-cache".to_string()],
+        _ if registry_cache => docker::registry_cache(image),
+        _ => Vec::new(),
     };
-    if args.cache == Cache::None {
-        extra.push("--no-cache".to_string());
-    }
     if let Some(network) = args.network {
         extra.extend(["--network".to_string(), network.as_str().to_string()]);
     }
