@@ -1,6 +1,7 @@
 //! The command line: one binary, tasks as subcommands. Doc comments are the
 //! help text.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -347,8 +348,8 @@ pub struct CleanArgs {
 /// in every subcommand. One that is set but empty is removed before parsing
 /// ([`unset_empty_flag_variables`]): clap would take "" as the flag's value
 /// and blame the flag.
-pub fn flag_variables(command: &clap::Command) -> Vec<String> {
-    let mut names: Vec<String> = command
+pub fn flag_variables(command: &clap::Command) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = command
         .get_arguments()
         .filter_map(|arg| arg.get_env())
         .map(|name| name.to_string_lossy().into_owned())
@@ -356,8 +357,6 @@ pub fn flag_variables(command: &clap::Command) -> Vec<String> {
     for sub in command.get_subcommands() {
         names.extend(flag_variables(sub));
     }
-    names.sort();
-    names.dedup();
     names
 }
 
