@@ -8,13 +8,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use super::build::Outcome;
 use super::{reason, short};
 use crate::arch::Arch;
 use crate::cli::SigningArgs;
-use crate::cosign::{self, Key};
+use crate::cosign::{self, Key, DEFAULT_PUBLIC_KEY};
 use crate::error::Usage;
 use crate::exec::{concurrently, Reply, Runner};
 use crate::github;
@@ -25,10 +25,9 @@ use crate::target::{Env, Target};
 /// where promotion would neither find nor copy them.
 fn check_environment() -> Result<()> {
     if std::env::var_os("COSIGN_REPOSITORY").is_some() {
-        return Err(Usage(
+        bail!(Usage(
             "COSIGN_REPOSITORY is set: signatures must stay next to the images, where promote finds and copies them; unset it".into(),
-        )
-        .into());
+        ));
     }
     Ok(())
 }
@@ -40,10 +39,9 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
         return Ok(None);
     }
     check_environment()?;
-    let key = args.signing_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
+    let key = args.signing_key.clone().filter(|k| !k.is_empty()).map(Key).ok_or_else(|| {
         Usage("stage pushes are signed: pass --signing-key or set COSIGN_KEY (a cosign key file, or awskms:///alias/NAME in CI)".into())
     })?;
-    let key = Key(key);
     let password_set = std::env::var_os(cosign::PASSWORD_VAR).is_some();
     cosign::check_signing_key(&key, root, password_set, "--signing-key (COSIGN_KEY)")
         .map_err(Usage)?;
@@ -55,16 +53,14 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
 pub fn verify_key(text: &str, root: &Path) -> Result<Key> {
     check_environment()?;
     let text = if text.is_empty() {
-        cosign::DEFAULT_PUBLIC_KEY
+        DEFAULT_PUBLIC_KEY
     } else {
         text
     };
     let key = Key(text.to_string());
     key.check_file(root, "--verify-key (COSIGN_PUBLIC_KEY)").map_err(|why| {
         Usage(format!(
-            "{why}; commit the stage signing key's public half as {} (cosign public-key --key awskms:///alias/NAME > {})",
-            cosign::DEFAULT_PUBLIC_KEY,
-            cosign::DEFAULT_PUBLIC_KEY
+            "{why}; commit the stage signing key's public half as {DEFAULT_PUBLIC_KEY} (cosign public-key --key awskms:///alias/NAME > {DEFAULT_PUBLIC_KEY})"
         ))
     })?;
     Ok(key)
@@ -80,12 +76,9 @@ pub fn sign(
     key: &Key,
 ) -> Result<()> {
     let digest = digest.unwrap_or("<digest>");
+    let step = cosign::sign(target, digest, key);
     runner
-        .run_with_retry(
-            prefix,
-            &cosign::sign(target, digest, key),
-            super::build::PUSH_ATTEMPTS,
-        )
+        .run_with_retry(prefix, &step, super::build::PUSH_ATTEMPTS)
         .with_context(|| format!("signing {}@{digest} failed", target.image()))?;
     if !runner.dry_run {
         runner.note(prefix, &format!("signed {digest} with {}", key.0));
@@ -158,15 +151,12 @@ pub fn check(
         skopeo::inspect(stage, &tag, arch),
         skopeo::inspect(prod, &tag, arch),
     ];
-    let mut replies = concurrently(&steps, |step| answer(runner.ask(prefix, step))).into_iter();
-    let mut next = || replies.next().expect("one reply per step");
-    let (verified, in_stage, in_prod) = (next(), next(), next());
+    let replies = concurrently(&steps, |step| answer(runner.ask(prefix, step)));
+    let [verified, in_stage, in_prod] = replies.try_into().expect("one reply per step");
     let loose = || answer(runner.ask(prefix, &cosign::verify(stage, digest, key, false)));
     let sig_digest = judge(digest, &tag, key, verified, in_stage, loose)?;
-    let done = match in_prod {
-        Ok(text) => skopeo::parse_inspect(&text).is_ok_and(|i| i.digest == sig_digest),
-        Err(_) => false,
-    };
+    let done = in_prod
+        .is_ok_and(|text| skopeo::parse_inspect(&text).is_ok_and(|i| i.digest == sig_digest));
     Ok(Signature {
         tag,
         digest: Some(sig_digest),
@@ -186,11 +176,6 @@ fn judge(
     in_stage: Answer,
     loose: impl FnOnce() -> Answer,
 ) -> Result<String, String> {
-    let read = |text: &str| {
-        skopeo::parse_inspect(text)
-            .map(|i| i.digest)
-            .map_err(|e| format!("{e:#}"))
-    };
     let this = short(digest);
     match (verified, in_stage) {
         (Ok(out), Ok(sig)) => {
@@ -201,16 +186,14 @@ fn judge(
                     signed.join(", ")
                 ));
             }
-            read(&sig)
+            skopeo::parse_inspect(&sig)
+                .map(|i| i.digest)
+                .map_err(|e| format!("{e:#}"))
         }
-        (Ok(_), Err(stderr)) => Err(format!(
-            "cannot read stage's signature {tag}: {}",
-            reason(&stderr)
-        )),
         (Err(_), Err(stderr)) if skopeo::is_not_found(&stderr) => Err(format!(
             "unsigned: stage has no signature for {this} (no tag {tag}); only images the stage pipeline pushed and signed are promoted"
         )),
-        (Err(_), Err(stderr)) => Err(format!(
+        (_, Err(stderr)) => Err(format!(
             "cannot read stage's signature {tag}: {}",
             reason(&stderr)
         )),
@@ -240,30 +223,24 @@ pub fn copy(
     (stage, prod): (&Target, &Target),
     signature: &Signature,
 ) -> Result<()> {
-    // A dry run read no digest: the copy it prints names the tag.
-    let source = match &signature.digest {
-        Some(digest) => format!("{}@{digest}", stage.image()),
-        None => stage.reference(&signature.tag),
-    };
-    let digest = signature.digest.as_deref().unwrap_or("-");
-    if signature.done {
-        runner.note(
-            prefix,
-            &format!(
-                "{}: already in prod at {}, skipped",
-                signature.tag,
-                short(digest)
-            ),
-        );
+    let Signature { tag, digest, done } = signature;
+    if *done {
+        let digest = short(digest.as_deref().unwrap_or("-"));
+        let note = format!("{tag}: already in prod at {digest}, skipped");
+        runner.note(prefix, &note);
         return Ok(());
     }
-    let step = skopeo::copy(stage, &source, prod, &signature.tag);
+    // A dry run read no digest: the copy it prints names the tag.
+    let source = match digest {
+        Some(digest) => format!("{}@{digest}", stage.image()),
+        None => stage.reference(tag),
+    };
+    let step = skopeo::copy(stage, &source, prod, tag);
     runner
         .run_with_retry(prefix, &step, super::build::PUSH_ATTEMPTS)
         .with_context(|| {
             format!(
-                "copy of the signature {} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
-                signature.tag
+                "copy of the signature {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped"
             )
         })
 }
@@ -278,21 +255,20 @@ pub fn verify_in_prod(
     key: &Key,
 ) -> Result<()> {
     let want = digest.unwrap_or("<stage digest>");
-    let out = runner
-        .read(prefix, &cosign::verify(prod, want, key, true))
-        .with_context(|| {
-            format!(
-                "verification failed: prod's image {} has no signature that {} verifies",
-                short(want),
-                key.0
-            )
-        })?;
+    let step = cosign::verify(prod, want, key, true);
+    let out = runner.read(prefix, &step).with_context(|| {
+        format!(
+            "verification failed: prod's image {} has no signature that {} verifies",
+            short(want),
+            key.0
+        )
+    })?;
     let Some(out) = out else {
         return Ok(());
     };
     let signed = cosign::signed_digests(&out)?;
     if !signed.iter().any(|d| d == want) {
-        anyhow::bail!(
+        bail!(
             "verification failed: prod's signatures are for {}, not for {}",
             signed.join(", "),
             short(want)

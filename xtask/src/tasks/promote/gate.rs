@@ -30,6 +30,13 @@ pub(super) struct Promotion {
     pub(super) signature: Signature,
 }
 
+impl Promotion {
+    /// What the variant's output lines start with.
+    pub(super) fn prefix(&self) -> String {
+        format!("[{}] ", self.variant.name)
+    }
+}
+
 /// Whether the release commit is on the default branch: `Ok(Err(why))` is
 /// the gate's verdict. A checkout that cannot tell (the commit or the branch
 /// not fetched, a shallow history) is bad input, said with how to fetch.
@@ -41,16 +48,14 @@ pub(super) fn on_default_branch(
 ) -> Result<Result<String, String>> {
     let fetch = "fetch it (git fetch origin, or actions/checkout with fetch-depth: 0)";
     if !git::has_commit(runner, sha) {
-        return Err(Usage(format!(
+        bail!(Usage(format!(
             "commit {sha} is not in this checkout, so whether it is on {branch} cannot be checked; {fetch}"
-        ))
-        .into());
+        )));
     }
     let Some(reference) = git::branch_ref(runner, branch) else {
-        return Err(Usage(format!(
+        bail!(Usage(format!(
             "the default branch {branch} ({source}) is not in this checkout: neither origin/{branch} nor {branch} exists; {fetch}"
-        ))
-        .into());
+        )));
     };
     if git::is_ancestor(runner, sha, &reference) {
         return Ok(Ok(format!(
@@ -59,11 +64,10 @@ pub(super) fn on_default_branch(
         )));
     }
     if git::is_shallow(runner) {
-        return Err(Usage(format!(
+        bail!(Usage(format!(
             "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
             sha.short()
-        ))
-        .into());
+        )));
     }
     Ok(Err(format!(
         "commit {} is not on {reference}: only commits merged to {branch} ({source}) are promoted to prod",
@@ -78,80 +82,38 @@ pub(super) fn gate(
     context: &Context,
     on_branch: Result<String, String>,
     variants: &[Variant],
-    (stage, prod): (&Target, &Target),
+    targets: (&Target, &Target),
     key: &Key,
 ) -> Result<Vec<Promotion>> {
     let sha = context.sha();
-    let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
-    let mut promotions = Vec::new();
-    let mut failed = on_branch.is_err();
     // Every read of every variant, stage and prod, in one round at once; the
     // verdicts are taken afterwards, in order.
     let checks = concurrently(variants, |variant| {
-        let prefix = format!("[{}] ", variant.name);
-        let sha_tag = tags::tag(sha.short(), variant.arch, &variant.name);
-        let latest_tag = tags::tag("latest", variant.arch, &variant.name);
-        let result = tags::image_tags(context, variant).and_then(|mut prod_tags| {
-            // The moving tags (`latest-*`) are written last.
-            prod_tags.sort_by_key(|tag| !tags::is_immutable(tag));
-            let reads: Vec<(&Target, &str)> = [(stage, sha_tag.as_str()), (stage, &latest_tag)]
-                .into_iter()
-                .chain(prod_tags.iter().map(|tag| (prod, tag.as_str())))
-                .collect();
-            let mut answers = concurrently(&reads, |(target, tag)| {
-                runner.ask(&prefix, &skopeo::inspect(target, tag, variant.arch))
-            })
-            .into_iter();
-            let mut next = || answers.next().expect("one answer per read");
-            let digest = check_stage(next(), next(), &sha_tag, &latest_tag, sha)?;
-            let prod_answers: Vec<_> = answers.collect();
-            // Whether the image is the stage pipeline's comes before what
-            // prod holds: a foreign image is refused as such.
-            let targets = (stage, prod);
-            let signature = signatures::check(
-                runner,
-                &prefix,
-                targets,
-                variant.arch,
-                digest.as_deref(),
-                key,
-            )?;
-            let tags = judge_prod(prod_tags, prod_answers, digest.as_deref())?;
-            Ok((digest, tags, signature))
-        });
-        (sha_tag, latest_tag, result)
+        let stage_tags =
+            [sha.short(), "latest"].map(|what| tags::tag(what, variant.arch, &variant.name));
+        let check = check(runner, context, variant, targets, key, &stage_tags);
+        (stage_tags.join(", "), check)
     });
-    for (variant, (sha_tag, latest_tag, result)) in variants.iter().zip(checks) {
-        let (digest, verdict) = match result {
-            Ok((digest, tags, signature)) => {
-                let verdict = match &digest {
-                    None => "(dry run: not checked)".to_string(),
-                    Some(_) => "ok".to_string(),
-                };
-                let source = match &digest {
-                    Some(digest) => format!("{}@{digest}", stage.image()),
-                    None => stage.reference(&sha_tag),
-                };
-                promotions.push(Promotion {
-                    variant: variant.clone(),
-                    digest: digest.clone(),
-                    source,
-                    tags,
-                    signature,
-                });
-                (digest.unwrap_or_else(|| "-".into()), verdict)
+    let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
+    let mut promotions = Vec::new();
+    let mut first_failure = on_branch.as_ref().err().cloned();
+    for (variant, (stage_tags, check)) in variants.iter().zip(checks) {
+        let (digest, verdict) = match check {
+            Ok(promotion) => {
+                let digest = promotion.digest.clone();
+                promotions.push(promotion);
+                match digest {
+                    Some(digest) => (digest, "ok".to_string()),
+                    None => ("-".to_string(), "(dry run: not checked)".to_string()),
+                }
             }
             Err(why) => {
-                failed = true;
-                ("-".to_string(), format!("FAILED: {why}"))
+                let verdict = format!("FAILED: {why}");
+                first_failure.get_or_insert_with(|| format!("{}: {verdict}", variant.name));
+                ("-".to_string(), verdict)
             }
         };
-        rows.push([
-            variant.name.clone(),
-            format!("{sha_tag}, {latest_tag}"),
-            digest,
-            verdict,
-        ]);
+        rows.push([variant.name.clone(), stage_tags, digest, verdict]);
     }
     eprint!(
         "gate for {} ({}):\n{}",
@@ -168,19 +130,60 @@ pub(super) fn gate(
         let title = format!("### Promotion gate for {}\n\n", context.describe());
         github::summary(&(title + &github::markdown_table(&rows)))?;
     }
-    if failed {
-        let first = on_branch.err().or_else(|| {
-            rows.iter()
-                .skip(1)
-                .find(|r| r[3].starts_with("FAILED"))
-                .map(|r| format!("{}: {}", r[0], r[3]))
-        });
-        bail!(
-            "promotion gate failed, nothing was copied to prod: {}",
-            first.unwrap_or_default()
-        );
+    if let Some(why) = first_failure {
+        bail!("promotion gate failed, nothing was copied to prod: {why}");
     }
     Ok(promotions)
+}
+
+/// One variant's verdict from all its reads at once: stage's `<sha8>` and
+/// `latest` tags (`stage_tags`), then its signature, then what prod holds.
+fn check(
+    runner: &Runner,
+    context: &Context,
+    variant: &Variant,
+    (stage, prod): (&Target, &Target),
+    key: &Key,
+    [sha_tag, latest_tag]: &[String; 2],
+) -> Result<Promotion, String> {
+    let prefix = format!("[{}] ", variant.name);
+    let mut prod_tags = tags::image_tags(context, variant)?;
+    // The moving tags (`latest-*`) are written last.
+    prod_tags.sort_by_key(|tag| !tags::is_immutable(tag));
+    let reads: Vec<(&Target, &str)> = [(stage, sha_tag), (stage, latest_tag)]
+        .into_iter()
+        .chain(prod_tags.iter().map(|tag| (prod, tag)))
+        .map(|(target, tag)| (target, tag.as_str()))
+        .collect();
+    let mut answers = concurrently(&reads, |(target, tag)| {
+        runner.ask(&prefix, &skopeo::inspect(target, tag, variant.arch))
+    });
+    let in_prod = answers.split_off(2);
+    let [by_sha, latest] = answers.try_into().expect("one answer per read");
+    let digest = check_stage(by_sha, latest, sha_tag, latest_tag, context.sha())?;
+    // Whether the image is the stage pipeline's comes before what prod
+    // holds: a foreign image is refused as such.
+    let signature = signatures::check(
+        runner,
+        &prefix,
+        (stage, prod),
+        variant.arch,
+        digest.as_deref(),
+        key,
+    )?;
+    let tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
+    // A dry run, which read nothing, copies from the stage tag by name.
+    let source = match &digest {
+        Some(digest) => format!("{}@{digest}", stage.image()),
+        None => stage.reference(sha_tag),
+    };
+    Ok(Promotion {
+        variant: variant.clone(),
+        digest,
+        source,
+        tags,
+        signature,
+    })
 }
 
 /// Stage's digest for the release from the reads of its two tags: both
@@ -207,8 +210,7 @@ fn check_stage(
             }
         }
     };
-    let (by_sha, latest) = (parse(by_sha, sha_tag), parse(latest, latest_tag));
-    let (Some(by_sha), Some(latest)) = (by_sha?, latest?) else {
+    let (Some(by_sha), Some(latest)) = (parse(by_sha, sha_tag)?, parse(latest, latest_tag)?) else {
         return Ok(None);
     };
     if by_sha.digest != latest.digest {
@@ -218,15 +220,11 @@ fn check_stage(
             short(&by_sha.digest)
         ));
     }
-    let revision = by_sha
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(REVISION_LABEL))
-        .cloned();
-    if revision.as_deref() != Some(sha.full()) {
+    let labels = by_sha.labels.unwrap_or_default();
+    let revision = labels.get(REVISION_LABEL).map_or("(none)", String::as_str);
+    if revision != sha.full() {
         return Err(format!(
-            "{sha_tag} has {REVISION_LABEL}={}, expected {}",
-            revision.unwrap_or_else(|| "(none)".into()),
+            "{sha_tag} has {REVISION_LABEL}={revision}, expected {}",
             sha.full()
         ));
     }
@@ -241,8 +239,7 @@ fn judge_prod(
     answers: Vec<Reply>,
     digest: Option<&str>,
 ) -> Result<Vec<(String, bool)>, String> {
-    let mut out = Vec::new();
-    for (tag, answer) in tags.into_iter().zip(answers) {
+    let judge = |(tag, answer): (String, Reply)| {
         let done = match (digest, answer) {
             (Some(want), Reply::Out(text)) => {
                 let have = skopeo::parse_inspect(&text)
@@ -270,7 +267,7 @@ fn judge_prod(
             }
             _ => false,
         };
-        out.push((tag, done));
-    }
-    Ok(out)
+        Ok((tag, done))
+    };
+    tags.into_iter().zip(answers).map(judge).collect()
 }

@@ -38,21 +38,19 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     let github = context::github_env()?;
     let context = context::load(&args.context, github.as_ref(), runner, Purpose::Promote)?;
     if !matches!(context, Context::Release { .. } | Context::Dispatch { .. }) {
-        return Err(Usage(format!(
+        bail!(Usage(format!(
             "promote runs for a release or a manual re-promote, not a {}; pass --context release --release-tag TAG, or --context dispatch",
             context.describe()
-        ))
-        .into());
+        )));
     }
     let [stage, prod] = [Env::Stage, Env::Prod]
         .map(|env| target::resolve(env, args.flags(env), env_var).map_err(Usage));
     let (stage, prod) = (stage?, prod?);
     if stage == prod {
-        return Err(Usage(format!(
+        bail!(Usage(format!(
             "stage and prod are both {}: promote copies from one to the other; point ECR_REGISTRY_PROD (--prod-registry) or ECR_REPOSITORY_PROD (--prod-repository) at prod",
             stage.image()
-        ))
-        .into());
+        )));
     }
     // The commit and its own files decide, not the checkout: a manual
     // re-promote checks out a branch head, which may list other variants.
@@ -123,8 +121,8 @@ fn architectures_at(runner: &Runner, sha: &Sha) -> Result<Architectures> {
 /// add a manifest, follow together. The `latest` tags, manifests only, all
 /// go together once every variant is in place.
 fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
+    // The tags of one kind prod lacks; those it has are said to be skipped.
     let todo = |promotion: &Promotion, immutable: bool| -> Vec<String> {
-        let prefix = format!("[{}] ", promotion.variant.name);
         let mut todo = Vec::new();
         for (tag, done) in &promotion.tags {
             if tags::is_immutable(tag) != immutable {
@@ -133,7 +131,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
             if *done {
                 let digest = promotion.digest.as_deref().unwrap_or_default();
                 let note = format!("{tag}: already in prod at {}, skipped", short(digest));
-                runner.note(&prefix, &note);
+                runner.note(&promotion.prefix(), &note);
             } else {
                 todo.push(tag.clone());
             }
@@ -141,10 +139,9 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         todo
     };
     let copy_one = |promotion: &Promotion, tag: &str| {
-        let prefix = format!("[{}] ", promotion.variant.name);
         let step = skopeo::copy(stage, &promotion.source, prod, tag);
         runner
-            .run_with_retry(&prefix, &step, super::build::PUSH_ATTEMPTS)
+            .run_with_retry(&promotion.prefix(), &step, super::build::PUSH_ATTEMPTS)
             .with_context(|| {
                 format!(
                     "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
@@ -161,7 +158,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         }
         // The signature goes with the variant's immutable tags, before any
         // `latest` tag points at the image.
-        let prefix = format!("[{}] ", promotion.variant.name);
+        let prefix = promotion.prefix();
         signatures::copy(runner, &prefix, (stage, prod), &promotion.signature)?;
     }
     let latest: Vec<(&Promotion, String)> = promotions
@@ -176,40 +173,35 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
 /// Every prod tag resolves to the stage digest, and every prod image
 /// verifies with the same key as in stage.
 fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -> Result<()> {
-    let checks: Vec<(&Promotion, &str)> = promotions
+    // Every tag's digest, then every variant's signature (`None`), at once.
+    let checks: Vec<(&Promotion, Option<&str>)> = promotions
         .iter()
-        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, tag.as_str())))
+        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, Some(tag.as_str()))))
+        .chain(promotions.iter().map(|p| (p, None)))
         .collect();
-    // The tags' digests and the signatures are checked at once.
-    let (results, signed) = std::thread::scope(|scope| {
-        let signed = scope.spawn(|| {
-            concurrently(promotions, |p| {
-                let prefix = format!("[{}] ", p.variant.name);
-                signatures::verify_in_prod(runner, &prefix, prod, p.digest.as_deref(), key)
-                    .with_context(|| format!("{} in prod", p.variant.name))
-            })
-        });
-        let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
-            let prefix = format!("[{}] ", promotion.variant.name);
-            let step = skopeo::inspect(prod, tag, promotion.variant.arch);
-            let Some(text) = runner.read(&prefix, &step)? else {
-                return Ok(());
-            };
-            let have = skopeo::parse_inspect(&text)?.digest;
-            let want = promotion.digest.as_deref().unwrap_or_default();
-            if have != want {
-                bail!(
-                    "verification failed: prod {tag} ({}) is {} but stage is {}",
-                    promotion.variant.name,
-                    short(&have),
-                    short(want)
-                );
-            }
-            Ok(())
-        });
-        (results, signed.join().expect("a worker thread panicked"))
+    let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
+        let (prefix, digest) = (promotion.prefix(), promotion.digest.as_deref());
+        let Some(tag) = tag else {
+            return signatures::verify_in_prod(runner, &prefix, prod, digest, key)
+                .with_context(|| format!("{} in prod", promotion.variant.name));
+        };
+        let step = skopeo::inspect(prod, tag, promotion.variant.arch);
+        let Some(text) = runner.read(&prefix, &step)? else {
+            return Ok(());
+        };
+        let have = skopeo::parse_inspect(&text)?.digest;
+        let want = digest.unwrap_or_default();
+        if have != want {
+            bail!(
+                "verification failed: prod {tag} ({}) is {} but stage is {}",
+                promotion.variant.name,
+                short(&have),
+                short(want)
+            );
+        }
+        Ok(())
     });
-    results.into_iter().chain(signed).collect()
+    results.into_iter().collect()
 }
 
 fn report(
@@ -224,15 +216,11 @@ fn report(
         "### Promoted to {}\n\n| variant | digest | tags | signature |\n|---|---|---|---|\n",
         prod.image()
     );
+    let signature = format!("verified with `{}` in stage and prod", key.0);
     for p in promotions {
         let digest = p.digest.as_deref().unwrap_or("not read (dry run)");
-        let tags = p
-            .tags
-            .iter()
-            .map(|(t, _)| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let signature = format!("verified with `{}` in stage and prod", key.0);
+        let tags: Vec<&str> = p.tags.iter().map(|(tag, _)| tag.as_str()).collect();
+        let tags = tags.join(", ");
         summary += &format!(
             "| {} | `{digest}` | {tags} | {signature} |\n",
             p.variant.name
