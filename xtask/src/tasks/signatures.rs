@@ -105,7 +105,6 @@ pub fn push_summary(runner: &Runner, outcomes: &[Outcome], key: Option<&Key>) ->
 }
 
 /// One variant's signature, as the gate found it in stage and prod.
-#[derive(Clone, Debug)]
 pub struct Signature {
     /// cosign 2's `sha256-<hex>.sig` tag, in stage and in prod.
     pub tag: String,

@@ -239,7 +239,8 @@ fn judge_prod(
     answers: Vec<Reply>,
     digest: Option<&str>,
 ) -> Result<Vec<(String, bool)>, String> {
-    let judge = |(tag, answer): (String, Reply)| {
+    let mut out = Vec::new();
+    for (tag, answer) in tags.into_iter().zip(answers) {
         let done = match (digest, answer) {
             (Some(want), Reply::Out(text)) => {
                 let have = skopeo::parse_inspect(&text)
@@ -267,7 +268,7 @@ fn judge_prod(
             }
             _ => false,
         };
-        Ok((tag, done))
-    };
-    tags.into_iter().zip(answers).map(judge).collect()
+        out.push((tag, done));
+    }
+    Ok(out)
 }

@@ -180,7 +180,8 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
         .chain(promotions.iter().map(|p| (p, None)))
         .collect();
     let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
-        let (prefix, digest) = (promotion.prefix(), promotion.digest.as_deref());
+        let prefix = promotion.prefix();
+        let digest = promotion.digest.as_deref();
         let Some(tag) = tag else {
             return signatures::verify_in_prod(runner, &prefix, prod, digest, key)
                 .with_context(|| format!("{} in prod", promotion.variant.name));
