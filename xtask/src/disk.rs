@@ -30,24 +30,19 @@ pub fn parse_available(text: &str) -> Result<u64> {
     Ok(available * 1024)
 }
 
-/// `12.3 GB` (decimal, as disk sizes are sold and as `df -H` prints them).
-pub fn gigabytes(bytes: u64) -> String {
-    format!("{:.1} GB", bytes as f64 / 1e9)
-}
-
 /// The report line, and whether it is a warning: below `min_free_gb`.
 pub fn report(data_root: &str, available: u64, min_free_gb: u64) -> (String, bool) {
+    // `12.3 GB`: decimal, as disk sizes are sold and as `df -H` prints them.
+    let free = format!("{:.1} GB", available as f64 / 1e9);
     let low = available < min_free_gb * 1_000_000_000;
     let line = if low {
         format!(
-            "only {} free in {data_root}, where the builder keeps its data; the GPU image needs about {min_free_gb} GB: \
-             free the runner's disk before building (the build jobs' \"Free disk space\" step) or the build will fail with \"no space left on device\"",
-            gigabytes(available)
+            "only {free} free in {data_root}, where the builder keeps its data; the GPU image needs about {min_free_gb} GB: \
+             free the runner's disk before building (the build jobs' \"Free disk space\" step) or the build will fail with \"no space left on device\""
         )
     } else {
         format!(
-            "disk: {} free in {data_root}, where the builder keeps its data (needed: about {min_free_gb} GB)",
-            gigabytes(available)
+            "disk: {free} free in {data_root}, where the builder keeps its data (needed: about {min_free_gb} GB)"
         )
     };
     (line, low)

@@ -144,24 +144,23 @@ pub struct Builder {
 
 impl Builder {
     pub fn parse(text: &str) -> Result<Builder> {
+        // The first `key: value` line; a label line is one too, indented
+        // under `Labels:`.
         let field = |key: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(key))
-                .map(|value| value.trim().to_string())
+            text.lines().find_map(|line| {
+                let rest = line.trim_start().strip_prefix(key)?;
+                Some(rest.trim_start().strip_prefix(':')?.trim().to_string())
+            })
         };
-        let driver = field("Driver:")
+        let driver = field("Driver")
             .filter(|d| !d.is_empty())
             .context("`docker buildx inspect` names no driver")?;
-        // A label line is ` key: value` under `Labels:`; a classic engine
-        // prints that block too (host-gateway-ip), so the label itself counts.
-        let snapshotter = text.lines().find_map(|line| {
-            let rest = line.trim_start().strip_prefix(SNAPSHOTTER_LABEL)?;
-            Some(rest.trim_start().strip_prefix(':')?.trim().to_string())
-        });
         Ok(Builder {
-            name: field("Name:").unwrap_or_default(),
+            name: field("Name").unwrap_or_default(),
             driver,
-            snapshotter,
+            // A classic engine prints a `Labels:` block too (host-gateway-ip),
+            // so the label itself counts.
+            snapshotter: field(SNAPSHOTTER_LABEL),
         })
     }
 

@@ -104,11 +104,10 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
         return Ok(true);
     };
     let builder = docker::Builder::parse(&text)?;
-    if builder.can_export_cache() {
-        return Ok(true);
+    if !builder.can_export_cache() {
+        warn(runner, &builder.cannot_export_note());
     }
-    warn(runner, &builder.cannot_export_note());
-    Ok(false)
+    Ok(builder.can_export_cache())
 }
 
 /// A warning: an annotation under GitHub Actions, so it shows on the run's
