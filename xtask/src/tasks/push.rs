@@ -23,14 +23,14 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let outcomes: Vec<Outcome> = plan
         .images
         .iter()
-        .map(|image| push_one(runner, image, key.as_ref().map(|k| (k, &target))))
+        .map(|image| push_one(runner, image, &target, key.as_ref()))
         .collect();
     signatures::push_summary(runner, &outcomes, key.as_ref())?;
     report(runner, &outcomes, "pushed")
 }
 
 /// Push every tag of one image; for stage, sign what arrived by its digest.
-fn push_one(runner: &Runner, image: &Image, signing: Option<(&Key, &Target)>) -> Outcome {
+fn push_one(runner: &Runner, image: &Image, target: &Target, key: Option<&Key>) -> Outcome {
     let prefix = format!("[{}] ", image.variant);
     Outcome::of(image, || {
         for reference in image.references() {
@@ -42,7 +42,7 @@ fn push_one(runner: &Runner, image: &Image, signing: Option<(&Key, &Target)>) ->
             .read(&prefix, &docker::repo_digests(&image.references()[0]))?
             .map(|text| docker::parse_repo_digest(&text, &image.image))
             .transpose()?;
-        if let Some((key, target)) = signing {
+        if let Some(key) = key {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
         }
         Ok(digest)
