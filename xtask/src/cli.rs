@@ -45,7 +45,7 @@ pub enum Command {
     /// Copy a release's images from stage to prod, verified and all-or-nothing
     Promote(PromoteArgs),
     /// Remove this repository's local images (not other projects')
-    Clean(CleanArgs),
+    Clean(TargetArgs),
     /// Play the whole pipeline, dev to stage to prod, on the local rig
     Rehearse(RehearseArgs),
 }
@@ -336,12 +336,6 @@ pub struct RehearseArgs {
     /// Repository name in the rig's registries [default: rehearsal-<time>]
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct CleanArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 /// The variables the flags fall back to (`XTASK_NETWORK` for `--network`...),
