@@ -1,12 +1,11 @@
 //! Commands as data, and the one executor that runs them.
 //!
-//! Every external command the tasks run is first built as a [`Step`]: a program,
-//! its arguments and, for a password, the step whose output feeds its stdin.
-//! The [`Runner`] prints each step before running it, and with `--dry-run`
-//! prints it and runs nothing, so the dry-run output is exactly the list of
-//! commands a real run executes. A read-only step answers with its output;
-//! in a dry run it answers that it did not run ([`Reply::DryRun`], or `None`
-//! from [`Runner::read`]), and the caller decides what that means.
+//! Every external command is first built as a [`Step`]: a program, its
+//! arguments and, for a password, the step whose output feeds its stdin. The
+//! [`Runner`] prints each step before running it; with `--dry-run` it only
+//! prints, so a dry run's output is exactly the commands a real run executes.
+//! A read-only step answers with its output, or in a dry run that it did not
+//! run ([`Reply::DryRun`], `None` from [`Runner::read`]) for the caller to judge.
 //!
 //! The tools' own output (BuildKit's steps, push progress) goes to a log file
 //! per prefix under `target/xtask/logs/`; `--verbose` shows it as well. When a
