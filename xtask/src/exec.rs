@@ -105,8 +105,9 @@ impl std::error::Error for SecretSourceFailed {}
 /// How many of a failed step's last lines are printed.
 const TAIL: usize = 20;
 
-/// Runs steps in the repository root, or with `dry_run` only prints them.
-/// Shared by the threads that build variants concurrently.
+/// Runs steps, or with `dry_run` only prints them. Shared by the threads
+/// that build variants concurrently: xshell's `Shell` is not `Sync`, so each
+/// step gets a `Shell` of its own, in the repository root.
 pub struct Runner {
     root: PathBuf,
     pub dry_run: bool,
@@ -151,19 +152,24 @@ impl Runner {
         writeln!(log, "$ {step}")?;
         // One pipe for both streams, so the log keeps their order.
         let (output, writer) = std::io::pipe()?;
-        // The `Command` holds the pipe's write ends until this statement ends;
-        // the relay below reads until every write end is closed.
-        let mut child = Command::new(&step.program)
-            .current_dir(&self.root)
-            .args(&step.args)
-            .stdin(match password {
-                Some(_) => Stdio::piped(),
-                None => Stdio::null(),
-            })
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .spawn()
-            .with_context(|| format!("could not start `{}`", step.program))?;
+        let mut child = {
+            let sh = self.shell()?;
+            let (program, args) = (&step.program, &step.args);
+            let mut command = Command::from(cmd!(sh, "{program} {args...}"));
+            command
+                .stdin(if password.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(writer.try_clone()?)
+                .stderr(writer);
+            // `command` holds the pipe's write end until it is dropped here;
+            // the relay below reads until every write end is closed.
+            command
+                .spawn()
+                .with_context(|| format!("could not start `{}`", step.program))?
+        };
         if let (Some(password), Some(mut stdin)) = (password, child.stdin.take()) {
             stdin.write_all(password.trim().as_bytes())?;
         }
@@ -230,11 +236,15 @@ impl Runner {
             .map_err(|why| anyhow!("`{step}` failed: {why}"))
     }
 
-    /// A step's stdout, or why it failed: its stderr, else its exit status.
-    /// Through xshell, whose error names a program that is not installed.
-    fn capture(&self, step: &Step) -> Result<String, String> {
-        let sh = Shell::new().map_err(|err| err.to_string())?;
+    fn shell(&self) -> Result<Shell> {
+        let sh = Shell::new()?;
         sh.change_dir(&self.root);
+        Ok(sh)
+    }
+
+    /// A step's stdout, or why it failed: its stderr, else its exit status.
+    fn capture(&self, step: &Step) -> Result<String, String> {
+        let sh = self.shell().map_err(|err| err.to_string())?;
         let (program, args) = (&step.program, &step.args);
         let output = cmd!(sh, "{program} {args...}")
             .quiet()
@@ -266,10 +276,11 @@ impl Runner {
     /// writes it, whose announcement names it.
     fn log(&self, prefix: &str) -> Result<(PathBuf, File)> {
         let path = self.log_path(prefix);
-        let dir = path.parent().unwrap_or(&self.root);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         let mut begun = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         let first = begun.insert(path.clone());
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
