@@ -49,23 +49,16 @@ pub fn in_rig(env: &[(&str, String)], step: Step) -> Step {
     }
 }
 
-/// Announces each stage and its result; the runner prints each step and
-/// keeps the tools' output in the stage's log (`--verbose`: on the terminal).
-struct Console<'a> {
-    runner: &'a Runner,
+/// Announce a stage. The runner prints each step and keeps the tools' output
+/// in the stage's log (`--verbose`: on the terminal).
+fn announce(runner: &Runner, stage: &str, what: &str) {
+    crate::github::end_group();
+    runner.note("", &format!("\n==> {stage}: {what}"));
 }
 
-impl Console<'_> {
-    fn announce(&self, stage: &str, what: &str) {
-        crate::github::end_group();
-        self.runner.note("", &format!("\n==> {stage}: {what}"));
-    }
-
-    fn result(&self, stage: &str, verdict: &str, started: Instant) {
-        let secs = started.elapsed().as_secs_f64();
-        self.runner
-            .note("", &format!("==> {stage} {verdict} ({secs:.1}s)"));
-    }
+fn result(runner: &Runner, stage: &str, verdict: &str, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    runner.note("", &format!("==> {stage} {verdict} ({secs:.1}s)"));
 }
 
 pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
@@ -79,10 +72,9 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         .unwrap_or_else(|| format!("rehearsal-{stamp}"));
     let release_tag = format!("v0.0.{stamp}-rehearsal");
     let workspace = Workspace::new(root, &repository);
-    let console = Console { runner };
     workspace.create(runner)?;
 
-    console.announce("rig", "bring up the rig (installs what is missing)");
+    announce(runner, "rig", "bring up the rig (installs what is missing)");
     let was_up = matches!(runner.ask("", &Step::new(RIG, ["status"])), Reply::Out(_));
     let mut setup = vec![
         Step::new(RIG, ["install"]),
@@ -97,9 +89,9 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     for step in setup {
         runner.run("[rig] ", &step)?;
     }
-    console.result("rig", "up", rig_started);
+    result(runner, "rig", "up", rig_started);
 
-    let result = rehearse(&args, &console, root, &workspace, &release_tag);
+    let rehearsed = rehearse(&args, runner, root, &workspace, &release_tag);
     if args.keep {
         runner.note("", &format!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it"));
     } else if !was_up {
@@ -109,20 +101,20 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         "",
         &format!("rehearsal took {:.1}s", started.elapsed().as_secs_f64()),
     );
-    result
+    rehearsed
 }
 
 /// The clone, every stage in order (stopping at the first that fails), and
 /// the closing table.
 fn rehearse(
     args: &RehearseArgs,
-    console: &Console,
+    runner: &Runner,
     root: &Path,
     workspace: &Workspace,
     release_tag: &str,
 ) -> Result<()> {
-    let runner = console.runner;
-    console.announce(
+    announce(
+        runner,
         "clone",
         "the working tree, committed as a pull request and merged",
     );
@@ -144,17 +136,12 @@ fn rehearse(
     if args.workflows {
         // The jobs build xtask offline, in the namespace: its crates must
         // be here first.
-        let manifest = workspace
-            .clone_dir()
-            .join("Cargo.toml")
-            .display()
-            .to_string();
-        runner.run(
-            "[clone] ",
-            &Step::new("cargo", ["fetch", "--manifest-path", &manifest]),
-        )?;
+        let manifest = workspace.clone_dir().join("Cargo.toml");
+        let manifest = manifest.display().to_string();
+        let fetch = Step::new("cargo", ["fetch", "--manifest-path", &manifest]);
+        runner.run("[clone] ", &fetch)?;
     }
-    console.result("clone", "ready", clone_started);
+    result(runner, "clone", "ready", clone_started);
 
     let xtask = std::env::current_exe()
         .context("cannot find the running xtask binary")?
@@ -175,18 +162,19 @@ fn rehearse(
         } else {
             (stage.title.clone(), command_step(workspace, stage, &xtask))
         };
-        console.announce(name, &format!("[{}/{total}] {title}", i + 1));
+        announce(runner, name, &format!("[{}/{total}] {title}", i + 1));
         let stage_started = Instant::now();
         stage.play.write_payload(workspace)?;
         if let Err(err) = runner.run(&format!("[{name}] "), &step) {
-            console.result(&format!("stage {name}"), "FAILED", stage_started);
+            result(runner, &format!("stage {name}"), "FAILED", stage_started);
             runner.note("", &format!("    re-run just this stage: {step}"));
             return Err(err.context(format!("rehearsal failed at stage {name}: {title}")));
         }
-        console.result(&format!("stage {name}"), "held", stage_started);
+        result(runner, &format!("stage {name}"), "held", stage_started);
     }
 
-    console.announce(
+    announce(
+        runner,
         "registries",
         "every tag, and prod's digests against stage's",
     );

@@ -118,18 +118,14 @@ pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
         });
         for (tag, image) in tags.into_iter().zip(images) {
             let Some(inspect) = image? else { continue };
-            let revision = inspect
-                .labels
-                .as_ref()
-                .and_then(|labels| labels.get(REVISION_LABEL).cloned());
-            snapshot.images.insert(
-                (env.to_string(), tag),
-                Image {
-                    digest: inspect.digest,
-                    architecture: inspect.architecture,
-                    revision,
-                },
-            );
+            let image = Image {
+                revision: inspect
+                    .labels
+                    .and_then(|mut labels| labels.remove(REVISION_LABEL)),
+                digest: inspect.digest,
+                architecture: inspect.architecture,
+            };
+            snapshot.images.insert(env_of(tag), image);
         }
     }
     Ok(snapshot)
@@ -163,26 +159,23 @@ fn stage_digest<'a>(snapshot: &'a Snapshot, prod_tag: &str) -> Option<&'a str> {
 /// equals stage's for the same image; an error unless every prod tag does.
 pub fn closing_table(snapshot: &Snapshot) -> Result<String> {
     let mut rows = vec![["REGISTRY", "TAG", "DIGEST", "PROD = STAGE"].map(String::from)];
-    let (mut prod_tags, mut mismatches) = (0, 0);
+    let mut mismatches = 0;
     for (env, _) in REGISTRIES {
         for tag in snapshot.tags(env) {
             let digest = snapshot.digest(env, tag).unwrap_or_default();
-            let same = if env == "prod" {
-                prod_tags += 1;
-                let same = stage_digest(snapshot, tag) == Some(digest);
-                mismatches += usize::from(!same);
-                if same {
-                    "yes"
-                } else {
-                    "NO"
-                }
-            } else {
+            let same = if env != "prod" {
                 ""
+            } else if stage_digest(snapshot, tag) == Some(digest) {
+                "yes"
+            } else {
+                mismatches += 1;
+                "NO"
             };
             rows.push([env, tag, digest, same].map(String::from));
         }
     }
     let table = render_table(&rows);
+    let prod_tags = snapshot.tags("prod").len();
     if prod_tags == 0 || mismatches > 0 {
         bail!("{table}\nrehearsal: prod has {prod_tags} tags, {mismatches} of them not at stage's digest");
     }

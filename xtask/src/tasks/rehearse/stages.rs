@@ -23,27 +23,17 @@ const BUILD_ARGS: [&str; 2] = [
 /// already holds everything the Dockerfiles' RUN steps would download.
 const NETWORK: &str = "none";
 
-/// The `cargo xtask` command a workflow's job runs.
-#[derive(Clone, Copy, Debug)]
-enum Job {
-    /// `build --push --env <env>`
-    Build(&'static str),
-    Promote,
-}
-
-/// One stage of the rehearsal: an event, the workflow that handles it, and
-/// what that workflow's job runs.
+/// One stage of the rehearsal: an event and the workflow that handles it.
 pub struct Stage {
     pub title: String,
     pub play: Play,
-    job: Job,
 }
 
 /// The pipeline's events, in order: pull request #1, its merge, the release
 /// of `release_sha` as `release_tag`, and a manual re-promote of the merge.
 pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<Stage> {
     let merged = commits.merged.as_str();
-    let stage = |title: String, play: Play, job: Job| Stage { title, play, job };
+    let stage = |title: String, play: Play| Stage { title, play };
     vec![
         stage(
             "pull request #1: both variants built for their platforms and pushed to dev".into(),
@@ -54,12 +44,10 @@ pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<
                 payload::pull_request(1, &commits.pr_head, PR_BRANCH, "rehearsal"),
                 merged,
             ),
-            Job::Build("dev"),
         ),
         stage(
             "merge to main: built and pushed to stage with the commit's tags".into(),
             Play::new("stage", "push", "stage", payload::push(merged), merged),
-            Job::Build("stage"),
         ),
         stage(
             format!("release {release_tag}: gate, digest-preserving copy to prod, verification"),
@@ -70,7 +58,6 @@ pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<
                 payload::release(release_tag, "main"),
                 release_sha,
             ),
-            Job::Promote,
         ),
         stage(
             "manual re-promote (workflow_dispatch): a no-op for tags already in prod".into(),
@@ -81,7 +68,6 @@ pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<
                 payload::dispatch(serde_json::json!({ "sha": merged })),
                 merged,
             ),
-            Job::Promote,
         ),
     ]
 }
@@ -105,30 +91,31 @@ pub(super) fn workflow_env(root: &Path) -> Vec<(&'static str, String)> {
 /// GitHub Actions environment the workflow would give it.
 pub(super) fn command_step(workspace: &Workspace, stage: &Stage, xtask: &str) -> Step {
     let play = &stage.play;
-    let summary = workspace.payload(&play.name).with_extension("summary.md");
+    let payload = workspace.payload(&play.name);
     let env = [
         ("GITHUB_ACTIONS", "true".to_string()),
         ("GITHUB_EVENT_NAME", play.event.into()),
-        (
-            "GITHUB_EVENT_PATH",
-            workspace.payload(&play.name).display().to_string(),
-        ),
+        ("GITHUB_EVENT_PATH", payload.display().to_string()),
         ("GITHUB_SHA", play.checkout.clone()),
         ("GITHUB_REF", "refs/heads/main".into()),
-        ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
+        (
+            "GITHUB_STEP_SUMMARY",
+            payload.with_extension("summary.md").display().to_string(),
+        ),
         ("ECR_REPOSITORY", workspace.repository.clone()),
     ];
     let clone = workspace.clone_dir().display().to_string();
     let mut args = vec!["--root", clone.as_str()];
-    match stage.job {
-        Job::Build(env) => {
+    // prod.yml promotes; dev.yml and stage.yml build for their environment.
+    match play.workflow {
+        "prod" => args.push("promote"),
+        env => {
             args.extend(["build", "--push", "--smoke", "--network", NETWORK]);
             for arg in BUILD_ARGS {
                 args.extend(["--build-arg", arg]);
             }
             args.extend(["--env", env]);
         }
-        Job::Promote => args.push("promote"),
     }
     in_rig(&env, Step::new(xtask, args))
 }

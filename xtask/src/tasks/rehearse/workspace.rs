@@ -65,10 +65,16 @@ impl Workspace {
         git::in_repo(&self.clone_dir().display().to_string(), args)
     }
 
-    fn run_git(&self, runner: &Runner, steps: &[&[&str]]) -> Result<()> {
-        steps
-            .iter()
-            .try_for_each(|args| runner.run("[git] ", &self.git(args)))
+    fn run_git(&self, runner: &Runner, args: &[&str]) -> Result<()> {
+        runner.run("[git] ", &self.git(args))
+    }
+
+    /// Empty is fine: a clean working tree is rehearsed too.
+    fn commit(&self, runner: &Runner, message: &str) -> Result<()> {
+        self.run_git(
+            runner,
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        )
     }
 
     /// Clone `root`'s `main`, then copy the working tree over it, tracked and
@@ -78,25 +84,16 @@ impl Workspace {
     pub fn clone_tree(&self, runner: &Runner, root: &Path) -> Result<()> {
         let clone = self.clone_dir().display().to_string();
         let origin = self.dir.join("origin.git").display().to_string();
-        runner.run(
-            "[git] ",
-            &git::clone_main(&root.display().to_string(), &clone),
-        )?;
-        runner.run(
-            "[git] ",
-            &Step::new("git", ["init", "--quiet", "--bare", &origin]),
-        )?;
+        let source = root.display().to_string();
+        runner.run("[git] ", &git::clone_main(&source, &clone))?;
+        let bare = Step::new("git", ["init", "--quiet", "--bare", &origin]);
+        runner.run("[git] ", &bare)?;
         // The clone's own origin is the real repository, whose main never
         // sees the rehearsal's merge: a throwaway one stands in for GitHub.
-        self.run_git(
-            runner,
-            &[
-                &["remote", "set-url", "origin", &origin],
-                &["config", "user.email", "rehearsal@localhost"],
-                &["config", "user.name", "rehearsal"],
-                &["checkout", "--quiet", "-b", PR_BRANCH],
-            ],
-        )?;
+        self.run_git(runner, &["remote", "set-url", "origin", &origin])?;
+        self.run_git(runner, &["config", "user.email", "rehearsal@localhost"])?;
+        self.run_git(runner, &["config", "user.name", "rehearsal"])?;
+        self.run_git(runner, &["checkout", "--quiet", "-b", PR_BRANCH])?;
         if !runner.dry_run {
             copy_working_tree(runner, root, &self.clone_dir())?;
         }
@@ -107,35 +104,16 @@ impl Workspace {
     /// request would be; `origin` gets the merged `main`. `None` in a dry
     /// run, which makes no commits.
     pub fn pull_request(&self, runner: &Runner) -> Result<Option<Commits>> {
-        self.run_git(
-            runner,
-            &[
-                &["add", "-A"],
-                &[
-                    "commit",
-                    "--quiet",
-                    "--allow-empty",
-                    "-m",
-                    "rehearsal: the working tree as a pull request",
-                ],
-            ],
-        )?;
+        self.run_git(runner, &["add", "-A"])?;
+        self.commit(runner, "rehearsal: the working tree as a pull request")?;
         let pr_head = self.head(runner)?;
+        self.run_git(runner, &["checkout", "--quiet", "main"])?;
+        let message = "rehearsal: merge the pull request";
         self.run_git(
             runner,
-            &[
-                &["checkout", "--quiet", "main"],
-                &[
-                    "merge",
-                    "--quiet",
-                    "--no-ff",
-                    "-m",
-                    "rehearsal: merge the pull request",
-                    PR_BRANCH,
-                ],
-                &["push", "--quiet", "origin", "main"],
-            ],
+            &["merge", "--quiet", "--no-ff", "-m", message, PR_BRANCH],
         )?;
+        self.run_git(runner, &["push", "--quiet", "origin", "main"])?;
         let merged = self.head(runner)?;
         Ok(pr_head
             .zip(merged)
@@ -146,22 +124,11 @@ impl Workspace {
     /// has the branch); `main` is checked out again afterwards. `None` in a
     /// dry run.
     pub fn side_commit(&self, runner: &Runner, branch: &str) -> Result<Option<String>> {
-        self.run_git(
-            runner,
-            &[
-                &["checkout", "--quiet", "-b", branch, "main"],
-                &[
-                    "commit",
-                    "--quiet",
-                    "--allow-empty",
-                    "-m",
-                    "rehearsal: a commit that never reached main",
-                ],
-                &["push", "--quiet", "origin", branch],
-            ],
-        )?;
+        self.run_git(runner, &["checkout", "--quiet", "-b", branch, "main"])?;
+        self.commit(runner, "rehearsal: a commit that never reached main")?;
+        self.run_git(runner, &["push", "--quiet", "origin", branch])?;
         let sha = self.head(runner)?;
-        self.run_git(runner, &[&["checkout", "--quiet", "main"]])?;
+        self.run_git(runner, &["checkout", "--quiet", "main"])?;
         Ok(sha)
     }
 
@@ -177,14 +144,10 @@ impl Workspace {
 /// is gone from the clone too.
 fn copy_working_tree(runner: &Runner, root: &Path, work: &Path) -> Result<()> {
     let files = |dir: &Path, extra: &[&str]| -> Result<Vec<String>> {
-        let mut args = vec![
-            "-C".to_string(),
-            dir.display().to_string(),
-            "ls-files".into(),
-            "-z".into(),
-        ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        let listing = runner.query_local(&Step::new("git", args))?;
+        let mut args = vec!["ls-files", "-z"];
+        args.extend(extra);
+        let git = git::in_repo(&dir.display().to_string(), &args);
+        let listing = runner.query_local(&git)?;
         Ok(listing
             .split('\0')
             .filter(|f| !f.is_empty())
