@@ -76,8 +76,12 @@ impl GithubEnv {
         }
     }
 
+    /// A string at a dotted path of the payload, e.g. `pull_request.head.sha`.
     fn str_at(&self, path: &str) -> Option<String> {
-        str_at(&self.event, path)
+        path.split('.')
+            .try_fold(&self.event, |v, key| v.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 }
 
@@ -122,7 +126,8 @@ pub fn load(
     runner: &Runner,
     purpose: Purpose,
 ) -> anyhow::Result<Context> {
-    let head = if git_decides(args, github) && (purpose == Purpose::Build || args.sha.is_none()) {
+    let git_decides = deciding_event(args, github).is_none();
+    let head = if git_decides && (purpose == Purpose::Build || args.sha.is_none()) {
         Some(git::head(runner)?)
     } else {
         None
@@ -130,9 +135,10 @@ pub fn load(
     resolve(args, github, head, purpose).map_err(|msg| Usage(msg).into())
 }
 
-/// In a terminal, or told `--context terminal`, git names the commit.
-fn git_decides(args: &ContextArgs, github: Option<&GithubEnv>) -> bool {
-    github.is_none() || args.context == Kind::Terminal
+/// GitHub Actions' event, which names the commit unless told `--context
+/// terminal`; without it, git does.
+fn deciding_event<'a>(args: &ContextArgs, github: Option<&'a GithubEnv>) -> Option<&'a GithubEnv> {
+    github.filter(|_| args.context != Kind::Terminal)
 }
 
 /// Decide the context. `head` is git's view of the tree, when it was read.
@@ -143,27 +149,31 @@ pub fn resolve(
     purpose: Purpose,
 ) -> Result<Context, String> {
     let kind = kind(args.context, github)?;
-    let sha = match (git_decides(args, github), github) {
-        (false, Some(github)) => event_commit(args, kind, github)?,
-        _ => terminal_commit(args, kind, head.as_ref(), purpose)?,
+    let event = deciding_event(args, github);
+    let flag = args
+        .sha
+        .as_deref()
+        .map(|text| parse_sha(text, "--sha"))
+        .transpose()?;
+    let sha = match (event, flag) {
+        (Some(_), Some(sha)) => sha,
+        (Some(github), None) => event_commit(kind, github)?,
+        (None, flag) => terminal_commit(flag, kind, head.as_ref(), purpose)?,
     };
     // The payload's own checks apply when it is that kind of event.
-    let event_named = |name: &str| {
-        github.filter(|g| !git_decides(args, github) && g.event_name.as_deref() == Some(name))
-    };
+    let event_named = |name: &str| event.filter(|g| g.event_name.as_deref() == Some(name));
     Ok(match kind {
         Kind::Auto | Kind::Terminal => Context::Terminal {
             dirty: purpose == Purpose::Build && head.is_some_and(|h| h.dirty),
             sha,
         },
         Kind::Pr => {
-            let number = match args.pr_number {
-                Some(number) => number,
-                None => github
-                    .and_then(|g| g.event.pointer("/pull_request/number"))
-                    .and_then(Value::as_u64)
-                    .ok_or("a pull request context needs --pr-number N (or a pull_request event payload)")?,
-            };
+            let number = args
+                .pr_number
+                .or_else(|| github?.event.pointer("/pull_request/number")?.as_u64())
+                .ok_or(
+                    "a pull request context needs --pr-number N (or a pull_request event payload)",
+                )?;
             Context::PullRequest { number, sha }
         }
         Kind::Push => {
@@ -174,21 +184,18 @@ pub fn resolve(
         }
         Kind::Dispatch => Context::Dispatch { sha },
         Kind::Release => {
-            let release = event_named("release").map(check_release).transpose()?;
-            let tag =
-                match (&args.release_tag, &release) {
-                    (Some(tag), _) => tag.clone(),
-                    (None, Some((Some(tag), _))) => tag.clone(),
-                    (None, _) => return Err(
-                        "a release context needs --release-tag TAG (or a release event payload)"
-                            .into(),
-                    ),
-                };
+            let (event_tag, prerelease) = event_named("release")
+                .map(check_release)
+                .transpose()?
+                .unwrap_or_default();
+            let tag = args.release_tag.clone().or(event_tag);
+            let tag = tag
+                .ok_or("a release context needs --release-tag TAG (or a release event payload)")?;
             validate_release_tag(&tag)?;
             Context::Release {
                 sha,
                 tag,
-                prerelease: release.is_some_and(|(_, prerelease)| prerelease),
+                prerelease,
             }
         }
     })
@@ -196,12 +203,10 @@ pub fn resolve(
 
 /// The kind of run: a flag, else the event GitHub Actions names, else the terminal.
 fn kind(flag: Kind, github: Option<&GithubEnv>) -> Result<Kind, String> {
-    let Some(github) = github.filter(|_| flag == Kind::Auto) else {
-        return Ok(if flag == Kind::Auto {
-            Kind::Terminal
-        } else {
-            flag
-        });
+    let github = match (flag, github) {
+        (Kind::Auto, Some(github)) => github,
+        (Kind::Auto, None) => return Ok(Kind::Terminal),
+        (flag, _) => return Ok(flag),
     };
     match github.event_name.as_deref() {
         Some("pull_request" | "pull_request_target") => Ok(Kind::Pr),
@@ -215,30 +220,29 @@ fn kind(flag: Kind, github: Option<&GithubEnv>) -> Result<Kind, String> {
     }
 }
 
-/// The commit GitHub Actions names: `--sha`, else for a pull request its
-/// head (never `GITHUB_SHA`, GitHub's merge commit, which the tags do not
+/// A SHA, its error named by where it came from.
+fn parse_sha(text: &str, source: &str) -> Result<Sha, String> {
+    Sha::parse(text).map_err(|e| format!("{source}: {e}"))
+}
+
+/// The commit GitHub Actions names when `--sha` does not: for a pull request
+/// its head (never `GITHUB_SHA`, GitHub's merge commit, which the tags do not
 /// describe), for a manual run its `sha` input when given, else `GITHUB_SHA`.
-fn event_commit(args: &ContextArgs, kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
-    let parse = |text: &str, source: &str| Sha::parse(text).map_err(|e| format!("{source}: {e}"));
-    if let Some(text) = &args.sha {
-        return parse(text, "--sha");
-    }
-    match kind {
-        Kind::Pr => {
+fn event_commit(kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
+    let input = github.str_at("inputs.sha").filter(|s| !s.is_empty());
+    match (kind, input) {
+        (Kind::Pr, _) => {
             let field = github.field("pull_request.head.sha");
             match github.str_at("pull_request.head.sha") {
-                Some(text) => parse(&text, &field),
+                Some(text) => parse_sha(&text, &field),
                 None => Err(format!(
                     "{field} is missing: a pull request's tags name its head commit, and GITHUB_SHA is GitHub's merge commit, not that; pass --sha with the head commit"
                 )),
             }
         }
-        Kind::Dispatch if github.str_at("inputs.sha").is_some_and(|s| !s.is_empty()) => {
-            let text = github.str_at("inputs.sha").unwrap_or_default();
-            parse(&text, &github.field("inputs.sha"))
-        }
+        (Kind::Dispatch, Some(text)) => parse_sha(&text, &github.field("inputs.sha")),
         _ => match &github.sha {
-            Some(text) => parse(text, "GITHUB_SHA"),
+            Some(text) => parse_sha(text, "GITHUB_SHA"),
             None => {
                 Err("GITHUB_SHA is not set (GitHub Actions sets it); pass --sha <full SHA>".into())
             }
@@ -246,20 +250,15 @@ fn event_commit(args: &ContextArgs, kind: Kind, github: &GithubEnv) -> Result<Sh
     }
 }
 
-/// The commit in a terminal: `--sha`, else `HEAD`. A build tags the working
-/// tree, so a build's tree must be that commit, unchanged, before any tag
-/// other than `make-<sha8>-dirty` may name it.
+/// The commit in a terminal: `--sha` (`flag`), else `HEAD`. A build tags the
+/// working tree, so a build's tree must be that commit, unchanged, before any
+/// tag other than `make-<sha8>-dirty` may name it.
 fn terminal_commit(
-    args: &ContextArgs,
+    flag: Option<Sha>,
     kind: Kind,
     head: Option<&Head>,
     purpose: Purpose,
 ) -> Result<Sha, String> {
-    let flag = args
-        .sha
-        .as_deref()
-        .map(|text| Sha::parse(text).map_err(|e| format!("--sha: {e}")))
-        .transpose()?;
     if purpose == Purpose::Promote {
         return match (flag, head) {
             (Some(sha), _) => Ok(sha),
@@ -374,14 +373,6 @@ pub fn default_branch(
         Some(branch) => Ok((branch, "origin/HEAD".into())),
         None => Err("cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),
     }
-}
-
-/// A string at a dotted path of the payload, e.g. `pull_request.head.sha`.
-fn str_at(value: &Value, path: &str) -> Option<String> {
-    path.split('.')
-        .try_fold(value, |v, key| v.get(key))
-        .and_then(Value::as_str)
-        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -75,27 +75,25 @@ impl Context {
     /// The `<what>` parts, in order: `latest` first, then the immutable ones.
     pub fn whats(&self) -> Vec<String> {
         let sha8 = self.sha().short().to_string();
-        match self {
+        let mut whats = match self {
             // A dirty tree is not that commit: say so in the tag.
-            Context::Terminal { dirty: true, .. } => {
-                vec!["latest".into(), format!("make-{sha8}-dirty")]
-            }
-            Context::Terminal { dirty: false, .. } => vec!["latest".into(), format!("make-{sha8}")],
-            Context::PullRequest { number, .. } => {
-                vec!["latest".into(), sha8, format!("PR-{number}")]
-            }
-            Context::Push { .. } => vec!["latest".into(), sha8],
-            Context::Dispatch { .. } => vec!["latest".into(), sha8, "workflow_dispatch".into()],
-            Context::Release {
-                tag,
-                prerelease: false,
-                ..
-            } => vec!["latest".into(), sha8, tag.clone()],
-            Context::Release {
-                tag,
-                prerelease: true,
-                ..
-            } => vec![sha8, tag.clone()],
+            Context::Terminal { dirty: true, .. } => vec![format!("make-{sha8}-dirty")],
+            Context::Terminal { dirty: false, .. } => vec![format!("make-{sha8}")],
+            Context::PullRequest { number, .. } => vec![sha8, format!("PR-{number}")],
+            Context::Push { .. } => vec![sha8],
+            Context::Dispatch { .. } => vec![sha8, "workflow_dispatch".into()],
+            Context::Release { tag, .. } => vec![sha8, tag.clone()],
+        };
+        if !self.is_prerelease() {
+            whats.insert(0, "latest".into());
+        }
+        whats
+    }
+
+    fn is_prerelease(&self) -> bool {
+        match self {
+            Context::Release { prerelease, .. } => *prerelease,
+            _ => false,
         }
     }
 
@@ -123,16 +121,8 @@ impl Context {
             Context::PullRequest { number, .. } => format!("pull request #{number}"),
             Context::Push { .. } => "push to the default branch".into(),
             Context::Dispatch { .. } => "manual run (workflow_dispatch)".into(),
-            Context::Release {
-                tag,
-                prerelease: false,
-                ..
-            } => format!("release {tag}"),
-            Context::Release {
-                tag,
-                prerelease: true,
-                ..
-            } => format!("prerelease {tag}"),
+            Context::Release { tag, .. } if self.is_prerelease() => format!("prerelease {tag}"),
+            Context::Release { tag, .. } => format!("release {tag}"),
         }
     }
 }
@@ -192,10 +182,11 @@ pub fn is_immutable(tag: &str) -> bool {
     !(tag.starts_with("latest-") || tag.starts_with("workflow_dispatch-"))
 }
 
-/// Check a tag against both grammars: OCI's `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
-/// and ECR's `[a-zA-Z0-9-_.]{1,300}` (so, in effect, OCI's).
+/// OCI's limit on a tag's length; ECR's is longer.
 const MAX_TAG: usize = 128;
 
+/// Check a tag against both grammars: OCI's `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+/// and ECR's `[a-zA-Z0-9-_.]{1,300}` (so, in effect, OCI's).
 pub fn validate(tag: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
     if tag.is_empty() {
