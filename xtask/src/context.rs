@@ -83,6 +83,12 @@ impl GithubEnv {
             .and_then(Value::as_str)
             .map(str::to_string)
     }
+
+    /// The string at `path`, else an error: "<field> is missing" and `why`.
+    fn required(&self, path: &str, why: &str) -> Result<String, String> {
+        self.str_at(path)
+            .ok_or_else(|| format!("{} is missing{why}", self.field(path)))
+    }
 }
 
 /// git's view of the working tree.
@@ -232,13 +238,12 @@ fn event_commit(kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
     let input = github.str_at("inputs.sha").filter(|s| !s.is_empty());
     match (kind, input) {
         (Kind::Pr, _) => {
-            let field = github.field("pull_request.head.sha");
-            match github.str_at("pull_request.head.sha") {
-                Some(text) => parse_sha(&text, &field),
-                None => Err(format!(
-                    "{field} is missing: a pull request's tags name its head commit, and GITHUB_SHA is GitHub's merge commit, not that; pass --sha with the head commit"
-                )),
-            }
+            let head = "pull_request.head.sha";
+            let text = github.required(
+                head,
+                ": a pull request's tags name its head commit, and GITHUB_SHA is GitHub's merge commit, not that; pass --sha with the head commit",
+            )?;
+            parse_sha(&text, &github.field(head))
         }
         (Kind::Dispatch, Some(text)) => parse_sha(&text, &github.field("inputs.sha")),
         _ => match &github.sha {
@@ -295,7 +300,6 @@ fn terminal_commit(
 /// push names no commit to build; a push to another branch or a tag is not
 /// what stage holds. Both are refused, never built under the wrong tags.
 fn check_push(github: &GithubEnv) -> Result<(), String> {
-    let git_ref = github.str_at("ref");
     let deleted = github.event.pointer("/deleted").and_then(Value::as_bool) == Some(true)
         || github
             .str_at("after")
@@ -304,21 +308,14 @@ fn check_push(github: &GithubEnv) -> Result<(), String> {
         return Err(format!(
             "{} is true: this push deletes {}, so there is no commit to build; stage builds only pushes that move the default branch",
             github.field("deleted"),
-            git_ref.as_deref().unwrap_or("a ref")
+            github.str_at("ref").as_deref().unwrap_or("a ref")
         ));
     }
-    let git_ref = git_ref.ok_or_else(|| {
-        format!(
-            "{} is missing; a push event always has one",
-            github.field("ref")
-        )
-    })?;
-    let branch = github.str_at("repository.default_branch").ok_or_else(|| {
-        format!(
-            "{} is missing, so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
-            github.field("repository.default_branch")
-        )
-    })?;
+    let git_ref = github.required("ref", "; a push event always has one")?;
+    let branch = github.required(
+        "repository.default_branch",
+        ", so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
+    )?;
     if git_ref != format!("refs/heads/{branch}") {
         return Err(format!(
             "the push is to {git_ref}, not to the default branch {branch} ({}); only the default branch gets stage tags: trigger stage on it alone, or use a manual run (workflow_dispatch)",

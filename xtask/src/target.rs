@@ -163,11 +163,9 @@ pub fn check_host(text: &str) -> Result<(), String> {
         Some((name, port)) => (name, Some(port)),
         None => (text, None),
     };
-    if let Some(port) = port {
-        match port.parse::<u16>() {
-            Ok(n) if n > 0 && port.chars().all(|c| c.is_ascii_digit()) => {}
-            _ => return Err(format!("port \"{port}\" is not a number from 1 to 65535")),
-        }
+    // `parse` would take a leading '+', but the characters above exclude it.
+    if let Some(port) = port.filter(|port| !matches!(port.parse::<u16>(), Ok(1..))) {
+        return Err(format!("port \"{port}\" is not a number from 1 to 65535"));
     }
     if name.len() > 253 {
         return Err("the host name is longer than 253 characters".into());

@@ -33,17 +33,14 @@ pub struct Stage {
 /// of `release_sha` as `release_tag`, and a manual re-promote of the merge.
 pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<Stage> {
     let merged = commits.merged.as_str();
+    let pr = payload::pull_request(1, &commits.pr_head, PR_BRANCH, "rehearsal");
+    let release = payload::release(release_tag, "main");
+    let dispatch = payload::dispatch(serde_json::json!({ "sha": merged }));
     let stage = |title: String, play: Play| Stage { title, play };
     vec![
         stage(
             "pull request #1: both variants built for their platforms and pushed to dev".into(),
-            Play::new(
-                "dev",
-                "pull_request",
-                "dev",
-                payload::pull_request(1, &commits.pr_head, PR_BRANCH, "rehearsal"),
-                merged,
-            ),
+            Play::new("dev", "pull_request", "dev", pr, merged),
         ),
         stage(
             "merge to main: built and pushed to stage with the commit's tags".into(),
@@ -51,23 +48,11 @@ pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<
         ),
         stage(
             format!("release {release_tag}: gate, digest-preserving copy to prod, verification"),
-            Play::new(
-                "release",
-                "release",
-                "prod",
-                payload::release(release_tag, "main"),
-                release_sha,
-            ),
+            Play::new("release", "release", "prod", release, release_sha),
         ),
         stage(
             "manual re-promote (workflow_dispatch): a no-op for tags already in prod".into(),
-            Play::new(
-                "re-promote",
-                "workflow_dispatch",
-                "prod",
-                payload::dispatch(serde_json::json!({ "sha": merged })),
-                merged,
-            ),
+            Play::new("re-promote", "workflow_dispatch", "prod", dispatch, merged),
         ),
     ]
 }
