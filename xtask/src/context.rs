@@ -351,24 +351,24 @@ pub fn default_branch(
     github: Option<&GithubEnv>,
     origin_head: impl FnOnce() -> Option<String>,
 ) -> Result<(String, String), String> {
-    if let Some(branch) = flag {
-        if branch.is_empty() {
-            return Err("--default-branch is empty; name the branch releases are cut from".into());
+    match (flag, github) {
+        (Some(""), _) => {
+            Err("--default-branch is empty; name the branch releases are cut from".into())
         }
-        return Ok((branch.to_string(), "--default-branch".into()));
-    }
-    if let Some(github) = github {
-        let field = github.field("repository.default_branch");
-        return match github.str_at("repository.default_branch").filter(|b| !b.is_empty()) {
-            Some(branch) => Ok((branch, field)),
-            None => Err(format!(
-                "{field} is missing, so the branch a release must be on is unknown; pass --default-branch BRANCH"
-            )),
-        };
-    }
-    match origin_head() {
-        Some(branch) => Ok((branch, "origin/HEAD".into())),
-        None => Err("cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),
+        (Some(branch), _) => Ok((branch.to_string(), "--default-branch".into())),
+        (None, Some(github)) => {
+            let field = github.field("repository.default_branch");
+            match github.str_at("repository.default_branch").filter(|b| !b.is_empty()) {
+                Some(branch) => Ok((branch, field)),
+                None => Err(format!(
+                    "{field} is missing, so the branch a release must be on is unknown; pass --default-branch BRANCH"
+                )),
+            }
+        }
+        (None, None) => match origin_head() {
+            Some(branch) => Ok((branch, "origin/HEAD".into())),
+            None => Err("cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),
+        },
     }
 }
 
