@@ -148,11 +148,7 @@ fn copy_working_tree(runner: &Runner, root: &Path, work: &Path) -> Result<()> {
         args.extend(extra);
         let git = git::in_repo(&dir.display().to_string(), &args);
         let listing = runner.query_local(&git)?;
-        Ok(listing
-            .split('\0')
-            .filter(|f| !f.is_empty())
-            .map(String::from)
-            .collect())
+        Ok(listing.split_terminator('\0').map(String::from).collect())
     };
     for file in files(work, &[])? {
         let path = work.join(&file);
