@@ -76,12 +76,17 @@ impl GithubEnv {
         }
     }
 
-    /// A string at a dotted path of the payload, e.g. `pull_request.head.sha`.
+    /// The payload's value at a dotted path, e.g. `pull_request.head.sha`.
+    fn at(&self, path: &str) -> Option<&Value> {
+        path.split('.').try_fold(&self.event, |v, key| v.get(key))
+    }
+
     fn str_at(&self, path: &str) -> Option<String> {
-        path.split('.')
-            .try_fold(&self.event, |v, key| v.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        self.at(path)?.as_str().map(str::to_string)
+    }
+
+    fn is_true(&self, path: &str) -> bool {
+        self.at(path).and_then(Value::as_bool) == Some(true)
     }
 
     /// The string at `path`, else an error: "<field> is missing" and `why`.
@@ -176,7 +181,7 @@ pub fn resolve(
         Kind::Pr => {
             let number = args
                 .pr_number
-                .or_else(|| github?.event.pointer("/pull_request/number")?.as_u64())
+                .or_else(|| github?.at("pull_request.number")?.as_u64())
                 .ok_or(
                     "a pull request context needs --pr-number N (or a pull_request event payload)",
                 )?;
@@ -300,7 +305,7 @@ fn terminal_commit(
 /// push names no commit to build; a push to another branch or a tag is not
 /// what stage holds. Both are refused, never built under the wrong tags.
 fn check_push(github: &GithubEnv) -> Result<(), String> {
-    let deleted = github.event.pointer("/deleted").and_then(Value::as_bool) == Some(true)
+    let deleted = github.is_true("deleted")
         || github
             .str_at("after")
             .is_some_and(|after| after.chars().all(|c| c == '0'));
@@ -327,20 +332,14 @@ fn check_push(github: &GithubEnv) -> Result<(), String> {
 
 /// A release event's tag and whether it is a prerelease; a draft is refused.
 fn check_release(github: &GithubEnv) -> Result<(Option<String>, bool), String> {
-    let flag = |name: &str| {
-        github
-            .event
-            .pointer(&format!("/release/{name}"))
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
-    if flag("draft") {
+    if github.is_true("release.draft") {
         return Err(format!(
             "{} is true: a draft release is never promoted; publish the release first",
             github.field("release.draft")
         ));
     }
-    Ok((github.str_at("release.tag_name"), flag("prerelease")))
+    let prerelease = github.is_true("release.prerelease");
+    Ok((github.str_at("release.tag_name"), prerelease))
 }
 
 /// The branch a release commit must be on, and where that was read: the

@@ -230,30 +230,22 @@ pub fn validate_release_tag(release: &str) -> Result<(), String> {
 
 /// What a release tag would be mistaken for, if it reads as a `<what>` of
 /// the grammar: `latest`, `workflow_dispatch`, a cache tag, a `<sha8>`, a
-/// `PR-<n>` or a `make-...` tag. Compared without case, and with anything
-/// after a `-`, since `<what>-<arch>-<variant>` is read from the left.
+/// `PR-<n>` or a `make-...` tag. Compared without case, by what comes before
+/// the first `-`, since `<what>-<arch>-<variant>` is read from the left.
 fn reserved_reading(release: &str) -> Option<&'static str> {
     let lower = release.to_ascii_lowercase();
-    let first = lower.split('-').next().unwrap_or_default();
-    let word = |name: &str| lower == name || lower.starts_with(&format!("{name}-"));
-    if word("latest") {
-        Some("the moving latest-<arch>-<variant> tag")
-    } else if word("workflow_dispatch") {
-        Some("a manual run's workflow_dispatch tag")
-    } else if word(CACHE) {
-        Some("a registry cache tag (cache-<arch>-<variant>)")
-    } else if first.len() == 8 && first.chars().all(|c| c.is_ascii_hexdigit()) {
-        Some("a commit's <sha8> tag")
-    } else if lower
-        .strip_prefix("pr-")
-        .and_then(|rest| rest.split('-').next())
-        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-    {
-        Some("a pull request's PR-<number> tag")
-    } else if word("make") {
-        Some("a terminal build's make-<sha8> tag")
-    } else {
-        None
+    let mut parts = lower.split('-');
+    let first = parts.next().unwrap_or_default();
+    let sha8 = first.len() == 8 && first.chars().all(|c| c.is_ascii_hexdigit());
+    let number = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
+    match first {
+        "latest" => Some("the moving latest-<arch>-<variant> tag"),
+        "workflow_dispatch" => Some("a manual run's workflow_dispatch tag"),
+        CACHE => Some("a registry cache tag (cache-<arch>-<variant>)"),
+        _ if sha8 => Some("a commit's <sha8> tag"),
+        "pr" if parts.next().is_some_and(number) => Some("a pull request's PR-<number> tag"),
+        "make" => Some("a terminal build's make-<sha8> tag"),
+        _ => None,
     }
 }
 

@@ -226,12 +226,12 @@ pub fn check_repository(name: &str) -> Result<(), String> {
         return Err(format!("it contains {bad:?}"));
     }
     for component in name.split('/') {
-        let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        let alnum = |c: char| c.is_ascii_alphanumeric();
         let doubled = component
             .as_bytes()
             .windows(2)
             .any(|pair| pair.iter().all(|b| b"._-".contains(b)));
-        if !alnum(component.chars().next()) || !alnum(component.chars().last()) || doubled {
+        if !component.starts_with(alnum) || !component.ends_with(alnum) || doubled {
             return Err(format!(
                 "component \"{component}\" must start and end with a letter or digit, with one separator at a time"
             ));
