@@ -49,11 +49,12 @@ pub fn in_rig(env: &[(&str, String)], step: Step) -> Step {
     }
 }
 
-/// Announce a stage. The runner prints each step and keeps the tools' output
-/// in the stage's log (`--verbose`: on the terminal).
-fn announce(runner: &Runner, stage: &str, what: &str) {
+/// Announce a stage, and start its clock. The runner prints each step and
+/// keeps the tools' output in the stage's log (`--verbose`: on the terminal).
+fn announce(runner: &Runner, stage: &str, what: &str) -> Instant {
     crate::github::end_group();
     runner.note("", &format!("\n==> {stage}: {what}"));
+    Instant::now()
 }
 
 fn result(runner: &Runner, stage: &str, verdict: &str, started: Instant) {
@@ -74,7 +75,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     let workspace = Workspace::new(root, &repository);
     workspace.create(runner)?;
 
-    announce(runner, "rig", "bring up the rig (installs what is missing)");
+    let rig_started = announce(runner, "rig", "bring up the rig (installs what is missing)");
     let was_up = matches!(runner.ask("", &Step::new(RIG, ["status"])), Reply::Out(_));
     let mut setup = vec![
         Step::new(RIG, ["install"]),
@@ -85,7 +86,6 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         // Online, so before anything runs in the rig's namespace.
         setup.push(Step::new(act::ACT_EVENT, ["install"]));
     }
-    let rig_started = Instant::now();
     for step in setup {
         runner.run("[rig] ", &step)?;
     }
@@ -113,12 +113,11 @@ fn rehearse(
     workspace: &Workspace,
     release_tag: &str,
 ) -> Result<()> {
-    announce(
+    let clone_started = announce(
         runner,
         "clone",
         "the working tree, committed as a pull request and merged",
     );
-    let clone_started = Instant::now();
     workspace.clone_tree(runner, root)?;
     let commits = workspace.pull_request(runner)?;
     let release_sha = if args.broken_release {
@@ -162,8 +161,7 @@ fn rehearse(
         } else {
             (stage.title.clone(), command_step(workspace, stage, &xtask))
         };
-        announce(runner, name, &format!("[{}/{total}] {title}", i + 1));
-        let stage_started = Instant::now();
+        let stage_started = announce(runner, name, &format!("[{}/{total}] {title}", i + 1));
         stage.play.write_payload(workspace)?;
         if let Err(err) = runner.run(&format!("[{name}] "), &step) {
             result(runner, &format!("stage {name}"), "FAILED", stage_started);
