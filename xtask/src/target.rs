@@ -163,9 +163,11 @@ pub fn check_host(text: &str) -> Result<(), String> {
         Some((name, port)) => (name, Some(port)),
         None => (text, None),
     };
-    // `parse` would take a leading '+', but the characters above exclude it.
-    if let Some(port) = port.filter(|port| !matches!(port.parse::<u16>(), Ok(1..))) {
-        return Err(format!("port \"{port}\" is not a number from 1 to 65535"));
+    if let Some(port) = port {
+        // `parse` would take a leading '+', but the characters above exclude it.
+        if port.parse::<u16>().unwrap_or(0) == 0 {
+            return Err(format!("port \"{port}\" is not a number from 1 to 65535"));
+        }
     }
     if name.len() > 253 {
         return Err("the host name is longer than 253 characters".into());

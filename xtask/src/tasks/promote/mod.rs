@@ -170,19 +170,26 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         .collect()
 }
 
+/// One check of prod after the copy.
+enum Check<'a> {
+    /// The tag is at the stage digest.
+    Tag(&'a str),
+    /// The image's signature verifies.
+    Signature,
+}
+
 /// Every prod tag resolves to the stage digest, and every prod image
-/// verifies with the same key as in stage.
+/// verifies with the same key as in stage: all checked at once.
 fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -> Result<()> {
-    // Every tag's digest, then every variant's signature (`None`), at once.
-    let checks: Vec<(&Promotion, Option<&str>)> = promotions
+    let checks: Vec<(&Promotion, Check)> = promotions
         .iter()
-        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, Some(tag.as_str()))))
-        .chain(promotions.iter().map(|p| (p, None)))
+        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, Check::Tag(tag))))
+        .chain(promotions.iter().map(|p| (p, Check::Signature)))
         .collect();
-    let results = concurrently(&checks, |(promotion, tag)| -> Result<()> {
+    let results = concurrently(&checks, |(promotion, check)| -> Result<()> {
         let prefix = promotion.prefix();
         let digest = promotion.digest.as_deref();
-        let Some(tag) = tag else {
+        let Check::Tag(tag) = check else {
             return signatures::verify_in_prod(runner, &prefix, prod, digest, key)
                 .with_context(|| format!("{} in prod", promotion.variant.name));
         };
