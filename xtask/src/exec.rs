@@ -105,6 +105,10 @@ impl std::error::Error for SecretSourceFailed {}
 /// How many of a failed step's last lines are printed.
 const TAIL: usize = 20;
 
+/// How many times [`Runner::run_with_retry`] tries a step before it is
+/// called failed.
+const ATTEMPTS: u32 = 3;
+
 /// Runs steps, or with `dry_run` only prints them. Shared by the threads
 /// that build variants concurrently: xshell's `Shell` is not `Sync`, so each
 /// step gets a `Shell` of its own, in the repository root.
@@ -192,21 +196,21 @@ impl Runner {
         Ok(())
     }
 
-    /// Run a step up to `attempts` times, waiting longer after each failure:
+    /// Run a step up to `ATTEMPTS` times, waiting longer after each failure:
     /// for registry calls, where a dropped connection or a 5xx is worth a retry.
-    pub fn run_with_retry(&self, prefix: &str, step: &Step, attempts: u32) -> Result<()> {
-        for attempt in 1..attempts {
+    pub fn run_with_retry(&self, prefix: &str, step: &Step) -> Result<()> {
+        for attempt in 1..ATTEMPTS {
             let Err(err) = self.run(prefix, step) else {
                 return Ok(());
             };
             let wait = Duration::from_secs(2u64.pow(attempt));
             let note =
-                format!("attempt {attempt}/{attempts} failed ({err:#}); retrying in {wait:?}");
+                format!("attempt {attempt}/{ATTEMPTS} failed ({err:#}); retrying in {wait:?}");
             self.note(prefix, &note);
             std::thread::sleep(wait);
         }
         self.run(prefix, step)
-            .with_context(|| format!("gave up after {attempts} attempts"))
+            .with_context(|| format!("gave up after {ATTEMPTS} attempts"))
     }
 
     /// Run a read-only step, printed like any other, for its answer: a

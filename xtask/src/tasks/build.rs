@@ -18,9 +18,6 @@ use crate::plan::{render_table, Image};
 use crate::tags;
 use crate::target::Target;
 
-/// How many times a push is tried before the build is called failed.
-pub const PUSH_ATTEMPTS: u32 = 3;
-
 /// What one variant's build (or push) produced.
 pub struct Outcome {
     pub variant: String,
@@ -177,14 +174,12 @@ fn build_one(
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
         if args.push {
-            runner
-                .run_with_retry(&prefix, &step, PUSH_ATTEMPTS)
-                .with_context(|| {
-                    format!(
-                        "build and push of {} for {} to {} failed",
-                        image.variant, image.platform, image.image
-                    )
-                })?;
+            runner.run_with_retry(&prefix, &step).with_context(|| {
+                format!(
+                    "build and push of {} for {} to {} failed",
+                    image.variant, image.platform, image.image
+                )
+            })?;
         } else {
             runner.run(&prefix, &step).with_context(|| {
                 format!("build of {} for {} failed", image.variant, image.platform)

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::build::{report, Outcome, PUSH_ATTEMPTS};
+use super::build::{report, Outcome};
 use super::signatures;
 use crate::cli::PushArgs;
 use crate::cosign::Key;
@@ -35,7 +35,7 @@ fn push_one(runner: &Runner, image: &Image, target: &Target, key: Option<&Key>) 
     Outcome::of(image, || {
         for reference in image.references() {
             runner
-                .run_with_retry(&prefix, &docker::push(&reference), PUSH_ATTEMPTS)
+                .run_with_retry(&prefix, &docker::push(&reference))
                 .with_context(|| format!("push of {reference} ({}) failed", image.variant))?;
         }
         let digest = runner

@@ -78,7 +78,7 @@ pub fn sign(
     let digest = digest.unwrap_or("<digest>");
     let step = cosign::sign(target, digest, key);
     runner
-        .run_with_retry(prefix, &step, super::build::PUSH_ATTEMPTS)
+        .run_with_retry(prefix, &step)
         .with_context(|| format!("signing {}@{digest} failed", target.image()))?;
     if !runner.dry_run {
         runner.note(prefix, &format!("signed {digest} with {}", key.0));
@@ -236,7 +236,7 @@ pub fn copy(
     };
     let step = skopeo::copy(stage, &source, prod, tag);
     runner
-        .run_with_retry(prefix, &step, super::build::PUSH_ATTEMPTS)
+        .run_with_retry(prefix, &step)
         .with_context(|| {
             format!(
                 "copy of the signature {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped"

@@ -141,7 +141,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
     let copy_one = |promotion: &Promotion, tag: &str| {
         let step = skopeo::copy(stage, &promotion.source, prod, tag);
         runner
-            .run_with_retry(&promotion.prefix(), &step, super::build::PUSH_ATTEMPTS)
+            .run_with_retry(&promotion.prefix(), &step)
             .with_context(|| {
                 format!(
                     "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
