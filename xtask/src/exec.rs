@@ -240,6 +240,24 @@ impl Runner {
             .map_err(|why| anyhow!("`{step}` failed: {why}"))
     }
 
+    /// Whether each tool can be found on `PATH`: checked before the first side
+    /// effect, so a missing tool fails a run before it changes anything. A
+    /// dry run runs no tool, so it needs none.
+    pub fn require_tools(&self, tools: &[Tool]) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let found = |program| std::env::split_paths(&path).any(|dir| dir.join(program).is_file());
+        let missing: Vec<String> = tools
+            .iter()
+            .filter(|tool| !found(tool.program))
+            .map(|tool| format!("`{}` is not on PATH ({})", tool.program, tool.install))
+            .collect();
+        ensure!(missing.is_empty(), "{}", missing.join("; "));
+        Ok(())
+    }
+
     fn shell(&self) -> Result<Shell> {
         let sh = Shell::new()?;
         sh.change_dir(&self.root);
@@ -345,19 +363,6 @@ pub struct Tool {
     pub install: &'static str,
 }
 
-/// Whether each tool can be found on `PATH`: checked before the first side
-/// effect, so a missing tool fails a run before it changes anything.
-pub fn require_tools(tools: &[Tool]) -> Result<()> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool.program).is_file()))
-        .map(|tool| format!("`{}` is not on PATH ({})", tool.program, tool.install))
-        .collect();
-    ensure!(missing.is_empty(), "{}", missing.join("; "));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,11 +459,13 @@ mod tests {
 
     #[test]
     fn missing_tool_is_named_with_its_install_hint() {
-        let err = require_tools(&[Tool {
-            program: "no-such-tool-xyz",
-            install: "apt install xyz",
-        }])
-        .unwrap_err();
+        let (runner, _) = runner(false);
+        let err = runner
+            .require_tools(&[Tool {
+                program: "no-such-tool-xyz",
+                install: "apt install xyz",
+            }])
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "`no-such-tool-xyz` is not on PATH (apt install xyz)"

@@ -10,13 +10,11 @@ use anyhow::Result;
 use crate::cli::{env_var, TargetArgs};
 use crate::docker;
 use crate::error::Usage;
-use crate::exec::{require_tools, Runner};
+use crate::exec::Runner;
 use crate::target::repository_name;
 
 pub fn run(target: TargetArgs, runner: &Runner) -> Result<()> {
-    if !runner.dry_run {
-        require_tools(&[docker::TOOL])?;
-    }
+    runner.require_tools(&[docker::TOOL])?;
     // Both names a build may have used: in the registry, and local-only.
     let mut names = vec![super::image_name(&target)?];
     let bare = repository_name(target.env, target.flags(), &env_var).map_err(Usage)?;

@@ -4,15 +4,13 @@
 use anyhow::Result;
 
 use crate::cli::{AwsArgs, LoginArgs};
-use crate::exec::{require_tools, Runner, SecretSourceFailed, Step};
+use crate::exec::{Runner, SecretSourceFailed, Step};
 use crate::target::Target;
 use crate::{aws, docker};
 
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
     let target = super::target(&args.target)?;
-    if !runner.dry_run {
-        require_tools(&[docker::TOOL, aws::TOOL])?;
-    }
+    runner.require_tools(&[docker::TOOL, aws::TOOL])?;
     login(runner, &target, &args.aws, &args.target.env.to_string())
 }
 

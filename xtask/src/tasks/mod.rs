@@ -85,13 +85,9 @@ fn created_epoch() -> Result<u64> {
     text.trim().parse().map_err(|_| Usage(message).into())
 }
 
-/// The tools a push needs, checked before anything runs (a dry run runs
-/// none): docker, the aws CLI unless the login is reused, cosign when the
-/// push is signed.
+/// The tools a push needs, checked before anything runs: docker, the aws
+/// CLI unless the login is reused, cosign when the push is signed.
 fn require_push_tools(runner: &Runner, login: bool, signing: bool) -> Result<()> {
-    if runner.dry_run {
-        return Ok(());
-    }
     let mut tools = vec![crate::docker::TOOL];
     if login {
         tools.push(crate::aws::TOOL);
@@ -99,7 +95,7 @@ fn require_push_tools(runner: &Runner, login: bool, signing: bool) -> Result<()>
     if signing {
         tools.push(crate::cosign::TOOL);
     }
-    crate::exec::require_tools(&tools)
+    runner.require_tools(&tools)
 }
 
 /// A digest cut to `sha256:` and its first 12 hex digits, for messages.

@@ -26,7 +26,7 @@ use crate::cli::{env_var, PromoteArgs};
 use crate::context::{self, Purpose};
 use crate::cosign::{self, Key};
 use crate::error::Usage;
-use crate::exec::{concurrently, require_tools, Runner};
+use crate::exec::{concurrently, Runner};
 use crate::plan::render_table;
 use crate::skopeo;
 use crate::tags::{self, Context, Sha};
@@ -66,13 +66,11 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         tags::image_tags(&context, variant).map_err(Usage)?;
     }
     let key = signatures::verify_key(&args.verify_key, root)?;
-    if !runner.dry_run {
-        let mut tools = vec![skopeo::TOOL, cosign::TOOL];
-        if !args.aws.no_login {
-            tools.extend([docker::TOOL, aws::TOOL]);
-        }
-        require_tools(&tools)?;
+    let mut tools = vec![skopeo::TOOL, cosign::TOOL];
+    if !args.aws.no_login {
+        tools.extend([docker::TOOL, aws::TOOL]);
     }
+    runner.require_tools(&tools)?;
 
     github::group(&format!(
         "promote {} from {} to {}",
