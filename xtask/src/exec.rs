@@ -109,6 +109,12 @@ const TAIL: usize = 20;
 /// called failed.
 const ATTEMPTS: u32 = 3;
 
+/// What the output lines of `name`'s steps start with: `[gpu] `, whose log
+/// is `gpu.log`.
+pub fn prefix(name: &str) -> String {
+    format!("[{name}] ")
+}
+
 /// Runs steps, or with `dry_run` only prints them. Shared by the threads
 /// that build variants concurrently: xshell's `Shell` is not `Sync`, so each
 /// step gets a `Shell` of its own, in the repository root.

@@ -12,7 +12,7 @@ use crate::cli::{BuildArgs, Cache};
 use crate::cosign::Key;
 use crate::disk;
 use crate::docker;
-use crate::exec::{concurrently, Reply, Runner};
+use crate::exec::{self, concurrently, Reply, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
 use crate::tags;
@@ -152,7 +152,7 @@ fn build_one(
     registry_cache: bool,
     signing: Option<(&Key, &Target)>,
 ) -> Outcome {
-    let prefix = format!("[{}] ", image.variant);
+    let prefix = exec::prefix(&image.variant);
     let metadata = Path::new(METADATA_DIR).join(format!("{}-metadata.json", image.variant));
     let mut extra = match args.cache {
         Cache::None => vec!["--no-cache".to_string()],

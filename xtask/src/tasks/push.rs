@@ -10,7 +10,7 @@ use super::signatures;
 use crate::cli::PushArgs;
 use crate::cosign::Key;
 use crate::docker;
-use crate::exec::Runner;
+use crate::exec::{self, Runner};
 use crate::plan::Image;
 use crate::target::Target;
 
@@ -31,7 +31,7 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
 
 /// Push every tag of one image; for stage, sign what arrived by its digest.
 fn push_one(runner: &Runner, image: &Image, target: &Target, key: Option<&Key>) -> Outcome {
-    let prefix = format!("[{}] ", image.variant);
+    let prefix = exec::prefix(&image.variant);
     Outcome::of(image, || {
         for reference in image.references() {
             runner

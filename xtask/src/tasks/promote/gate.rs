@@ -9,7 +9,7 @@ use super::super::{reason, short};
 use crate::arch::Variant;
 use crate::cosign::Key;
 use crate::error::Usage;
-use crate::exec::{concurrently, Reply, Runner};
+use crate::exec::{self, concurrently, Reply, Runner};
 use crate::plan::{render_table, REVISION_LABEL};
 use crate::skopeo::{self, Inspect};
 use crate::tags::{self, Context, Sha};
@@ -33,7 +33,7 @@ pub(super) struct Promotion {
 impl Promotion {
     /// What the variant's output lines start with.
     pub(super) fn prefix(&self) -> String {
-        format!("[{}] ", self.variant.name)
+        exec::prefix(&self.variant.name)
     }
 }
 
@@ -146,7 +146,7 @@ fn check(
     key: &Key,
     [sha_tag, latest_tag]: &[String; 2],
 ) -> Result<Promotion, String> {
-    let prefix = format!("[{}] ", variant.name);
+    let prefix = exec::prefix(&variant.name);
     let mut prod_tags = tags::image_tags(context, variant)?;
     // The moving tags (`latest-*`) are written last.
     prod_tags.sort_by_key(|tag| !tags::is_immutable(tag));

@@ -30,7 +30,7 @@ use anyhow::{Context as _, Result};
 use self::stages::{command_step, workflow_env};
 use self::workspace::Workspace;
 use crate::cli::RehearseArgs;
-use crate::exec::{Reply, Runner, Step};
+use crate::exec::{self, Reply, Runner, Step};
 
 /// The rig: install, up, down, and `exec` to run a command inside it.
 const RIG: &str = "rig/rig";
@@ -163,7 +163,7 @@ fn rehearse(
         };
         let stage_started = announce(runner, name, &format!("[{}/{total}] {title}", i + 1));
         stage.play.write_payload(workspace)?;
-        if let Err(err) = runner.run(&format!("[{name}] "), &step) {
+        if let Err(err) = runner.run(&exec::prefix(name), &step) {
             result(runner, &format!("stage {name}"), "FAILED", stage_started);
             runner.note("", &format!("    re-run just this stage: {step}"));
             return Err(err.context(format!("rehearsal failed at stage {name}: {title}")));
