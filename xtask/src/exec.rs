@@ -89,6 +89,18 @@ pub enum Reply {
     Failed(String),
 }
 
+impl Reply {
+    /// The answer as a `Result`: `Ok(None)` in a dry run, `Err(why)` when the
+    /// step failed.
+    pub fn into_result(self) -> Result<Option<String>, String> {
+        match self {
+            Reply::DryRun => Ok(None),
+            Reply::Out(out) => Ok(Some(out)),
+            Reply::Failed(why) => Err(why),
+        }
+    }
+}
+
 /// The secret-producing step of a pipe failed (`aws ecr get-login-password`):
 /// the message is its stderr; its stdout, the secret, is never shown.
 #[derive(Debug)]
@@ -232,11 +244,9 @@ impl Runner {
     /// Run a read-only step and return its stdout; `None` in a dry run. A
     /// failure is an error that carries the tool's answer.
     pub fn read(&self, prefix: &str, step: &Step) -> Result<Option<String>> {
-        match self.ask(prefix, step) {
-            Reply::DryRun => Ok(None),
-            Reply::Out(out) => Ok(Some(out)),
-            Reply::Failed(why) => bail!("`{step}` failed: {why}"),
-        }
+        self.ask(prefix, step)
+            .into_result()
+            .map_err(|why| anyhow!("`{step}` failed: {why}"))
     }
 
     /// Run a read-only local query (git) that decides the plan itself, in

@@ -118,11 +118,7 @@ pub struct Signature {
 type Answer = Result<String, String>;
 
 fn answer(reply: Reply) -> Answer {
-    match reply {
-        Reply::Out(out) => Ok(out),
-        Reply::Failed(why) => Err(why),
-        Reply::DryRun => Err("dry run".into()),
-    }
+    reply.into_result()?.ok_or_else(|| "dry run".into())
 }
 
 /// The gate's signature check for stage's image `digest` (`None` in a dry
