@@ -103,6 +103,11 @@ fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
 
+/// An error and its causes, as the text of a verdict.
+fn message(err: anyhow::Error) -> String {
+    format!("{err:#}")
+}
+
 /// The line of a tool's stderr that says why it failed: the last one that
 /// is not blank, as skopeo and cosign log any warnings before their fatal
 /// error.

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 
 use super::build::Outcome;
-use super::{reason, short};
+use super::{message, reason, short};
 use crate::arch::Arch;
 use crate::cli::SigningArgs;
 use crate::cosign::{self, Key, DEFAULT_PUBLIC_KEY};
@@ -174,7 +174,7 @@ fn judge(
     let this = short(digest);
     match (verified, in_stage) {
         (Ok(out), Ok(sig)) => {
-            let signed = cosign::signed_digests(&out).map_err(|e| format!("{e:#}"))?;
+            let signed = cosign::signed_digests(&out).map_err(message)?;
             if !signed.iter().any(|d| d == digest) {
                 return Err(format!(
                     "cosign verified signatures for {}, not for {this}",
@@ -183,7 +183,7 @@ fn judge(
             }
             skopeo::parse_inspect(&sig)
                 .map(|i| i.digest)
-                .map_err(|e| format!("{e:#}"))
+                .map_err(message)
         }
         (Err(_), Err(stderr)) if skopeo::is_not_found(&stderr) => Err(format!(
             "unsigned: stage has no signature for {this} (no tag {tag}); only images the stage pipeline pushed and signed are promoted"
@@ -194,7 +194,7 @@ fn judge(
         )),
         (Err(why), Ok(_)) => match loose() {
             Ok(out) => {
-                let signed = cosign::signed_digests(&out).map_err(|e| format!("{e:#}"))?;
+                let signed = cosign::signed_digests(&out).map_err(message)?;
                 let others: Vec<&str> = signed.iter().map(|d| short(d)).collect();
                 Err(format!(
                     "a signature for another digest: {tag} holds the key's signature for {}, not for {this}; stage's tags were moved to another image after signing",

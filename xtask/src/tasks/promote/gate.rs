@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 
 use super::super::signatures::{self, Signature};
-use super::super::{reason, short};
+use super::super::{message, reason, short};
 use crate::arch::Variant;
 use crate::cosign::Key;
 use crate::error::Usage;
@@ -199,9 +199,7 @@ fn check_stage(
     let parse = |reply: Reply, tag: &str| -> Result<Option<Inspect>, String> {
         match reply {
             Reply::DryRun => Ok(None),
-            Reply::Out(text) => skopeo::parse_inspect(&text)
-                .map(Some)
-                .map_err(|e| format!("{e:#}")),
+            Reply::Out(text) => skopeo::parse_inspect(&text).map(Some).map_err(message),
             Reply::Failed(stderr) if skopeo::is_not_found(&stderr) => {
                 Err(format!("{tag} not found in stage"))
             }
@@ -243,9 +241,7 @@ fn judge_prod(
     for (tag, answer) in tags.into_iter().zip(answers) {
         let done = match (digest, answer) {
             (Some(want), Reply::Out(text)) => {
-                let have = skopeo::parse_inspect(&text)
-                    .map_err(|e| format!("{e:#}"))?
-                    .digest;
+                let have = skopeo::parse_inspect(&text).map_err(message)?.digest;
                 if have != want && tags::is_immutable(&tag) {
                     return Err(format!(
                         "prod already has {tag} at {}, not {}; immutable tags are never overwritten",
