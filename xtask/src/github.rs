@@ -5,6 +5,8 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
+use crate::exec::Runner;
+
 pub fn is_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
 }
@@ -20,8 +22,12 @@ pub fn set_output(key: &str, value: &str) -> Result<()> {
         .with_context(|| format!("cannot write to GITHUB_OUTPUT={}", path.to_string_lossy()))
 }
 
-/// Append Markdown to the job summary, when running under GitHub Actions.
-pub fn summary(markdown: &str) -> Result<()> {
+/// Append Markdown to the job summary, when running under GitHub Actions and
+/// not in a dry run, which changes nothing.
+pub fn summary(runner: &Runner, markdown: &str) -> Result<()> {
+    if runner.dry_run {
+        return Ok(());
+    }
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
         return Ok(());
     };

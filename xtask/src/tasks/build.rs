@@ -346,9 +346,7 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
         );
     }
     print!("{}", render_table(&rows));
-    if !runner.dry_run {
-        github::summary(&summary)?;
-    }
+    github::summary(runner, &summary)?;
     if !failures.is_empty() {
         bail!(
             "{} of {} variants failed:\n  {}",

@@ -125,11 +125,9 @@ pub(super) fn gate(
         Ok(fact) => eprintln!("commit: ok: {fact}"),
         Err(why) => eprintln!("commit: FAILED: {why}"),
     }
-    if !runner.dry_run {
-        // Each variant's verdict, signatures included, on the run's page.
-        let title = format!("### Promotion gate for {}\n\n", context.describe());
-        github::summary(&(title + &github::markdown_table(&rows)))?;
-    }
+    // Each variant's verdict, signatures included, on the run's page.
+    let title = format!("### Promotion gate for {}\n\n", context.describe());
+    github::summary(runner, &(title + &github::markdown_table(&rows)))?;
     if let Some(why) = first_failure {
         bail!("promotion gate failed, nothing was copied to prod: {why}");
     }

@@ -244,8 +244,5 @@ fn report(
         runner.note("", &note);
         summary += &format!("\n{note}.\n");
     }
-    if !runner.dry_run {
-        github::summary(&summary)?;
-    }
-    Ok(())
+    github::summary(runner, &summary)
 }
