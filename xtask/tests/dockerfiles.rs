@@ -12,6 +12,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
 use common::{rig, run, stderr, stdout, unique, Fixture};
 use serde_json::Value;
@@ -27,6 +28,18 @@ const BASES: [&str; 4] = [
 const REVISION_LABEL: &str = "org.opencontainers.image.revision";
 const VERSION_LABEL: &str = "org.opencontainers.image.version";
 const VARIANT_LABEL: &str = "org.opencontainers.image.variant";
+
+/// The tests here build one at a time. Both build the build stage for amd64
+/// from the same bases, and while two builds run the same step at once,
+/// BuildKit runs it for one and reports it in both builds' progress: the
+/// rebuild test then reads the other build's uncached steps as its own
+/// (seen in CI: `[build 5/7]` listed twice, once cached and once built).
+fn one_build_at_a_time() -> MutexGuard<'static, ()> {
+    static BUILDS: Mutex<()> = Mutex::new(());
+    BUILDS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -99,6 +112,7 @@ fn report(output: &Output) -> (Value, String) {
 #[test]
 #[ignore = "needs the rig: make test"]
 fn the_real_dockerfiles_build_for_their_platforms_and_pass_their_checks() {
+    let _builds = one_build_at_a_time();
     let rig = rig();
     let repo_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.aws-architecture");
     let architecture = std::fs::read_to_string(repo_file).unwrap();
@@ -251,6 +265,7 @@ fn the_real_dockerfiles_build_for_their_platforms_and_pass_their_checks() {
 #[test]
 #[ignore = "needs the rig: make test"]
 fn a_one_line_source_change_rebuilds_only_from_the_sources_on() {
+    let _builds = one_build_at_a_time();
     let rig = rig();
     let arch = host_arch();
     // cpu for the host, so that no emulation slows the compile down.
