@@ -206,15 +206,6 @@ pub enum Progress {
     Rawjson,
 }
 
-impl Progress {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Progress::Plain => "plain",
-            Progress::Rawjson => "rawjson",
-        }
-    }
-}
-
 /// BuildKit's `--network` for RUN steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Network {
@@ -224,16 +215,6 @@ pub enum Network {
     None,
     /// The host's network (on the test rig: loopback only)
     Host,
-}
-
-impl Network {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Network::Default => "default",
-            Network::None => "none",
-            Network::Host => "host",
-        }
-    }
 }
 
 #[derive(Args, Debug)]
@@ -363,6 +344,12 @@ pub fn unset_empty_flag_variables() {
             std::env::remove_var(&name);
         }
     }
+}
+
+/// A value as its flag spells it (`--progress rawjson`): clap's own name for it.
+pub fn flag_value(value: impl ValueEnum) -> String {
+    let value = value.to_possible_value().expect("no value is skipped");
+    value.get_name().to_string()
 }
 
 /// An environment variable's value; set but empty counts as unset, so

@@ -8,7 +8,7 @@
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::cli::env_var;
+use crate::cli::{env_var, flag_value};
 use crate::error::Usage;
 use crate::exec::Runner;
 use crate::git;
@@ -277,14 +277,12 @@ fn terminal_commit(
         };
     }
     let head = head.ok_or("no commit: pass --sha <full SHA>")?;
-    let claims_commit = flag.is_some() || !matches!(kind, Kind::Auto | Kind::Terminal);
+    // `kind` is resolved: never `Auto`.
+    let claims_commit = flag.is_some() || kind != Kind::Terminal;
     if head.dirty && claims_commit {
         let what = match &flag {
             Some(_) => "--sha".to_string(),
-            None => {
-                let name = kind.to_possible_value().expect("no variant is skipped");
-                format!("--context {}", name.get_name())
-            }
+            None => format!("--context {}", flag_value(kind)),
         };
         return Err(format!(
             "{what}: the working tree has uncommitted changes (see git status), so its images are not commit {}; commit or stash them, or build without {what} to get make-<sha8>-dirty tags",

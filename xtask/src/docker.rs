@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::Progress;
+use crate::cli::{flag_value, Progress};
 use crate::exec::{Step, Tool};
 use crate::plan::Image;
 
@@ -39,7 +39,7 @@ pub fn build(
         "--file".into(),
         image.dockerfile.clone(),
         "--progress".into(),
-        progress.as_str().into(),
+        flag_value(progress),
         // A single-platform manifest, not an index with an attestation
         // manifest beside it: what ECR and AWS Batch expect, and what the
         // architecture check reads.

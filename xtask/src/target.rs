@@ -17,22 +17,14 @@ pub enum Env {
 }
 
 impl Env {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Env::Dev => "dev",
-            Env::Stage => "stage",
-            Env::Prod => "prod",
-        }
-    }
-
     fn upper(self) -> String {
-        self.as_str().to_ascii_uppercase()
+        self.to_string().to_ascii_uppercase()
     }
 }
 
 impl fmt::Display for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&crate::cli::flag_value(*self))
     }
 }
 

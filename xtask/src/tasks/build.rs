@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::signatures;
 use crate::arch::Arch;
-use crate::cli::{BuildArgs, Cache};
+use crate::cli::{flag_value, BuildArgs, Cache};
 use crate::cosign::Key;
 use crate::disk;
 use crate::docker;
@@ -62,7 +62,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     let registry_cache = wants_registry_cache(args.cache, args.push, runner)?;
     if let Some(target) = &target {
-        super::login::login(runner, target, &images.aws, &images.target.env.to_string())?;
+        super::login::login(runner, target, &images.aws, images.target.env)?;
     }
 
     if !runner.dry_run {
@@ -160,7 +160,7 @@ fn build_one(
         _ => Vec::new(),
     };
     if let Some(network) = args.network {
-        extra.extend(["--network".to_string(), network.as_str().to_string()]);
+        extra.extend(["--network".to_string(), flag_value(network)]);
     }
     let step = docker::build(
         image,

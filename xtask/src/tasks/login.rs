@@ -5,13 +5,13 @@ use anyhow::Result;
 
 use crate::cli::{AwsArgs, LoginArgs};
 use crate::exec::{Runner, SecretSourceFailed, Step};
-use crate::target::Target;
+use crate::target::{Env, Target};
 use crate::{aws, docker};
 
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
     let target = super::target(&args.target)?;
     runner.require_tools(&[docker::TOOL, aws::TOOL])?;
-    login(runner, &target, &args.aws, &args.target.env.to_string())
+    login(runner, &target, &args.aws, args.target.env)
 }
 
 /// The login step for `target`: the region comes from a flag, else from the
@@ -24,7 +24,7 @@ pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) 
 }
 
 /// Log in unless told to reuse an existing login.
-pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, what: &str) -> Result<()> {
+pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Result<()> {
     let registry = &target.registry;
     if aws.no_login {
         let note = format!("reusing the existing Docker login for {registry} (--no-login)");
@@ -40,6 +40,6 @@ pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, what: &str) -> Res
         } else {
             "the registry did not accept docker login (its answer follows); check that the registry host is right and up, and that this account may use it"
         };
-        err.context(format!("login to the {what} registry {registry} failed: {why}"))
+        err.context(format!("login to the {env} registry {registry} failed: {why}"))
     })
 }

@@ -19,7 +19,7 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
-    super::login::login(runner, &target, &args.aws, &args.target.env.to_string())?;
+    super::login::login(runner, &target, &args.aws, args.target.env)?;
     let outcomes: Vec<Outcome> = plan
         .images
         .iter()

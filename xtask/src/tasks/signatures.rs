@@ -107,6 +107,9 @@ pub struct Signature {
     pub tag: String,
     /// The digest of stage's signature manifest; `None` in a dry run.
     pub digest: Option<String>,
+    /// What is copied: stage's signature at that digest, or in a dry run,
+    /// which read none, the tag.
+    pub source: String,
     /// Prod already has it, at that digest.
     pub done: bool,
 }
@@ -131,8 +134,10 @@ pub fn check(
 ) -> Result<Signature, String> {
     let Some(digest) = digest else {
         runner.ask(prefix, &cosign::verify(stage, "<stage digest>", key, true));
+        let tag = cosign::signature_tag("sha256:<stage digest>");
         return Ok(Signature {
-            tag: cosign::signature_tag("sha256:<stage digest>"),
+            source: stage.reference(&tag),
+            tag,
             digest: None,
             done: false,
         });
@@ -151,6 +156,7 @@ pub fn check(
         .is_ok_and(|text| skopeo::parse_inspect(&text).is_ok_and(|i| i.digest == sig_digest));
     Ok(Signature {
         tag,
+        source: format!("{}@{sig_digest}", stage.image()),
         digest: Some(sig_digest),
         done,
     })
@@ -205,36 +211,6 @@ fn judge(
             )),
         },
     }
-}
-
-/// Copy a variant's signature to prod, by the digest the gate read, unless
-/// prod has it already.
-pub fn copy(
-    runner: &Runner,
-    prefix: &str,
-    (stage, prod): (&Target, &Target),
-    signature: &Signature,
-) -> Result<()> {
-    let Signature { tag, digest, done } = signature;
-    if *done {
-        let digest = short(digest.as_deref().unwrap_or("-"));
-        let note = format!("{tag}: already in prod at {digest}, skipped");
-        runner.note(prefix, &note);
-        return Ok(());
-    }
-    // A dry run read no digest: the copy it prints names the tag.
-    let source = match digest {
-        Some(digest) => format!("{}@{digest}", stage.image()),
-        None => stage.reference(tag),
-    };
-    let step = skopeo::copy(stage, &source, prod, tag);
-    runner
-        .run_with_retry(prefix, &step)
-        .with_context(|| {
-            format!(
-                "copy of the signature {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped"
-            )
-        })
 }
 
 /// Prod's image `digest` verifies with `key`, for that digest: the signature

@@ -81,7 +81,7 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     // Both logins at once: each is mostly the aws CLI starting up.
     let logins = [(&stage, Env::Stage), (&prod, Env::Prod)];
     for result in concurrently(&logins, |(target, env)| {
-        super::login::login(runner, target, &args.aws(*env), env.as_str())
+        super::login::login(runner, target, &args.aws(*env), *env)
     }) {
         result?;
     }
@@ -121,32 +121,31 @@ fn architectures_at(runner: &Runner, sha: &Sha) -> Result<Architectures> {
 fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target) -> Result<()> {
     // The tags of one kind prod lacks; those it has are said to be skipped.
     let todo = |promotion: &Promotion, immutable: bool| -> Vec<String> {
-        let mut todo = Vec::new();
+        let (mut todo, digest) = (Vec::new(), promotion.digest.as_deref());
         for (tag, done) in &promotion.tags {
             if tags::is_immutable(tag) != immutable {
                 continue;
             }
             if *done {
-                let digest = promotion.digest.as_deref().unwrap_or_default();
-                let note = format!("{tag}: already in prod at {}, skipped", short(digest));
-                runner.note(&promotion.prefix(), &note);
+                skipped(runner, &promotion.prefix(), tag, digest);
             } else {
                 todo.push(tag.clone());
             }
         }
         todo
     };
-    let copy_one = |promotion: &Promotion, tag: &str| {
-        let step = skopeo::copy(stage, &promotion.source, prod, tag);
+    // `what` names the copy in its error: the variant, or its signature.
+    let copy = |promotion: &Promotion, source: &str, what: &str, tag: &str| {
+        let step = skopeo::copy(stage, source, prod, tag);
         runner
             .run_with_retry(&promotion.prefix(), &step)
             .with_context(|| {
                 format!(
-                    "copy of {} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped",
-                    promotion.variant.name
+                    "copy of {what} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped"
                 )
             })
     };
+    let copy_one = |p: &Promotion, tag: &str| copy(p, &p.source, &p.variant.name, tag);
     for promotion in promotions {
         if let Some((first, rest)) = todo(promotion, true).split_first() {
             copy_one(promotion, first)?;
@@ -156,8 +155,12 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         }
         // The signature goes with the variant's immutable tags, before any
         // `latest` tag points at the image.
-        let prefix = promotion.prefix();
-        signatures::copy(runner, &prefix, (stage, prod), &promotion.signature)?;
+        let sig = &promotion.signature;
+        if sig.done {
+            skipped(runner, &promotion.prefix(), &sig.tag, sig.digest.as_deref());
+        } else {
+            copy(promotion, &sig.source, "the signature", &sig.tag)?;
+        }
     }
     let latest: Vec<(&Promotion, String)> = promotions
         .iter()
@@ -166,6 +169,15 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
     concurrently(&latest, |(promotion, tag)| copy_one(promotion, tag))
         .into_iter()
         .collect()
+}
+
+/// The note for a tag prod already has at `digest`.
+fn skipped(runner: &Runner, prefix: &str, tag: &str, digest: Option<&str>) {
+    let digest = short(digest.unwrap_or_default());
+    runner.note(
+        prefix,
+        &format!("{tag}: already in prod at {digest}, skipped"),
+    );
 }
 
 /// One check of prod after the copy.
