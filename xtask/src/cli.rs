@@ -89,7 +89,7 @@ impl TargetArgs {
 }
 
 /// How to log in: the aws CLI's usual settings, overridable here.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Debug)]
 pub struct AwsArgs {
     /// AWS region for the ECR login [default: from the registry host, or the aws CLI's settings]
     #[arg(long, value_name = "REGION")]
@@ -103,7 +103,7 @@ pub struct AwsArgs {
 }
 
 /// How a stage push is signed.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Debug)]
 pub struct SigningArgs {
     /// Sign stage pushes with this key: a cosign key file (its password in
     /// $COSIGN_PASSWORD) or a KMS key such as awskms:///alias/NAME; dev

@@ -58,7 +58,7 @@ pub enum Purpose {
 }
 
 /// What GitHub Actions tells a step about its run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GithubEnv {
     pub event_name: Option<String>,
     pub sha: Option<String>,

@@ -88,7 +88,7 @@ fn http_flag(target: &Target) -> Option<&'static str> {
 /// next to it. By digest, so what is signed is what was pushed, whatever
 /// the tags do afterwards; no transparency log upload.
 pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
-    let image = format!("{}@{digest}", target.image());
+    let image = target.at(digest);
     let mut args = vec!["sign", "--key", &key.0, "--tlog-upload=false", "--yes"];
     args.extend(http_flag(target));
     args.push(&image);
@@ -100,7 +100,7 @@ pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
 /// the signature, not what it signs: how the gate tells "signed for another
 /// digest" from "signed with another key".
 pub fn verify(target: &Target, digest: &str, key: &Key, check_claims: bool) -> Step {
-    let image = format!("{}@{digest}", target.image());
+    let image = target.at(digest);
     // Key-based signatures made without the log (see `sign`).
     let mut args = vec!["verify", "--key", &key.0, "--insecure-ignore-tlog=true"];
     if !check_claims {

@@ -1,21 +1,17 @@
-//! The git queries: the commit to tag, whether the tree is dirty, whether a
-//! commit is on the default branch, a commit's own files, and where the
-//! source lives. All are read-only, and run in dry runs too: they decide
-//! what would run.
+//! git: the queries that decide a plan (the commit to tag, whether the tree
+//! is dirty, whether a commit is on the default branch, a commit's own
+//! files, where the source lives), read-only and run in dry runs too; and
+//! the steps the rehearsal makes its clone with.
 
 use anyhow::{Context as _, Result};
 
+use crate::cli::env_var;
 use crate::context::Head;
-use crate::exec::{Runner, Step, Tool};
+use crate::exec::{Runner, Step};
 use crate::tags::Sha;
 
-pub const TOOL: Tool = Tool {
-    program: "git",
-    install: "install git: apt-get install git",
-};
-
 fn git(args: &[&str]) -> Step {
-    Step::new(TOOL.program, args.iter().copied())
+    Step::new("git", args.iter().copied())
 }
 
 /// A read-only query's stdout. For the yes/no questions, git answers "no"
@@ -27,6 +23,11 @@ fn query(runner: &Runner, args: &[&str]) -> Result<String> {
 /// Clone `source`'s `main` into `dest`.
 pub fn clone_main(source: &str, dest: &str) -> Step {
     git(&["clone", "--quiet", "--branch", "main", source, dest])
+}
+
+/// An empty bare repository at `dir`.
+pub fn init_bare(dir: &str) -> Step {
+    git(&["init", "--quiet", "--bare", dir])
 }
 
 /// A git command run in `dir`.
@@ -114,10 +115,9 @@ pub fn top_level_files(runner: &Runner, sha: &Sha) -> Result<Vec<String>> {
 
 /// The web address of the source, for the `org.opencontainers.image.source` label.
 pub fn source_url(runner: &Runner) -> Option<String> {
-    if let (Ok(server), Ok(repo)) = (
-        std::env::var("GITHUB_SERVER_URL"),
-        std::env::var("GITHUB_REPOSITORY"),
-    ) {
+    // Set but empty counts as unset, as for every variable xtask reads.
+    let server = env_var("GITHUB_SERVER_URL");
+    if let (Some(server), Some(repo)) = (server, env_var("GITHUB_REPOSITORY")) {
         return Some(format!("{server}/{repo}"));
     }
     let url = query(runner, &["remote", "get-url", "origin"]).ok()?;

@@ -1,6 +1,6 @@
 //! The plan: for each selected variant, its platform, runner, Dockerfile,
-//! tags and OCI labels. Pure; `plan`, `matrix`, `build` and `promote` all
-//! start from it, so what is printed is what is built.
+//! tags and OCI labels. Pure; `plan`, `build` and `push` all start from it,
+//! so what is printed is what is built.
 
 use std::collections::BTreeMap;
 

@@ -22,7 +22,7 @@ pub struct Inspect {
     /// for a multi-platform image).
     #[serde(rename = "Digest")]
     pub digest: String,
-    #[serde(rename = "Labels", default)]
+    #[serde(rename = "Labels")]
     pub labels: Option<BTreeMap<String, String>>,
     /// The architecture of the image picked for `--override-arch`: the
     /// rehearsal's read-back shows which image a tag really holds.

@@ -84,17 +84,17 @@ impl Context {
             Context::Dispatch { .. } => vec![sha8, "workflow_dispatch".into()],
             Context::Release { tag, .. } => vec![sha8, tag.clone()],
         };
-        if !self.is_prerelease() {
+        let prerelease = matches!(
+            self,
+            Context::Release {
+                prerelease: true,
+                ..
+            }
+        );
+        if !prerelease {
             whats.insert(0, "latest".into());
         }
         whats
-    }
-
-    fn is_prerelease(&self) -> bool {
-        match self {
-            Context::Release { prerelease, .. } => *prerelease,
-            _ => false,
-        }
     }
 
     /// The revision label: the full SHA, marked when the tree was dirty.
@@ -121,7 +121,11 @@ impl Context {
             Context::PullRequest { number, .. } => format!("pull request #{number}"),
             Context::Push { .. } => "push to the default branch".into(),
             Context::Dispatch { .. } => "manual run (workflow_dispatch)".into(),
-            Context::Release { tag, .. } if self.is_prerelease() => format!("prerelease {tag}"),
+            Context::Release {
+                tag,
+                prerelease: true,
+                ..
+            } => format!("prerelease {tag}"),
             Context::Release { tag, .. } => format!("release {tag}"),
         }
     }

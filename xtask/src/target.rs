@@ -45,6 +45,11 @@ impl Target {
         format!("{}:{tag}", self.image())
     }
 
+    /// The image by its manifest digest, `<image>@sha256:...`.
+    pub fn at(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.image())
+    }
+
     /// The AWS region of an ECR registry host
     /// (`<account>.dkr.ecr.<region>.amazonaws.com`), if it is one.
     pub fn ecr_region(&self) -> Option<&str> {

@@ -456,8 +456,9 @@ fn clean_dry_run_lists_both_names_and_leaves_the_build_cache() {
 }
 
 /// A variable set to "" is unset: a flag's variable does not become the
-/// flag's value, `ECR_REPOSITORY_PROD=` falls back to `ECR_REPOSITORY`, and
-/// `STAGE_AWS_PROFILE=` passes no `--profile ''` to aws.
+/// flag's value, `ECR_REPOSITORY_PROD=` falls back to `ECR_REPOSITORY`,
+/// `STAGE_AWS_PROFILE=` passes no `--profile ''` to aws, and
+/// `GITHUB_SERVER_URL=` makes no source label of `/<GITHUB_REPOSITORY>`.
 #[test]
 fn empty_variables_count_as_unset() {
     let fixture = Fixture::standard("empty-vars");
@@ -475,12 +476,14 @@ fn empty_variables_count_as_unset() {
         "PROD_AWS_PROFILE",
         "SOURCE_DATE_EPOCH",
         "COSIGN_KEY",
+        "GITHUB_SERVER_URL",
     ];
     let with_empties = |command: &mut Command| {
         for name in empty {
             command.env(name, "");
         }
         fake_ecr_registries(command).env("ECR_REPOSITORY", "app");
+        command.env("GITHUB_REPOSITORY", "octo/app");
     };
     let mut build = fixture.xtask();
     build.args(["--dry-run", "build"]);
@@ -488,6 +491,11 @@ fn empty_variables_count_as_unset() {
     let output = run(&mut build);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stderr(&output).contains("--tag app:latest-amd64-gpu"));
+    assert!(
+        !stderr(&output).contains("image.source=/octo/app"),
+        "{}",
+        stderr(&output)
+    );
 
     let mut promote = fixture.xtask();
     promote.args(["--dry-run", "promote", "--context", "release"]);

@@ -21,8 +21,8 @@ use crate::target::Target;
 /// What one variant's build (or push) produced.
 pub struct Outcome {
     pub variant: String,
-    pub platform: String,
-    pub references: Vec<String>,
+    pub platform: &'static str,
+    pub tags: Vec<String>,
     /// The digest; `None` in a dry run, which builds nothing.
     pub result: Result<Option<String>>,
     pub seconds: f64,
@@ -35,8 +35,8 @@ impl Outcome {
         let result = work();
         Outcome {
             variant: image.variant.clone(),
-            platform: image.platform.to_string(),
-            references: image.references(),
+            platform: image.platform,
+            tags: image.tags.clone(),
             result,
             seconds: started.elapsed().as_secs_f64(),
         }
@@ -79,8 +79,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     if args.push {
         signatures::push_summary(runner, &outcomes, signing_key.as_ref())?;
     }
-    let verb = if args.push { "pushed" } else { "built" };
-    report(runner, &outcomes, verb)
+    report(runner, &outcomes, args.push)
 }
 
 /// Where BuildKit writes each variant's metadata file, under `root`.
@@ -305,12 +304,12 @@ fn cannot_run(arch: Arch) -> Option<String> {
 
 /// The closing table (stdout), the GitHub step summary, and one error naming
 /// every variant that failed: one failure never hides another's result.
-pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
+pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()> {
     // A loaded image is named by its config digest (see `build_one`).
-    let digest = if verb == "built" {
-        "CONFIG DIGEST"
+    let (verb, digest) = if pushed {
+        ("pushed", "DIGEST")
     } else {
-        "DIGEST"
+        ("built", "CONFIG DIGEST")
     };
     let mut rows =
         vec![["VARIANT", "PLATFORM", "RESULT", digest, "TIME", "TAGS"].map(String::from)];
@@ -326,15 +325,10 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], verb: &str) -> Result<()> {
                 ("FAILED", "-")
             }
         };
-        let tags = outcome
-            .references
-            .iter()
-            .map(|r| r.rsplit_once(':').map_or(r.as_str(), |(_, tag)| tag))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let tags = outcome.tags.join(", ");
         rows.push([
             outcome.variant.clone(),
-            outcome.platform.clone(),
+            outcome.platform.to_string(),
             result.to_string(),
             digest.to_string(),
             format!("{:.1}s", outcome.seconds),

@@ -26,7 +26,7 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
         .map(|image| push_one(runner, image, &target, key.as_ref()))
         .collect();
     signatures::push_summary(runner, &outcomes, key.as_ref())?;
-    report(runner, &outcomes, "pushed")
+    report(runner, &outcomes, true)
 }
 
 /// Push every tag of one image; for stage, sign what arrived by its digest.

@@ -79,7 +79,7 @@ pub fn sign(
     let step = cosign::sign(target, digest, key);
     runner
         .run_with_retry(prefix, &step)
-        .with_context(|| format!("signing {}@{digest} failed", target.image()))?;
+        .with_context(|| format!("signing {} failed", target.at(digest)))?;
     if !runner.dry_run {
         runner.note(prefix, &format!("signed {digest} with {}", key.0));
     }
@@ -156,7 +156,7 @@ pub fn check(
         .is_ok_and(|text| skopeo::parse_inspect(&text).is_ok_and(|i| i.digest == sig_digest));
     Ok(Signature {
         tag,
-        source: format!("{}@{sig_digest}", stage.image()),
+        source: stage.at(&sig_digest),
         digest: Some(sig_digest),
         done,
     })

@@ -2,12 +2,14 @@
 //!
 //! 1. Gate, before anything is copied: for every variant, stage's `<sha8>` and
 //!    `latest` tags exist, point at the same digest, and carry the release
-//!    commit as their revision label; the commit is on the default branch; no
+//!    commit as their revision label; the image carries the stage pipeline's
+//!    signature, for that digest; the commit is on the default branch; no
 //!    immutable prod tag already points elsewhere.
 //! 2. Copy registry to registry by digest with skopeo (nothing pulled, nothing
-//!    unpacked, the digest preserved): immutable tags first, `latest` last,
-//!    once every variant's immutable tags are in place.
-//! 3. Verify every prod tag resolves to the stage digest.
+//!    unpacked, the digest preserved): immutable tags and the signature
+//!    first, `latest` last, once every variant's immutable tags are in place.
+//! 3. Verify every prod tag resolves to the stage digest, and every prod
+//!    image's signature verifies with the same key.
 //!
 //! Tags already in prod at the right digest are skipped, so a re-run after a
 //! success changes nothing and a re-run after a failure finishes the job.

@@ -20,7 +20,7 @@ pub mod registries;
 mod stages;
 pub mod workspace;
 
-pub use stages::{pipeline, Stage};
+pub use stages::pipeline;
 
 use std::path::Path;
 use std::time::Instant;

@@ -86,8 +86,7 @@ impl Workspace {
         let origin = self.dir.join("origin.git").display().to_string();
         let source = root.display().to_string();
         runner.run("[git] ", &git::clone_main(&source, &clone))?;
-        let bare = Step::new("git", ["init", "--quiet", "--bare", &origin]);
-        runner.run("[git] ", &bare)?;
+        runner.run("[git] ", &git::init_bare(&origin))?;
         // The clone's own origin is the real repository, whose main never
         // sees the rehearsal's merge: a throwaway one stands in for GitHub.
         self.run_git(runner, &["remote", "set-url", "origin", &origin])?;
