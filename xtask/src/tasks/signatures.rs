@@ -107,9 +107,6 @@ pub struct Signature {
     pub tag: String,
     /// The digest of stage's signature manifest; `None` in a dry run.
     pub digest: Option<String>,
-    /// What is copied: stage's signature at that digest, or in a dry run,
-    /// which read none, the tag.
-    pub source: String,
     /// Prod already has it, at that digest.
     pub done: bool,
 }
@@ -134,10 +131,8 @@ pub fn check(
 ) -> Result<Signature, String> {
     let Some(digest) = digest else {
         runner.ask(prefix, &cosign::verify(stage, "<stage digest>", key, true));
-        let tag = cosign::signature_tag("sha256:<stage digest>");
         return Ok(Signature {
-            source: stage.reference(&tag),
-            tag,
+            tag: cosign::signature_tag("sha256:<stage digest>"),
             digest: None,
             done: false,
         });
@@ -156,7 +151,6 @@ pub fn check(
         .is_ok_and(|text| skopeo::parse_inspect(&text).is_ok_and(|i| i.digest == sig_digest));
     Ok(Signature {
         tag,
-        source: stage.at(&sig_digest),
         digest: Some(sig_digest),
         done,
     })

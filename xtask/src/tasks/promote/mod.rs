@@ -161,7 +161,12 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         if sig.done {
             skipped(runner, &promotion.prefix(), &sig.tag, sig.digest.as_deref());
         } else {
-            copy(promotion, &sig.source, "the signature", &sig.tag)?;
+            // A dry run read no digest: the copy it prints names the tag.
+            let source = sig
+                .digest
+                .as_deref()
+                .map_or(stage.reference(&sig.tag), |d| stage.at(d));
+            copy(promotion, &source, "the signature", &sig.tag)?;
         }
     }
     let latest: Vec<(&Promotion, String)> = promotions
@@ -176,10 +181,8 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
 /// The note for a tag prod already has at `digest`.
 fn skipped(runner: &Runner, prefix: &str, tag: &str, digest: Option<&str>) {
     let digest = short(digest.unwrap_or_default());
-    runner.note(
-        prefix,
-        &format!("{tag}: already in prod at {digest}, skipped"),
-    );
+    let note = format!("{tag}: already in prod at {digest}, skipped");
+    runner.note(prefix, &note);
 }
 
 /// One check of prod after the copy.
