@@ -181,6 +181,11 @@ pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String
                 "{FILE}: key \"{name}\" is not a valid variant name; use lowercase letters and digits (it becomes part of image tags and of the Dockerfile-<variant> name)"
             ));
         }
+        if name == "all" {
+            return Err(format!(
+                "{FILE}: key \"all\" is reserved: `--variant all` means every variant, so this one could never be picked alone; rename it (and its Dockerfile-all)"
+            ));
+        }
         let Value::String(platform) = &value else {
             return Err(format!(
                 "{FILE}: key \"{name}\" must be a string, one of {ALLOWED}; found {}",
@@ -442,6 +447,10 @@ pub(crate) mod tests {
             (
                 r#"{"g/pu": "linux/amd64"}"#,
                 r#".aws-architecture: key "g/pu" is not a valid variant name; use lowercase letters and digits (it becomes part of image tags and of the Dockerfile-<variant> name)"#,
+            ),
+            (
+                r#"{"all": "linux/amd64", "cpu": "linux/arm64"}"#,
+                r#".aws-architecture: key "all" is reserved: `--variant all` means every variant, so this one could never be picked alone; rename it (and its Dockerfile-all)"#,
             ),
         ];
         assert!(cases.len() >= 20);

@@ -7,11 +7,17 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::ContextArgs;
+use crate::error::Usage;
 use crate::target::{Env, Flags};
 
 /// Build, push and promote this repository's GPU and CPU images.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", version, propagate_version = true)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Print every external command instead of running it
     #[arg(long, global = true)]
@@ -160,7 +166,7 @@ pub struct BuildArgs {
     pub cache: Cache,
     /// After building, start each image and run its `check` (foreign
     /// architectures through qemu, when binfmt has it)
-    #[arg(long, env = "XTASK_SMOKE")]
+    #[arg(long, env = "XTASK_SMOKE", value_parser = clap::builder::BoolishValueParser::new())]
     pub smoke: bool,
     /// BuildKit's progress output: `plain` for people, `rawjson` for tools
     /// that read which steps were cached
@@ -324,15 +330,88 @@ pub struct RehearseArgs {
 /// ([`unset_empty_flag_variables`]): clap would take "" as the flag's value
 /// and blame the flag.
 pub fn flag_variables(command: &clap::Command) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = command
-        .get_arguments()
+    all_arguments(command)
+        .iter()
         .filter_map(|arg| arg.get_env())
         .map(|name| name.to_string_lossy().into_owned())
-        .collect();
+        .collect()
+}
+
+/// Every argument of `command` and of its subcommands.
+fn all_arguments(command: &clap::Command) -> Vec<clap::Arg> {
+    let mut arguments: Vec<clap::Arg> = command.get_arguments().cloned().collect();
     for sub in command.get_subcommands() {
-        names.extend(flag_variables(sub));
+        arguments.extend(all_arguments(sub));
     }
-    names
+    arguments
+}
+
+/// The command line. Help, `--version` and bad flags end the process as
+/// clap ends it, except a bad value that came from a flag's variable
+/// (`XTASK_NETWORK=fast`): clap would blame the flag, which was never typed,
+/// so that is bad input naming the variable.
+pub fn parse() -> Result<Cli, Usage> {
+    use clap::Parser;
+    let err = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    match bad_variable(&err, std::env::args().skip(1).collect()) {
+        Some(message) => Err(Usage(message)),
+        None => err.exit(),
+    }
+}
+
+/// What to say when clap's `err` is about a value that `args` did not give,
+/// so it came from the flag's variable.
+fn bad_variable(err: &clap::Error, args: Vec<String>) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        Some(ContextValue::Strings(texts)) => Some(texts.join(", ")),
+        _ => None,
+    };
+    // "--network <MODE>": the flag, and its value placeholder.
+    let flag = context(ContextKind::InvalidArg)?
+        .split(' ')
+        .next()?
+        .to_string();
+    if args
+        .iter()
+        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+    {
+        return None;
+    }
+    let variable = all_arguments(&Cli::command())
+        .iter()
+        .filter(|arg| {
+            arg.get_long()
+                .is_some_and(|long| flag == format!("--{long}"))
+        })
+        .find_map(|arg| {
+            arg.get_env()
+                .map(|name| name.to_string_lossy().into_owned())
+        })?;
+    let value = std::env::var(&variable).ok()?;
+    let why = match (
+        context(ContextKind::ValidValue),
+        std::error::Error::source(err),
+    ) {
+        (Some(valid), _) => format!("possible values: {valid}"),
+        (None, Some(source)) => source.to_string(),
+        (None, None) => "not a value it takes".into(),
+    };
+    let invalid = context(ContextKind::InvalidValue).unwrap_or_default();
+    Some(format!(
+        "{variable}={value:?} (the variable behind {flag}) is not valid: invalid value '{invalid}': {why}; fix {variable} or unset it"
+    ))
 }
 
 /// Empty counts as unset for the flags' variables too. Called first thing

@@ -199,10 +199,21 @@ pub fn resolve(
                 .map(check_release)
                 .transpose()?
                 .unwrap_or_default();
-            let tag = args.release_tag.clone().or(event_tag);
-            let tag = tag
-                .ok_or("a release context needs --release-tag TAG (or a release event payload)")?;
-            validate_release_tag(&tag)?;
+            let (tag, source) =
+                match (args.release_tag.clone(), event_tag) {
+                    (Some(tag), _) => (tag, "--release-tag".to_string()),
+                    (None, Some(tag)) => (
+                        tag,
+                        event
+                            .map(|g| g.field("release.tag_name"))
+                            .unwrap_or_default(),
+                    ),
+                    (None, None) => return Err(
+                        "a release context needs --release-tag TAG (or a release event payload)"
+                            .into(),
+                    ),
+                };
+            validate_release_tag(&tag).map_err(|why| format!("{source}: {why}"))?;
             Context::Release {
                 sha,
                 tag,
@@ -517,7 +528,7 @@ mod tests {
         let bad = json!({"release": {"tag_name": "release/1.0"}});
         let err = build(&args(Kind::Auto), Some(&github("release", bad)), None).unwrap_err();
         assert!(
-            err.starts_with("release tag \"release/1.0\" cannot be used"),
+            err.starts_with("release.tag_name in the event payload (GITHUB_EVENT_PATH=/e.json): release tag \"release/1.0\" cannot be used"),
             "{err}"
         );
         let pre = json!({"release": {"tag_name": "v2.0.0-rc.1", "prerelease": true}});

@@ -7,14 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
 use xtask::arch::FILE;
 use xtask::{cli, error, exec, github, tasks};
 
 fn main() -> ExitCode {
     cli::unset_empty_flag_variables();
-    let cli = cli::Cli::parse();
-    match run(cli) {
+    match cli::parse().map_err(anyhow::Error::from).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             github::report_error(&err);
@@ -25,8 +23,7 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
-    let root =
-        project_root(cli.root, std::env::var("XTASK_ROOT").ok(), &cwd).map_err(error::Usage)?;
+    let root = project_root(cli.root, cli::env_var("XTASK_ROOT"), &cwd).map_err(error::Usage)?;
     // A GitHub runner's files go with the job: there, the tools' output
     // belongs in the job's log, folded into its groups.
     let verbose = cli.verbose || github::is_actions();
@@ -34,21 +31,17 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     tasks::dispatch(cli.command, &runner, &root)
 }
 
-/// The repository to work on: `--root`, else `XTASK_ROOT`, else the nearest
-/// directory from `cwd` upwards that holds `.aws-architecture`. Never the
-/// checkout the binary was compiled in: a binary run elsewhere must not
-/// quietly plan another repository. Errors name where the value came from.
+/// The repository to work on: `--root`, else `XTASK_ROOT` (unless empty),
+/// else the nearest directory from `cwd` upwards that holds
+/// `.aws-architecture`. Never the checkout the binary was compiled in: a
+/// binary run elsewhere must not quietly plan another repository. Errors
+/// name where the value came from.
 fn project_root(flag: Option<PathBuf>, var: Option<String>, cwd: &Path) -> Result<PathBuf, String> {
     let (dir, source) = match (flag, var) {
         (Some(dir), _) if dir.as_os_str().is_empty() => {
             return Err("--root is empty; pass the repository root".into())
         }
         (Some(dir), _) => (dir, "--root".to_string()),
-        (None, Some(dir)) if dir.is_empty() => {
-            return Err(
-                "XTASK_ROOT is set but empty; unset it, or set it to the repository root".into(),
-            )
-        }
         (None, Some(dir)) => (PathBuf::from(&dir), format!("XTASK_ROOT={dir}")),
         (None, None) => {
             let found = cwd.ancestors().find(|dir| dir.join(FILE).is_file());
@@ -93,8 +86,7 @@ mod tests {
             project_root(Some(repo.clone()), Some(String::new()), &elsewhere),
             Ok(repo.clone())
         );
-        let cases: [(Option<PathBuf>, Option<String>, &str); 5] = [
-            (None, Some(String::new()), "XTASK_ROOT is set but empty"),
+        let cases: [(Option<PathBuf>, Option<String>, &str); 4] = [
             (Some(PathBuf::new()), None, "--root is empty"),
             (Some(inner.clone()), None, "(from --root)"),
             (

@@ -185,7 +185,7 @@ fn bad_flags_exit_2_and_run_nothing() {
                 "--release-tag",
                 "release/1.0",
             ],
-            "release tag \"release/1.0\" cannot be used in image tags",
+            "--release-tag: release tag \"release/1.0\" cannot be used in image tags",
         ),
         (
             vec!["plan", "--context", "pr"],
@@ -199,6 +199,18 @@ fn bad_flags_exit_2_and_run_nothing() {
         (
             vec!["build", "--registry", "https://x/y", "--push"],
             "--registry \"https://x/y\" is not a registry host: it has a scheme",
+        ),
+        (
+            vec!["build", "--push", "--env", "prod"],
+            "--env prod: prod is written only by `cargo xtask promote`",
+        ),
+        (
+            vec!["push", "--env", "prod"],
+            "--env prod: prod is written only by `cargo xtask promote`",
+        ),
+        (
+            vec!["build", "--cache", "registry"],
+            "--cache registry keeps the cache in a registry: no dev registry: pass --registry or set ECR_REGISTRY_DEV",
         ),
         (
             vec!["build", "--frobnicate"],
@@ -314,6 +326,17 @@ fn help_lists_every_command() {
             "{command} missing from:\n{help}"
         );
     }
+    // As it is typed, not as the binary is named.
+    assert!(
+        help.contains("Usage: cargo xtask [OPTIONS] <COMMAND>"),
+        "{help}"
+    );
+    let output = run(xtask(&workspace_root()).args(["build", "--help"]));
+    assert!(
+        stdout(&output).contains("Usage: cargo xtask build [OPTIONS]"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 /// `make dist-dev-all` is `cargo xtask build`: the same commands, in order.
@@ -523,4 +546,86 @@ fn empty_variables_count_as_unset() {
             .all(|c| c.contains("docker://222222222222.dkr.ecr.us-east-1.amazonaws.com/app:")),
         "{commands:?}"
     );
+}
+
+/// A bad value from a flag's variable is blamed on the variable, which is
+/// what the user must fix (clap itself names the flag); one given as the
+/// flag is still blamed on the flag. Either way nothing runs.
+#[test]
+fn bad_flag_variables_are_named_not_their_flags() {
+    let tools = stand_ins("flag-vars");
+    let fixture = Fixture::standard("flag-vars");
+    for (var, value, expected) in [
+        (
+            "XTASK_NETWORK",
+            "fast",
+            "XTASK_NETWORK=\"fast\" (the variable behind --network) is not valid: invalid value 'fast'",
+        ),
+        ("XTASK_MIN_FREE_GB", "ten", "XTASK_MIN_FREE_GB=\"ten\" (the variable behind --min-free-gb) is not valid"),
+        ("XTASK_PROGRESS", "fancy", "XTASK_PROGRESS=\"fancy\" (the variable behind --progress) is not valid"),
+        ("XTASK_SMOKE", "maybe", "XTASK_SMOKE=\"maybe\" (the variable behind --smoke) is not valid"),
+        ("XTASK_BUILD_ARGS", "NOEQUALS", "XTASK_BUILD_ARGS=\"NOEQUALS\" (the variable behind --build-arg) is not valid: invalid value 'NOEQUALS': expected KEY=VALUE"),
+    ] {
+        let output = run(fixture
+            .xtask()
+            .args(["build"])
+            .env(var, value)
+            .env("PATH", tools.path()));
+        assert_eq!(output.status.code(), Some(2), "{var}: {}", stderr(&output));
+        let err = stderr(&output);
+        assert!(err.contains(expected), "{var}: {err}");
+        assert!(err.contains(&format!("fix {var} or unset it")), "{var}: {err}");
+    }
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--network", "fast"])
+        .env("XTASK_NETWORK", "fast")
+        .env("PATH", tools.path()));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("invalid value 'fast' for '--network <MODE>'"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("XTASK_NETWORK"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(tools.calls(), Vec::<String>::new(), "bad input ran");
+
+    // CI's usual spellings of a true flag are accepted.
+    for value in ["1", "true", "yes"] {
+        let output = run(fixture
+            .xtask()
+            .args(["--dry-run", "build", "--variant", "gpu"])
+            .env("XTASK_SMOKE", value)
+            .env("PATH", tools.path()));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "XTASK_SMOKE={value}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("docker run"),
+            "XTASK_SMOKE={value}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// `XTASK_ROOT=` counts as unset, as every variable does: the root is then
+/// found upwards from the working directory.
+#[test]
+fn an_empty_xtask_root_is_unset() {
+    let fixture = Fixture::standard("empty-root");
+    let below = fixture.root.join("src");
+    std::fs::create_dir_all(&below).unwrap();
+    let output = run(Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["plan", "--format", "json"])
+        .current_dir(&below)
+        .env("XTASK_ROOT", "")
+        .env_remove("GITHUB_ACTIONS"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }

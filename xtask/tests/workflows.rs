@@ -639,3 +639,38 @@ fn runs_on_is_read_from_acts_verbose_log() {
     assert_eq!(evaluated_runners(log), ["ubuntu-24.04-arm"]);
     assert!(evaluated_runners("nothing").is_empty());
 }
+
+/// The branches a workflow's `on.push` trigger names, from its
+/// `branches: [...]` line (the form these workflows use).
+fn push_branches(workflow: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.github/workflows")
+        .join(workflow);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let on = text.split("\non:\n").nth(1).expect("an on: block");
+    let push = on.split("\n  push:\n").nth(1).expect("a push trigger");
+    let line = push
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("branches:"))
+        .expect("a branches filter");
+    line.trim_start_matches("branches:")
+        .trim()
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|b| b.trim().trim_matches('\'').to_string())
+        .collect()
+}
+
+/// GitHub's branch filters cannot name the default branch: stage.yml takes
+/// every branch and checks it, and ci.yml names both usual default
+/// branches, so a `master` repository's pushes are checked too.
+#[test]
+fn pushes_to_a_main_or_master_default_branch_trigger_ci_and_stage() {
+    assert_eq!(push_branches("stage.yml"), ["**"]);
+    let ci = push_branches("ci.yml");
+    assert!(
+        ["main", "master"].iter().all(|b| ci.iter().any(|c| c == b)),
+        "ci.yml on.push.branches: {ci:?}"
+    );
+}

@@ -47,12 +47,16 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     let images = &args.images;
     let target = args
         .push
-        .then(|| super::target(&images.target))
+        .then(|| super::push_target(&images.target))
         .transpose()?;
     let image = match &target {
         Some(target) => target.image(),
         None => super::image_name(&images.target)?,
     };
+    if args.cache == Cache::Registry && target.is_none() {
+        // Else the cache's name would be a bare repository: Docker Hub's.
+        super::target(&images.target).context("--cache registry keeps the cache in a registry")?;
+    }
     let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
     let login = args.push && !images.aws.no_login;

@@ -46,6 +46,16 @@ pub fn target(args: &TargetArgs) -> Result<Target> {
     target::resolve(args.env, args.flags(), env_var).map_err(|msg| Usage(msg).into())
 }
 
+/// Where `build --push` and `push` send images: never prod, which only
+/// promote writes, after it has checked stage's images and signatures.
+fn push_target(args: &TargetArgs) -> Result<Target> {
+    if args.env == target::Env::Prod {
+        let msg = "--env prod: prod is written only by `cargo xtask promote`, which copies stage's checked, signed images; build and push with --env dev or --env stage";
+        return Err(Usage(msg.into()).into());
+    }
+    target(args)
+}
+
 /// The image name for a build: in the environment's registry when one is
 /// configured, else the bare repository (a local-only build).
 pub fn image_name(args: &TargetArgs) -> Result<String> {

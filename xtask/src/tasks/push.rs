@@ -15,7 +15,7 @@ use crate::plan::Image;
 use crate::target::Target;
 
 pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
-    let target = super::target(&args.target)?;
+    let target = super::push_target(&args.target)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
