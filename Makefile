@@ -1,9 +1,10 @@
-# Thin aliases for the names people type. Every target is one `cargo xtask`
-# call; the logic, and the one parser of .aws-architecture, live in xtask/.
+# Thin aliases for the names people type. Each pipeline target is one
+# `cargo xtask` call; the logic, and the one parser of .aws-architecture,
+# live in xtask/. `test`, `lint` and `rig-*` call the rig's scripts.
 #
 # Pushing to dev needs the dev registry and repository, from the environment:
 #   ECR_REGISTRY_DEV  e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com
-#   ECR_REPOSITORY    e.g. batch-probe
+#   ECR_REPOSITORY    default batch-probe
 # and AWS credentials for the dev account (AWS_PROFILE, or your usual setup).
 # Images pushed from here are tagged `make-<sha8>-<arch>-<variant>`, so the AWS
 # console shows they came from a developer's machine.
