@@ -351,12 +351,12 @@ fn all_arguments(command: &clap::Command) -> Vec<clap::Arg> {
 /// (`XTASK_NETWORK=fast`): clap would blame the flag, which was never typed,
 /// so that is bad input naming the variable.
 pub fn parse() -> Result<Cli, Usage> {
-    use clap::Parser;
     let err = match Cli::try_parse() {
         Ok(cli) => return Ok(cli),
         Err(err) => err,
     };
-    match bad_variable(&err, std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match bad_variable(&err, &args) {
         Some(message) => Err(Usage(message)),
         None => err.exit(),
     }
@@ -364,41 +364,30 @@ pub fn parse() -> Result<Cli, Usage> {
 
 /// What to say when clap's `err` is about a value that `args` did not give,
 /// so it came from the flag's variable.
-fn bad_variable(err: &clap::Error, args: Vec<String>) -> Option<String> {
+fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    use clap::CommandFactory;
-    if !matches!(
-        err.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
-        return None;
-    }
     let context = |kind| match err.get(kind) {
         Some(ContextValue::String(text)) => Some(text.clone()),
         Some(ContextValue::Strings(texts)) => Some(texts.join(", ")),
         _ => None,
     };
-    // "--network <MODE>": the flag, and its value placeholder.
-    let flag = context(ContextKind::InvalidArg)?
-        .split(' ')
-        .next()?
-        .to_string();
+    let bad_value = matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    );
+    // "--network <MODE>": the flag, then its value's placeholder.
+    let arg = context(ContextKind::InvalidArg).filter(|_| bad_value)?;
+    let flag = arg.split(' ').next()?;
     if args
         .iter()
-        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
     {
         return None;
     }
-    let variable = all_arguments(&Cli::command())
+    let variable = all_arguments(&<Cli as clap::CommandFactory>::command())
         .iter()
-        .filter(|arg| {
-            arg.get_long()
-                .is_some_and(|long| flag == format!("--{long}"))
-        })
-        .find_map(|arg| {
-            arg.get_env()
-                .map(|name| name.to_string_lossy().into_owned())
-        })?;
+        .filter(|a| a.get_long().is_some_and(|long| flag == format!("--{long}")))
+        .find_map(|a| Some(a.get_env()?.to_string_lossy().into_owned()))?;
     let value = std::env::var(&variable).ok()?;
     let why = match (
         context(ContextKind::ValidValue),

@@ -195,20 +195,14 @@ pub fn resolve(
         }
         Kind::Dispatch => Context::Dispatch { sha },
         Kind::Release => {
-            let (event_tag, prerelease) = event_named("release")
-                .map(check_release)
-                .transpose()?
-                .unwrap_or_default();
+            let release = event_named("release");
+            let (event_tag, prerelease) =
+                release.map(check_release).transpose()?.unwrap_or_default();
             let (tag, source) =
-                match (args.release_tag.clone(), event_tag) {
-                    (Some(tag), _) => (tag, "--release-tag".to_string()),
-                    (None, Some(tag)) => (
-                        tag,
-                        event
-                            .map(|g| g.field("release.tag_name"))
-                            .unwrap_or_default(),
-                    ),
-                    (None, None) => return Err(
+                match (&args.release_tag, event_tag, release) {
+                    (Some(tag), _, _) => (tag.clone(), "--release-tag".into()),
+                    (None, Some(tag), Some(github)) => (tag, github.field("release.tag_name")),
+                    _ => return Err(
                         "a release context needs --release-tag TAG (or a release event payload)"
                             .into(),
                     ),
