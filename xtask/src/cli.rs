@@ -174,7 +174,13 @@ pub struct BuildArgs {
     pub progress: Progress,
     /// Under GitHub Actions, warn when the engine's data root has less free
     /// space than this, in GB (10^9 bytes)
-    #[arg(long, value_name = "GB", env = "XTASK_MIN_FREE_GB", default_value_t = crate::disk::DEFAULT_MIN_FREE_GB)]
+    #[arg(
+        long,
+        value_name = "GB",
+        env = "XTASK_MIN_FREE_GB",
+        default_value_t = crate::disk::DEFAULT_MIN_FREE_GB,
+        value_parser = clap::value_parser!(u64).range(..=crate::disk::MAX_MIN_FREE_GB)
+    )]
     pub min_free_gb: u64,
     /// Network for the Dockerfiles' RUN steps [default: BuildKit's]
     #[arg(long, value_enum, value_name = "MODE", env = "XTASK_NETWORK")]

@@ -10,6 +10,10 @@ use crate::exec::Step;
 /// build makes them, about 16 GB); `--min-free-gb` changes it.
 pub const DEFAULT_MIN_FREE_GB: u64 = 16;
 
+/// A petabyte: far above any runner's disk, and far below where the byte
+/// count would overflow.
+pub const MAX_MIN_FREE_GB: u64 = 1_000_000;
+
 /// `df` in POSIX format, in KiB, for the file system holding `path`.
 pub fn free_space(path: &str) -> Step {
     Step::new("df", ["-P", "-k", path])

@@ -192,10 +192,11 @@ impl Runner {
                 .spawn()
                 .with_context(|| format!("could not start `{}`", step.program))?
         };
-        if let (Some(password), Some(mut stdin)) = (password, child.stdin.take()) {
-            stdin.write_all(password.trim().as_bytes())?;
+        let secret = password.as_deref().map(str::trim);
+        if let (Some(secret), Some(mut stdin)) = (secret, child.stdin.take()) {
+            stdin.write_all(secret.as_bytes())?;
         }
-        let tail = self.relay(prefix, output, &mut log);
+        let tail = self.relay(prefix, output, &mut log, secret);
         let status = child.wait()?;
         if !status.success() {
             if !self.verbose {
@@ -335,10 +336,20 @@ impl Runner {
 
     /// Copy a step's output into its log, and with `--verbose` to stderr;
     /// returns its last lines, for a failure. Blank lines are not printed.
-    fn relay(&self, prefix: &str, output: impl Read, log: &mut File) -> VecDeque<String> {
+    /// `secret`, the step's stdin, is masked wherever the tool repeats it.
+    fn relay(
+        &self,
+        prefix: &str,
+        output: impl Read,
+        log: &mut File,
+        secret: Option<&str>,
+    ) -> VecDeque<String> {
         let mut tail = VecDeque::with_capacity(TAIL);
         for line in BufReader::new(output).split(b'\n').map_while(Result::ok) {
-            let line = String::from_utf8_lossy(&line);
+            let mut line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+                line = line.replace(secret, "***");
+            }
             let line = line.trim_end();
             let _ = writeln!(log, "{line}");
             if line.trim().is_empty() {
@@ -443,7 +454,7 @@ mod tests {
         let (runner, root) = runner(false);
         let (_, mut log) = runner.log("[x] ").unwrap();
         let output: String = (1..=30).map(|i| format!("line {i}\n\n")).collect();
-        let tail = runner.relay("[x] ", output.as_bytes(), &mut log);
+        let tail = runner.relay("[x] ", output.as_bytes(), &mut log, None);
         let expected: Vec<String> = (11..=30).map(|i| format!("line {i}")).collect();
         assert_eq!(tail, expected);
         let logged = std::fs::read_to_string(root.join("target/xtask/logs/x.log")).unwrap();

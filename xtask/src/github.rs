@@ -64,13 +64,25 @@ fn append(path: &std::ffi::OsStr, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
-/// Start a collapsible log group (GitHub) or a plain heading (terminal).
-pub fn group(title: &str) {
+/// A collapsible log group (GitHub) or a plain heading (terminal). The
+/// group ends when this is dropped, on every path out of the work it folds,
+/// so a failure's error is printed after it, never folded inside.
+#[must_use = "the group ends when this is dropped"]
+pub struct Group;
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        end_group();
+    }
+}
+
+pub fn group(title: &str) -> Group {
     if is_actions() {
         eprintln!("::group::{title}");
     } else {
         eprintln!("==> {title}");
     }
+    Group
 }
 
 pub fn end_group() {

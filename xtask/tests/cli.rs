@@ -213,6 +213,10 @@ fn bad_flags_exit_2_and_run_nothing() {
             "--cache registry keeps the cache in a registry: no dev registry: pass --registry or set ECR_REGISTRY_DEV",
         ),
         (
+            vec!["build", "--min-free-gb", "99999999999"],
+            "invalid value '99999999999' for '--min-free-gb <GB>': 99999999999 is not in 0..=1000000",
+        ),
+        (
             vec!["build", "--frobnicate"],
             "unexpected argument '--frobnicate'",
         ),
@@ -628,4 +632,112 @@ fn an_empty_xtask_root_is_unset() {
         .env("XTASK_ROOT", "")
         .env_remove("GITHUB_ACTIONS"));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+/// Stand-ins for a login whose `docker` repeats its stdin, the ECR password,
+/// and fails: as a tool quoting what it was given in its error would.
+fn echoing_login(name: &str) -> ToolLog {
+    ToolLog::with(
+        name,
+        &["aws", "docker", "skopeo", "cosign"],
+        |tool| match tool {
+            "aws" => "echo SUPERSECRET123\n".into(),
+            "docker" => "echo \"denied: password $(cat) rejected\" >&2\nexit 1\n".into(),
+            _ => "exit 1\n".into(),
+        },
+    )
+}
+
+/// Everything a run left where a person could read it: its output and its logs.
+fn everything_shown(fixture: &Fixture, output: &std::process::Output) -> String {
+    let mut shown = stdout(output) + &stderr(output);
+    let logs = fixture.root.join("target/xtask/logs");
+    for entry in std::fs::read_dir(&logs).into_iter().flatten() {
+        shown += &std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    }
+    shown
+}
+
+/// The password never reaches the terminal, a log file or the error, even
+/// from a tool that repeats it: every line of a step fed a secret is
+/// redacted, with `--verbose` and under GitHub Actions too.
+#[test]
+fn a_tool_that_repeats_the_password_never_shows_it() {
+    let tools = echoing_login("echo-secret");
+    for extra in [&[][..], &["--verbose"][..]] {
+        for actions in ["false", "true"] {
+            let fixture = Fixture::standard("echo-secret");
+            let mut command = fixture.xtask();
+            command.args(extra).args(["login", "--env", "stage"]);
+            fake_ecr_registries(&mut command)
+                .env("PATH", tools.path())
+                .env("GITHUB_ACTIONS", actions);
+            let output = run(&mut command);
+            assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+            let shown = everything_shown(&fixture, &output);
+            assert!(
+                !shown.contains("SUPERSECRET123"),
+                "{extra:?} {actions}: {shown}"
+            );
+            assert!(shown.contains("denied: password *** rejected"), "{shown}");
+        }
+    }
+}
+
+/// Under GitHub Actions a failure's `::error::` line comes after its group
+/// is closed, so the log shows it unfolded: for push and promote, whose
+/// steps are grouped.
+#[test]
+fn a_failure_is_never_folded_inside_a_log_group() {
+    let tools = echoing_login("fold");
+    let fixture = Fixture::standard("fold");
+    let sha = fixture.head();
+    let promote = [
+        "promote",
+        "--context",
+        "release",
+        "--release-tag",
+        "v1.0.0",
+        "--default-branch",
+        "main",
+    ];
+    let push = [
+        "push",
+        "--env",
+        "dev",
+        "--context",
+        "push",
+        "--variant",
+        "gpu",
+        "--no-login",
+    ];
+    for args in [&promote[..], &push[..]] {
+        let mut command = fixture.xtask();
+        command.args(args);
+        fake_ecr_registries(&mut command)
+            .env("PATH", tools.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_SHA", &sha)
+            .env(
+                "ECR_REGISTRY_DEV",
+                "333333333333.dkr.ecr.us-east-1.amazonaws.com",
+            )
+            .env("COSIGN_PUBLIC_KEY", "awskms:///alias/fold-test");
+        let output = run(&mut command);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let err = stderr(&output);
+        let lines: Vec<&str> = err.lines().collect();
+        let at = |prefix: &str| lines.iter().rposition(|l| l.starts_with(prefix));
+        let (group, end, error) = (at("::group::"), at("::endgroup::"), at("::error::"));
+        assert!(group.is_some(), "{args:?}: no group in\n{err}");
+        assert!(
+            group < end && end < error,
+            "{args:?}: the error is folded in\n{err}"
+        );
+    }
 }

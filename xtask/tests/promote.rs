@@ -695,3 +695,51 @@ fn an_immutable_prod_tag_that_cannot_be_read_is_never_overwritten() {
         vec![format!("{}-amd64-gpu", sha8(&sha))]
     );
 }
+
+/// A prod that answers junk when read back after the copy: promote fails
+/// naming the check, the tag and the variant, and says the copies are done;
+/// a re-run verifies them and succeeds.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_prod_answer_after_the_copy_that_cannot_be_read_is_named() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-junk");
+    let sha = fixture.head();
+    let repo = unique("promote-junk");
+    stage_push(&fixture, Some(&sha), &repo, &[]);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("promote-junk-bin"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copied = dir.join("copied");
+    write_executable(
+        &dir.join("skopeo"),
+        &format!(
+            r#"#!/bin/bash
+[[ $1 == copy ]] && touch '{copied}'
+if [[ -e '{copied}' && " $* " == *" inspect "* && $* == *docker://{prod}/* ]]; then
+  echo '<html>503 Service Unavailable</html>'
+  exit 0
+fi
+exec '{skopeo}' "$@"
+"#,
+            copied = copied.display(),
+            prod = rig.prod,
+            skopeo = which("skopeo").display()
+        ),
+    );
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", path_with(&dir)));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        error.starts_with("error: verification of prod ")
+            && error.contains("(gpu) after the copy failed; the copies are done: re-run promote"),
+        "{stderr}"
+    );
+
+    let output = run(&mut promote(&fixture, &sha, &repo));
+    assert_eq!(exit_code(&output), Some(0));
+    assert_released(&rig, &rig.prod, &repo, &sha);
+}

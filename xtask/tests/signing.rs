@@ -361,7 +361,7 @@ exec '{}' "$@"
     let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
     assert!(
         stderr(&output).contains(&format!(
-            "copy of the signature {} to prod failed",
+            "copy of gpu's signature {} to prod failed",
             signature_tag(&gpu)
         )),
         "the error does not name the signature copy"

@@ -75,11 +75,11 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     // Stage pushes only: the key, and where the image went.
     let signing = signing_key.as_ref().zip(target.as_ref());
     let names: Vec<&str> = plan.images.iter().map(|i| i.variant.as_str()).collect();
-    github::group(&format!("build {} ({})", names.join(", "), plan.context));
+    let group = github::group(&format!("build {} ({})", names.join(", "), plan.context));
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
         build_one(runner, root, image, &args, registry_cache, signing)
     });
-    github::end_group();
+    drop(group);
     if args.push {
         signatures::push_summary(runner, &outcomes, signing_key.as_ref())?;
     }

@@ -11,6 +11,7 @@ use crate::cli::PushArgs;
 use crate::cosign::Key;
 use crate::docker;
 use crate::exec::{self, Runner};
+use crate::github;
 use crate::plan::Image;
 use crate::target::Target;
 
@@ -20,11 +21,14 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
     super::login::login(runner, &target, &args.aws, args.target.env)?;
+    let names: Vec<&str> = plan.images.iter().map(|i| i.variant.as_str()).collect();
+    let group = github::group(&format!("push {} ({})", names.join(", "), plan.context));
     let outcomes: Vec<Outcome> = plan
         .images
         .iter()
         .map(|image| push_one(runner, image, &target, key.as_ref()))
         .collect();
+    drop(group);
     signatures::push_summary(runner, &outcomes, key.as_ref())?;
     report(runner, &outcomes, true)
 }

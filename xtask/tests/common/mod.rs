@@ -468,7 +468,8 @@ impl ToolLog {
         ToolLog::with(name, tools, |_| String::new())
     }
 
-    fn with(name: &str, tools: &[&str], then: impl Fn(&str) -> String) -> ToolLog {
+    /// Each call recorded, then `then(tool)`: a shell script's body.
+    pub fn with(name: &str, tools: &[&str], then: impl Fn(&str) -> String) -> ToolLog {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();

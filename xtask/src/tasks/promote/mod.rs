@@ -74,7 +74,7 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     runner.require_tools(&tools)?;
 
-    github::group(&format!(
+    let group = github::group(&format!(
         "promote {} from {} to {}",
         context.describe(),
         stage.image(),
@@ -97,7 +97,7 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     )?;
     copy(runner, &promotions, &stage, &prod)?;
     verify(runner, &promotions, &prod, &key)?;
-    github::end_group();
+    drop(group);
     report(runner, &context, &promotions, &prod, &key)
 }
 
@@ -166,7 +166,8 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
                 .digest
                 .as_deref()
                 .map_or(stage.reference(&sig.tag), |d| stage.at(d));
-            copy(promotion, &source, "the signature", &sig.tag)?;
+            let what = format!("{}'s signature", promotion.variant.name);
+            copy(promotion, &source, &what, &sig.tag)?;
         }
     }
     let latest: Vec<(&Promotion, String)> = promotions
@@ -208,11 +209,23 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
             return signatures::verify_in_prod(runner, &prefix, prod, digest, key)
                 .with_context(|| format!("{} in prod", promotion.variant.name));
         };
-        let step = skopeo::inspect(prod, tag, promotion.variant.arch);
-        let Some(text) = runner.read(&prefix, &step)? else {
+        let read = || -> Result<Option<String>> {
+            let step = skopeo::inspect(prod, tag, promotion.variant.arch);
+            let text = runner.read(&prefix, &step)?;
+            Ok(text
+                .map(|t| skopeo::parse_inspect(&t))
+                .transpose()?
+                .map(|i| i.digest))
+        };
+        let Some(have) = read().with_context(|| {
+            format!(
+                "verification of prod {tag} ({}) after the copy failed; the copies are done: re-run promote, which skips them, to verify again",
+                promotion.variant.name
+            )
+        })?
+        else {
             return Ok(());
         };
-        let have = skopeo::parse_inspect(&text)?.digest;
         let want = digest.unwrap_or_default();
         if have != want {
             bail!(
