@@ -741,3 +741,30 @@ fn a_failure_is_never_folded_inside_a_log_group() {
         );
     }
 }
+
+/// Stage and prod may be different accounts: when both logins fail, both
+/// are named, each from its own log, so one re-run can follow both fixes.
+#[test]
+fn both_failed_promote_logins_are_named() {
+    let tools = echoing_login("logins");
+    let fixture = Fixture::standard("logins");
+    let mut command = fixture.xtask();
+    command.args(["promote", "--context", "release", "--release-tag", "v1.0.0"]);
+    command.args(["--default-branch", "main"]);
+    fake_ecr_registries(&mut command)
+        .env("PATH", tools.path())
+        .env("COSIGN_PUBLIC_KEY", "awskms:///alias/logins-test");
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    for env in ["stage", "prod"] {
+        assert!(
+            err.contains(&format!("login to the {env} registry")),
+            "{env}: {err}"
+        );
+        assert!(
+            err.contains(&format!("target/xtask/logs/{env}.log")),
+            "{env}: {err}"
+        );
+    }
+}

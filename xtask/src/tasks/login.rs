@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::cli::{AwsArgs, LoginArgs};
-use crate::exec::{Runner, SecretSourceFailed, Step};
+use crate::exec::{self, Runner, SecretSourceFailed, Step};
 use crate::target::{Env, Target};
 use crate::{aws, docker};
 
@@ -32,7 +32,8 @@ pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Resul
         return Ok(());
     }
     let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());
-    runner.run("", &step).map_err(|err| {
+    // Its own prefix and log: promote's two logins run at once.
+    runner.run(&exec::prefix(&env.to_string()), &step).map_err(|err| {
         // Blame what failed: the aws CLI's password, or the registry's
         // answer to docker login (down, unknown host, login refused).
         let why = if err.is::<SecretSourceFailed>() {

@@ -18,7 +18,7 @@ mod gate;
 
 use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 
 use self::gate::{gate, on_default_branch, Promotion};
 use super::short;
@@ -82,10 +82,17 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     ));
     // Both logins at once: each is mostly the aws CLI starting up.
     let logins = [(&stage, Env::Stage), (&prod, Env::Prod)];
-    for result in concurrently(&logins, |(target, env)| {
+    let mut failed = concurrently(&logins, |(target, env)| {
         super::login::login(runner, target, &args.aws(*env), *env)
-    }) {
-        result?;
+    })
+    .into_iter()
+    .filter_map(Result::err);
+    if let Some(first) = failed.next() {
+        // Two accounts: say both, so one re-run can follow both fixes.
+        return Err(match failed.next() {
+            Some(second) => anyhow!("both logins failed: {first:#}; and {second:#}"),
+            None => first,
+        });
     }
     let promotions = gate(
         runner,
