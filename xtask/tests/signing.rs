@@ -470,3 +470,47 @@ fn the_key_password_never_appears_in_any_output() {
         );
     }
 }
+
+/// When prod's signatures fail to verify for every variant, every failure
+/// is named, not only the first.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn every_failed_check_of_prod_is_named() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-verify-all");
+    let sha = fixture.head();
+    let repo = unique("sign-verify-all");
+    stage(&fixture, &sha, &repo, &[]);
+    // A cosign that finds no signature in prod; stage's verify as usual.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("sign-verify-all-bin"));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_executable(
+        &dir.join("cosign"),
+        &format!(
+            r#"#!/bin/bash
+if [[ $1 == verify && $* == *{prod}/* ]]; then
+  echo 'Error: no matching signatures' >&2
+  exit 1
+fi
+exec '{cosign}' "$@"
+"#,
+            prod = rig.prod,
+            cosign = which("cosign").display()
+        ),
+    );
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", path_with(&dir)));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("2 of ") && stderr.contains("checks of prod failed after the copy"),
+        "{stderr}"
+    );
+    for (variant, arch) in VARIANTS {
+        let digest = stage_digest(&rig, &repo, &sha, variant, arch);
+        let said = format!(
+            "verification failed: prod's image {} has no signature",
+            &digest[..19]
+        );
+        assert!(stderr.contains(&said), "{variant}: {stderr}");
+    }
+}

@@ -244,7 +244,23 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
         }
         Ok(())
     });
-    results.into_iter().collect()
+    // Every failed check is said, not only the first: one re-run then
+    // follows every fix.
+    let failed: Vec<String> = results
+        .into_iter()
+        .filter_map(Result::err)
+        .map(super::message)
+        .collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{one}"),
+        many => bail!(
+            "{} of {} checks of prod failed after the copy:\n  {}",
+            many.len(),
+            checks.len(),
+            many.join("\n  ")
+        ),
+    }
 }
 
 fn report(
