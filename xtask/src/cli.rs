@@ -361,7 +361,11 @@ pub fn parse() -> Result<Cli, Usage> {
         Ok(cli) => return Ok(cli),
         Err(err) => err,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: `--root` may be a path that is not UTF-8, which clap handles.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     match bad_variable(&err, &args) {
         Some(message) => Err(Usage(message)),
         None => err.exit(),
@@ -377,12 +381,14 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
         Some(ContextValue::Strings(texts)) => Some(texts.join(", ")),
         _ => None,
     };
-    let bad_value = matches!(
+    if !matches!(
         err.kind(),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    );
+    ) {
+        return None;
+    }
     // "--network <MODE>": the flag, then its value's placeholder.
-    let arg = context(ContextKind::InvalidArg).filter(|_| bad_value)?;
+    let arg = context(ContextKind::InvalidArg)?;
     let flag = arg.split(' ').next()?;
     if args
         .iter()

@@ -72,7 +72,9 @@ pub struct Group;
 
 impl Drop for Group {
     fn drop(&mut self) {
-        end_group();
+        if is_actions() {
+            eprintln!("::endgroup::");
+        }
     }
 }
 
@@ -83,12 +85,6 @@ pub fn group(title: &str) -> Group {
         eprintln!("==> {title}");
     }
     Group
-}
-
-pub fn end_group() {
-    if is_actions() {
-        eprintln!("::endgroup::");
-    }
 }
 
 /// Print the final error: an `::error::` annotation on GitHub, so it shows on

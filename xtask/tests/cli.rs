@@ -213,6 +213,10 @@ fn bad_flags_exit_2_and_run_nothing() {
             "--cache registry keeps the cache in a registry: no dev registry: pass --registry or set ECR_REGISTRY_DEV",
         ),
         (
+            vec!["build", "--cache", "registry", "--env", "prod"],
+            "--cache registry keeps the cache in a registry: --env prod: prod is written only by `cargo xtask promote`",
+        ),
+        (
             vec!["build", "--min-free-gb", "99999999999"],
             "invalid value '99999999999' for '--min-free-gb <GB>': 99999999999 is not in 0..=1000000",
         ),
@@ -757,14 +761,36 @@ fn both_failed_promote_logins_are_named() {
     let output = run(&mut command);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
     for env in ["stage", "prod"] {
         assert!(
-            err.contains(&format!("login to the {env} registry")),
+            error.contains(&format!("login to the {env} registry")),
             "{env}: {err}"
         );
         assert!(
-            err.contains(&format!("target/xtask/logs/{env}.log")),
+            error.contains(&format!("target/xtask/logs/{env}.log")),
             "{env}: {err}"
         );
     }
+}
+
+/// A path that is not UTF-8 is a path like any other: a bad flag beside it
+/// is still clap's usage error (exit 2), never a panic.
+#[test]
+fn a_root_that_is_not_utf8_never_panics() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = std::ffi::OsStr::from_bytes(b"/tmp/not-utf8-\xff");
+    let output = run(Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--root")
+        .arg(root)
+        .args(["build", "--network", "fast"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("invalid value 'fast'"),
+        "{}",
+        stderr(&output)
+    );
 }

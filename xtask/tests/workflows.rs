@@ -34,6 +34,7 @@ const UNSIGNED_TAG: &str = "v1.2.4-unsigned";
 /// A branch whose commit never reaches main.
 const SIDE_BRANCH: &str = "side";
 const DEPENDABOT_PR: u32 = 43;
+const FORK_PR: u32 = 44;
 
 /// The matrix legs: variant, architecture, and the GitHub-hosted runner of
 /// that architecture (docs/pipeline.md: Docker builds on the architecture
@@ -77,7 +78,16 @@ const SCENARIOS: &[Scenario] = &[
             .with_act_args(&["--actor", "octocat", "-v"])
         },
         succeeds: true,
-        check: dev_dependabot,
+        check: |c, run| dev_skipped(c, run, DEPENDABOT_PR),
+    },
+    Scenario {
+        play: |w| {
+            let mut pr = payload::pull_request(FORK_PR, &w.commits.pr_head, "patch-1", "someone");
+            pr["pull_request"]["head"]["repo"]["full_name"] = "someone/batch-probe".into();
+            Play::new("dev-fork", "pull_request", "dev", pr, &w.commits.merged)
+        },
+        succeeds: true,
+        check: |c, run| dev_skipped(c, run, FORK_PR),
     },
     // One matrix leg per act run: act evaluates `runs-on` on a node its
     // parallel legs share, so one leg can log or use another's value; only
@@ -251,14 +261,16 @@ fn dev_pull_request(c: &mut Checks, run: &Run) {
     );
 }
 
-fn dev_dependabot(c: &mut Checks, run: &Run) {
+/// A pull request dev must not build (Dependabot's, a fork's): the plan
+/// job's `if:` skips it, so nothing runs and nothing reaches dev.
+fn dev_skipped(c: &mut Checks, run: &Run, pr: u32) {
     c.expect(
         "plan skipped by its if:",
         run.log
             .contains("Skipping job 'plan' due to 'github.event_name"),
     );
     c.expect("no job ran", run.count("🏁") == 0);
-    let tag = format!("PR-{DEPENDABOT_PR}-amd64-gpu");
+    let tag = format!("PR-{pr}-amd64-gpu");
     c.expect(format!("dev has no {tag}"), !run.after.has("dev", &tag));
 }
 

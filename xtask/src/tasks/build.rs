@@ -55,7 +55,8 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     };
     if args.cache == Cache::Registry && target.is_none() {
         // Else the cache's name would be a bare repository: Docker Hub's.
-        super::target(&images.target).context("--cache registry keeps the cache in a registry")?;
+        super::push_target(&images.target)
+            .context("--cache registry keeps the cache in a registry")?;
     }
     let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;

@@ -106,7 +106,7 @@ pub mod payload {
             "number": number,
             "pull_request": {
                 "number": number,
-                "head": {"sha": head_sha, "ref": head_ref},
+                "head": {"sha": head_sha, "ref": head_ref, "repo": repository()},
                 "base": {"ref": "main"},
                 "user": {"login": user},
             },

@@ -52,7 +52,6 @@ pub fn in_rig(env: &[(&str, String)], step: Step) -> Step {
 /// Announce a stage, and start its clock. The runner prints each step and
 /// keeps the tools' output in the stage's log (`--verbose`: on the terminal).
 fn announce(runner: &Runner, stage: &str, what: &str) -> Instant {
-    crate::github::end_group();
     runner.note("", &format!("\n==> {stage}: {what}"));
     Instant::now()
 }
