@@ -85,6 +85,7 @@ const SCENARIOS: &[Scenario] = &[
             let mut pr = payload::pull_request(FORK_PR, &w.commits.pr_head, "patch-1", "someone");
             pr["pull_request"]["head"]["repo"]["full_name"] = "someone/batch-probe".into();
             Play::new("dev-fork", "pull_request", "dev", pr, &w.commits.merged)
+                .with_act_args(&["-v"])
         },
         succeeds: true,
         check: |c, run| dev_skipped(c, run, FORK_PR),
