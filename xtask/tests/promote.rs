@@ -360,8 +360,7 @@ fn prod_outage_mid_promotion_then_rerun_completes() {
     // A skopeo that, when asked to copy cpu's image, first takes prod down
     // (and waits until its port is closed): gpu's copies go through, cpu's
     // meets a dead registry.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("promote-outage-bin"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("promote-outage-bin");
     let outages = dir.join("outages.log");
     write_executable(
         &dir.join("skopeo"),
@@ -707,8 +706,7 @@ fn a_prod_answer_after_the_copy_that_cannot_be_read_is_named() {
     let sha = fixture.head();
     let repo = unique("promote-junk");
     stage_push(&fixture, Some(&sha), &repo, &[]);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("promote-junk-bin"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("promote-junk-bin");
     let copied = dir.join("copied");
     write_executable(
         &dir.join("skopeo"),

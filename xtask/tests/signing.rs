@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::*;
@@ -133,8 +133,7 @@ fn assert_signed_in(rig: &Rig, registry: &str, repo: &str, sha: &str) {
 
 /// A key pair of another signer, with its own password.
 fn other_key(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(name);
     let output = Command::new("cosign")
         .arg("generate-key-pair")
         .current_dir(&dir)
@@ -335,8 +334,7 @@ fn prod_down_after_the_first_variant_then_a_rerun_completes_images_and_signature
     // A skopeo that takes prod down when asked to copy the first signature
     // (gpu's, right after gpu's images): gpu's images are in, its signature
     // and everything of cpu meet a dead registry.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("sign-outage-bin"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("sign-outage-bin");
     let outages = dir.join("outages.log");
     write_executable(
         &dir.join("skopeo"),
@@ -482,8 +480,7 @@ fn every_failed_check_of_prod_is_named() {
     let repo = unique("sign-verify-all");
     stage(&fixture, &sha, &repo, &[]);
     // A cosign that finds no signature in prod; stage's verify as usual.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("sign-verify-all-bin"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("sign-verify-all-bin");
     write_executable(
         &dir.join("cosign"),
         &format!(

@@ -500,6 +500,14 @@ impl ToolLog {
     }
 }
 
+/// A fresh directory of the test's own (stand-in tools, keys), named after
+/// `name`.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn write_executable(path: &Path, content: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, content).unwrap();
