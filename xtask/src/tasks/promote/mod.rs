@@ -226,7 +226,7 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
         };
         let Some(have) = read().with_context(|| {
             format!(
-                "verification of prod {tag} ({}) after the copy failed; the copies are done: re-run promote, which skips them, to verify again",
+                "verification of prod {tag} ({}) after the copy failed; the copies are done: re-run promote, which skips what prod already holds and verifies again",
                 promotion.variant.name
             )
         })?
