@@ -166,7 +166,7 @@ pub struct BuildArgs {
     pub cache: Cache,
     /// After building, start each image and run its `check` (foreign
     /// architectures through qemu, when binfmt has it)
-    #[arg(long, env = "XTASK_SMOKE", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "XTASK_SMOKE", value_parser = parse_switch)]
     pub smoke: bool,
     /// BuildKit's progress output: `plain` for people, `rawjson` for tools
     /// that read which steps were cached
@@ -196,6 +196,16 @@ pub struct BuildArgs {
         value_delimiter = '\n'
     )]
     pub build_args: Vec<(String, String)>,
+}
+
+/// A switch's variable as CI writes it: `true`, `1`, `yes` or `on`, or their
+/// opposites.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false (or 1/0, yes/no, on/off)".into()),
+    }
 }
 
 fn parse_build_arg(text: &str) -> Result<(String, String), String> {

@@ -571,7 +571,7 @@ fn bad_flag_variables_are_named_not_their_flags() {
         ),
         ("XTASK_MIN_FREE_GB", "ten", "XTASK_MIN_FREE_GB=\"ten\" (the variable behind --min-free-gb) is not valid"),
         ("XTASK_PROGRESS", "fancy", "XTASK_PROGRESS=\"fancy\" (the variable behind --progress) is not valid"),
-        ("XTASK_SMOKE", "maybe", "XTASK_SMOKE=\"maybe\" (the variable behind --smoke) is not valid"),
+        ("XTASK_SMOKE", "maybe", "XTASK_SMOKE=\"maybe\" (the variable behind --smoke) is not valid: invalid value 'maybe': expected true or false (or 1/0, yes/no, on/off)"),
         ("XTASK_BUILD_ARGS", "NOEQUALS", "XTASK_BUILD_ARGS=\"NOEQUALS\" (the variable behind --build-arg) is not valid: invalid value 'NOEQUALS': expected KEY=VALUE"),
     ] {
         let output = run(fixture
@@ -602,23 +602,25 @@ fn bad_flag_variables_are_named_not_their_flags() {
     );
     assert_eq!(tools.calls(), Vec::<String>::new(), "bad input ran");
 
-    // CI's usual spellings of a true flag are accepted.
-    for value in ["1", "true", "yes"] {
+    // CI's usual spellings of a switch are accepted, either way.
+    for (value, smoke) in [
+        ("1", true),
+        ("yes", true),
+        ("ON", true),
+        ("0", false),
+        ("off", false),
+    ] {
         let output = run(fixture
             .xtask()
             .args(["--dry-run", "build", "--variant", "gpu"])
             .env("XTASK_SMOKE", value)
             .env("PATH", tools.path()));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "XTASK_SMOKE={value}: {err}");
         assert_eq!(
-            output.status.code(),
-            Some(0),
-            "XTASK_SMOKE={value}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains("docker run"),
-            "XTASK_SMOKE={value}: {}",
-            stderr(&output)
+            err.contains("docker run"),
+            smoke,
+            "XTASK_SMOKE={value}: {err}"
         );
     }
 }
