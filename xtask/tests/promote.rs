@@ -743,3 +743,40 @@ exec '{skopeo}' "$@"
     assert_eq!(exit_code(&output), Some(0));
     assert_released(&rig, &rig.prod, &repo, &sha);
 }
+
+/// A commit off the default branch with a variant missing from stage: the
+/// error names both reasons, not only the first, and the job summary has
+/// the commit's verdict beside the variants' (it showed only theirs, all
+/// `ok` but for the one, while the run failed on the commit).
+#[test]
+#[ignore = "needs the rig: make test"]
+fn the_gate_names_every_reason_in_its_error_and_its_summary() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-reasons");
+    let repo = unique("promote-reasons");
+    fixture.git(&["checkout", "--quiet", "-b", "side"]);
+    let side = fixture.commit("side work");
+    stage_push(&fixture, Some(&side), &repo, &["--variant", "gpu"]);
+    fixture.git(&["checkout", "--quiet", "main"]);
+
+    let summary = scratch_dir("promote-reasons-summary").join("summary.md");
+    let output = run(promote(&fixture, &side, &repo).env("GITHUB_STEP_SUMMARY", &summary));
+    assert_eq!(exit_code(&output), Some(1));
+    let stderr = stderr(&output);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: promotion gate failed"))
+        .unwrap_or_else(|| panic!("no gate error in:\n{stderr}"));
+    let off_main = format!("commit {} is not on main", sha8(&side));
+    let missing = format!("cpu: {}-arm64-cpu not found in stage", sha8(&side));
+    assert!(
+        error.contains(&off_main) && error.contains(&missing),
+        "{error}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains(&format!("commit: FAILED: {off_main}")),
+        "{summary}"
+    );
+    assert_eq!(tags(&rig.prod, &repo), Vec::<String>::new());
+}

@@ -96,7 +96,8 @@ pub(super) fn gate(
     });
     let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
     let mut promotions = Vec::new();
-    let mut first_failure = on_branch.as_ref().err().cloned();
+    // Every reason at once, the commit's first: one re-run can follow all.
+    let mut failures: Vec<String> = on_branch.as_ref().err().cloned().into_iter().collect();
     for (variant, (stage_tags, check)) in variants.iter().zip(checks) {
         let (digest, verdict) = match check {
             Ok(promotion) => {
@@ -108,9 +109,8 @@ pub(super) fn gate(
                 }
             }
             Err(why) => {
-                let verdict = format!("FAILED: {why}");
-                first_failure.get_or_insert_with(|| format!("{}: {verdict}", variant.name));
-                ("-".to_string(), verdict)
+                failures.push(format!("{}: {why}", variant.name));
+                ("-".to_string(), format!("FAILED: {why}"))
             }
         };
         rows.push([variant.name.clone(), stage_tags, digest, verdict]);
@@ -121,15 +121,21 @@ pub(super) fn gate(
         sha,
         render_table(&rows)
     );
-    match &on_branch {
-        Ok(fact) => eprintln!("commit: ok: {fact}"),
-        Err(why) => eprintln!("commit: FAILED: {why}"),
-    }
-    // Each variant's verdict, signatures included, on the run's page.
+    let commit = match &on_branch {
+        Ok(fact) => format!("commit: ok: {fact}"),
+        Err(why) => format!("commit: FAILED: {why}"),
+    };
+    eprintln!("{commit}");
+    // Each variant's verdict, signatures included, and the commit's, on the
+    // run's page.
     let title = format!("### Promotion gate for {}\n\n", context.describe());
-    github::summary(runner, &(title + &github::markdown_table(&rows)))?;
-    if let Some(why) = first_failure {
-        bail!("promotion gate failed, nothing was copied to prod: {why}");
+    let table = github::markdown_table(&rows);
+    github::summary(runner, &format!("{title}{table}\n{commit}\n"))?;
+    if !failures.is_empty() {
+        bail!(
+            "promotion gate failed, nothing was copied to prod: {}",
+            failures.join("; ")
+        );
     }
     Ok(promotions)
 }
