@@ -339,8 +339,10 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
     assert!(output.status.success());
     let err = stderr(&output);
     assert!(
-        err.contains("::group::build gpu, cpu (push to the default branch)")
-            && err.contains("::endgroup::"),
+        err.contains(&format!(
+            "::group::build and push gpu, cpu to {}/{repo} (push to the default branch)",
+            rig.dev
+        )) && err.contains("::endgroup::"),
         "{err}"
     );
     let summary = std::fs::read_to_string(summary).unwrap();

@@ -796,3 +796,39 @@ fn a_root_that_is_not_utf8_never_panics() {
         stderr(&output)
     );
 }
+
+/// The job summary of a push that failed says so: it listed a failed
+/// variant under "Images pushed" like one that went through.
+#[test]
+fn a_failed_push_is_failed_in_the_job_summary() {
+    let tools = echoing_login("summary");
+    let fixture = Fixture::standard("summary");
+    let summary = fixture.root.join("summary.md");
+    let output = run(fixture
+        .xtask()
+        .args([
+            "push",
+            "--env",
+            "dev",
+            "--context",
+            "push",
+            "--variant",
+            "gpu",
+            "--no-login",
+        ])
+        .env("PATH", tools.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_SHA", fixture.head())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env(
+            "ECR_REGISTRY_DEV",
+            "333333333333.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    let gpu = summary
+        .lines()
+        .find(|l| l.starts_with("| gpu | linux/amd64 |"))
+        .unwrap_or_default();
+    assert!(gpu.contains("| FAILED |"), "{summary}");
+}

@@ -76,7 +76,12 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     // Stage pushes only: the key, and where the image went.
     let signing = signing_key.as_ref().zip(target.as_ref());
     let names: Vec<&str> = plan.images.iter().map(|i| i.variant.as_str()).collect();
-    let group = github::group(&format!("build {} ({})", names.join(", "), plan.context));
+    // The collapsed group says what happened, and where to.
+    let what = match &target {
+        Some(target) => format!("build and push {} to {}", names.join(", "), target.image()),
+        None => format!("build {}", names.join(", ")),
+    };
+    let group = github::group(&format!("{what} ({})", plan.context));
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {
         build_one(runner, root, image, &args, registry_cache, signing)
     });
@@ -318,8 +323,6 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
     };
     let mut rows =
         vec![["VARIANT", "PLATFORM", "RESULT", digest, "TIME", "TAGS"].map(String::from)];
-    let mut summary =
-        format!("### Images {verb}\n\n| variant | platform | digest | tags |\n|---|---|---|---|\n");
     let mut failures = Vec::new();
     for outcome in outcomes {
         let (result, digest) = match &outcome.result {
@@ -337,14 +340,12 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
             result.to_string(),
             digest.to_string(),
             format!("{:.1}s", outcome.seconds),
-            tags.clone(),
+            tags,
         ]);
-        summary += &format!(
-            "| {} | {} | `{}` | {} |\n",
-            outcome.variant, outcome.platform, digest, tags
-        );
     }
     print!("{}", render_table(&rows));
+    // The same table on the run's page, failures included.
+    let summary = format!("### Images {verb}\n\n{}", github::markdown_table(&rows));
     github::summary(runner, &summary)?;
     if !failures.is_empty() {
         bail!(
