@@ -487,6 +487,7 @@ fn every_failed_check_of_prod_is_named() {
             r#"#!/bin/bash
 if [[ $1 == verify && $* == *{prod}/* ]]; then
   echo 'Error: no matching signatures' >&2
+  echo 'main.go:69: error during command execution: no matching signatures' >&2
   exit 1
 fi
 exec '{cosign}' "$@"
@@ -504,9 +505,11 @@ exec '{cosign}' "$@"
     );
     for (variant, arch) in VARIANTS {
         let digest = stage_digest(&rig, &repo, &sha, variant, arch);
+        // cosign's last line, once, and what to do.
         let said = format!(
-            "verification failed: prod's image {} has no signature",
-            &digest[..19]
+            "verification failed: prod's image {} has no signature that {} verifies (cosign: main.go:69: error during command execution: no matching signatures); re-run promote",
+            &digest[..19],
+            rig_public_key()
         );
         assert!(stderr.contains(&said), "{variant}: {stderr}");
     }

@@ -221,15 +221,16 @@ pub fn verify_in_prod(
 ) -> Result<()> {
     let want = digest.unwrap_or("<stage digest>");
     let step = cosign::verify(prod, want, key, true);
-    let out = runner.read(prefix, &step).with_context(|| {
-        format!(
-            "verification failed: prod's image {} has no signature that {} verifies",
+    let out = match runner.ask(prefix, &step) {
+        Reply::Out(out) => out,
+        Reply::DryRun => return Ok(()),
+        // cosign's last line says why; its earlier ones are log noise.
+        Reply::Failed(why) => bail!(
+            "verification failed: prod's image {} has no signature that {} verifies (cosign: {}); re-run promote, which copies what prod lacks",
             short(want),
-            key.0
-        )
-    })?;
-    let Some(out) = out else {
-        return Ok(());
+            key.0,
+            reason(&why)
+        ),
     };
     let signed = cosign::signed_digests(&out)?;
     if !signed.iter().any(|d| d == want) {
