@@ -52,6 +52,18 @@ impl Step {
         self.secret_stdin = Some(Box::new(source));
         self
     }
+
+    /// The step as an error names it: cut after its first 100 characters
+    /// (a build's flags fill a screen), so the tool's answer that follows
+    /// stays in view. The whole command was printed when it ran, and is in
+    /// its log.
+    pub fn brief(&self) -> String {
+        let text = self.to_string();
+        match text.char_indices().nth(100) {
+            Some((at, _)) => format!("{}…", &text[..at]),
+            None => text,
+        }
+    }
 }
 
 impl fmt::Display for Step {
@@ -207,10 +219,14 @@ impl Runner {
             // The tool's own last word, usually why (docker login:
             // "connection refused", "unauthorized").
             let answer = tail.back().map(|l| format!(": {l}")).unwrap_or_default();
-            bail!(
-                "`{step}` exited with {status}{answer} (its output: {})",
-                path.display()
-            );
+            // With --verbose (always under GitHub Actions, where the
+            // runner's files go with the job) the output is just above.
+            let output = if self.verbose {
+                "its output is above".to_string()
+            } else {
+                format!("its output: {}", path.display())
+            };
+            bail!("`{}` exited with {status}{answer} ({output})", step.brief());
         }
         Ok(())
     }
@@ -247,7 +263,7 @@ impl Runner {
     pub fn read(&self, prefix: &str, step: &Step) -> Result<Option<String>> {
         self.ask(prefix, step)
             .into_result()
-            .map_err(|why| anyhow!("`{step}` failed: {why}"))
+            .map_err(|why| anyhow!("`{}` failed: {why}", step.brief()))
     }
 
     /// Run a read-only local query (git) that decides the plan itself, in
@@ -433,6 +449,29 @@ mod tests {
         assert_eq!(runner.ask("", &missing), Reply::DryRun);
         assert_eq!(runner.read("", &missing).unwrap(), None);
         assert!(!root.join("target").exists(), "a dry run wrote a log");
+    }
+
+    #[test]
+    fn an_error_cuts_a_long_command_and_says_where_the_output_is() {
+        let long = Step::new(
+            "sh",
+            ["-c", &format!("echo {} >&2; exit 1", "x".repeat(200))],
+        );
+        for (verbose, output) in [(false, "its output: "), (true, "its output is above")] {
+            let (_, root) = runner(false);
+            let runner = Runner::new(&root, false, verbose);
+            let err = runner.run("[gpu] ", &long).unwrap_err().to_string();
+            let command = long.to_string();
+            let cut = format!(
+                "`{}…` exited with exit status: 1: {}",
+                &command[..100],
+                "x".repeat(200)
+            );
+            assert!(err.starts_with(&cut), "{err}");
+            assert!(err.contains(output), "{err}");
+        }
+        let short = Step::new("docker", ["push", "app:latest"]);
+        assert_eq!(short.brief(), "docker push app:latest");
     }
 
     #[test]
