@@ -9,7 +9,9 @@
 //!
 //! The tools' own output (BuildKit's steps, push progress) goes to a log file
 //! per prefix under `target/xtask/logs/`; `--verbose` shows it as well. When a
-//! step fails, its last lines are printed with the log's path.
+//! step fails, its error names the log (under GitHub Actions, where the
+//! output is in the job's log already, it says so), and without `--verbose`
+//! its last lines are printed too.
 //!
 //! Secrets never become arguments: a password travels from one step's stdout
 //! into the next step's stdin (see [`Step::with_secret_stdin`]), and the printed
@@ -55,8 +57,7 @@ impl Step {
 
     /// The step as an error names it: cut after its first 100 characters
     /// (a build's flags fill a screen), so the tool's answer that follows
-    /// stays in view. The whole command was printed when it ran, and is in
-    /// its log.
+    /// stays in view. The whole command was printed when it ran.
     pub fn brief(&self) -> String {
         let text = self.to_string();
         match text.char_indices().nth(100) {
@@ -219,9 +220,9 @@ impl Runner {
             // The tool's own last word, usually why (docker login:
             // "connection refused", "unauthorized").
             let answer = tail.back().map(|l| format!(": {l}")).unwrap_or_default();
-            // With --verbose (always under GitHub Actions, where the
-            // runner's files go with the job) the output is just above.
-            let output = if self.verbose {
+            // A GitHub runner's files go with the job; there the output is
+            // in the job's log, just above.
+            let output = if crate::github::is_actions() {
                 "its output is above".to_string()
             } else {
                 format!("its output: {}", path.display())
@@ -452,12 +453,13 @@ mod tests {
     }
 
     #[test]
-    fn an_error_cuts_a_long_command_and_says_where_the_output_is() {
+    fn an_error_cuts_a_long_command_and_names_the_log() {
         let long = Step::new(
             "sh",
             ["-c", &format!("echo {} >&2; exit 1", "x".repeat(200))],
         );
-        for (verbose, output) in [(false, "its output: "), (true, "its output is above")] {
+        // With --verbose too: the log is named wherever it can be opened.
+        for verbose in [false, true] {
             let (_, root) = runner(false);
             let runner = Runner::new(&root, false, verbose);
             let err = runner.run("[gpu] ", &long).unwrap_err().to_string();
@@ -468,10 +470,18 @@ mod tests {
                 "x".repeat(200)
             );
             assert!(err.starts_with(&cut), "{err}");
-            assert!(err.contains(output), "{err}");
+            let log = root.join("target/xtask/logs/gpu.log");
+            assert!(
+                err.contains(&format!("its output: {}", log.display())),
+                "{err}"
+            );
         }
         let short = Step::new("docker", ["push", "app:latest"]);
         assert_eq!(short.brief(), "docker push app:latest");
+        // Cut between characters, never inside one: the 100th is `é`, two
+        // bytes (the argument is quoted, for its `é`).
+        let wide = Step::new("echo", [format!("{}é{}", "x".repeat(93), "y".repeat(10))]);
+        assert_eq!(wide.brief(), format!("echo '{}é…", "x".repeat(93)));
     }
 
     #[test]

@@ -351,8 +351,7 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
         let arch = arch_of(variant);
         let digest =
             common::digest(&format!("{}/{repo}:{sha8}-{arch}-{variant}", rig.dev), arch).unwrap();
-        // The summary's image table, not its signature table, whose rows
-        // also start with the variant.
+        // The image table's row: variant, platform, result, digest, time, tags.
         let tag = format!("{sha8}-{arch}-{variant}");
         let row = summary
             .lines()

@@ -831,4 +831,13 @@ fn a_failed_push_is_failed_in_the_job_summary() {
         .find(|l| l.starts_with("| gpu | linux/amd64 |"))
         .unwrap_or_default();
     assert!(gpu.contains("| FAILED |"), "{summary}");
+    // A dev push is never signed: no section says so on every run.
+    assert!(!summary.contains("### Signatures"), "{summary}");
+    // The output is in the job's log, above the error; the runner's file
+    // goes with the job.
+    assert!(
+        stderr(&output).contains("(its output is above)"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -763,14 +763,17 @@ fn the_gate_names_every_reason_in_its_error_and_its_summary() {
     let output = run(promote(&fixture, &side, &repo).env("GITHUB_STEP_SUMMARY", &summary));
     assert_eq!(exit_code(&output), Some(1));
     let stderr = stderr(&output);
+    // The error: its heading, then one reason per line.
     let error = stderr
-        .lines()
-        .find(|l| l.starts_with("error: promotion gate failed"))
+        .split_once("error: promotion gate failed, nothing was copied to prod:\n")
+        .map(|(_, reasons)| reasons)
         .unwrap_or_else(|| panic!("no gate error in:\n{stderr}"));
     let off_main = format!("commit {} is not on main", sha8(&side));
     let missing = format!("cpu: {}-arm64-cpu not found in stage", sha8(&side));
+    let reasons: Vec<&str> = error.lines().map(str::trim).collect();
     assert!(
-        error.contains(&off_main) && error.contains(&missing),
+        reasons.first().is_some_and(|r| r.starts_with(&off_main))
+            && reasons.get(1).is_some_and(|r| r.starts_with(&missing)),
         "{error}"
     );
     let summary = std::fs::read_to_string(&summary).unwrap();

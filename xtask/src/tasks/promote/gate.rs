@@ -133,8 +133,8 @@ pub(super) fn gate(
     github::summary(runner, &format!("{title}{table}\n{commit}\n"))?;
     if !failures.is_empty() {
         bail!(
-            "promotion gate failed, nothing was copied to prod: {}",
-            failures.join("; ")
+            "promotion gate failed, nothing was copied to prod:\n  {}",
+            failures.join("\n  ")
         );
     }
     Ok(promotions)
