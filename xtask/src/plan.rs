@@ -116,6 +116,12 @@ pub fn matrix(variants: &[&Variant]) -> serde_json::Value {
 }
 
 impl Plan {
+    /// The variants it builds, as a log line names them: `gpu, cpu`.
+    pub fn variants(&self) -> String {
+        let names: Vec<&str> = self.images.iter().map(|i| i.variant.as_str()).collect();
+        names.join(", ")
+    }
+
     /// The plan as an aligned table, one row per tag, for people.
     pub fn table(&self) -> String {
         let mut rows =

@@ -75,11 +75,10 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     // Stage pushes only: the key, and where the image went.
     let signing = signing_key.as_ref().zip(target.as_ref());
-    let names: Vec<&str> = plan.images.iter().map(|i| i.variant.as_str()).collect();
     // The collapsed group says what happened, and where to.
     let what = match &target {
-        Some(target) => format!("build and push {} to {}", names.join(", "), target.image()),
-        None => format!("build {}", names.join(", ")),
+        Some(target) => format!("build and push {} to {}", plan.variants(), target.image()),
+        None => format!("build {}", plan.variants()),
     };
     let group = github::group(&format!("{what} ({})", plan.context));
     let outcomes: Vec<Outcome> = concurrently(&plan.images, |image| {

@@ -21,8 +21,7 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
     super::login::login(runner, &target, &args.aws, args.target.env)?;
-    let names: Vec<&str> = plan.images.iter().map(|i| i.variant.as_str()).collect();
-    let what = format!("push {} to {}", names.join(", "), target.image());
+    let what = format!("push {} to {}", plan.variants(), target.image());
     let group = github::group(&format!("{what} ({})", plan.context));
     let outcomes: Vec<Outcome> = plan
         .images

@@ -177,10 +177,7 @@ fn check(
     )?;
     let tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
     // A dry run, which read nothing, copies from the stage tag by name.
-    let source = match &digest {
-        Some(digest) => stage.at(digest),
-        None => stage.reference(sha_tag),
-    };
+    let source = stage.at_or_tag(digest.as_deref(), sha_tag);
     Ok(Promotion {
         variant: variant.clone(),
         digest,

@@ -168,11 +168,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         if sig.done {
             skipped(runner, &promotion.prefix(), &sig.tag, sig.digest.as_deref());
         } else {
-            // A dry run read no digest: the copy it prints names the tag.
-            let source = sig
-                .digest
-                .as_deref()
-                .map_or(stage.reference(&sig.tag), |d| stage.at(d));
+            let source = stage.at_or_tag(sig.digest.as_deref(), &sig.tag);
             let what = format!("{}'s signature", promotion.variant.name);
             copy(promotion, &source, &what, &sig.tag)?;
         }
