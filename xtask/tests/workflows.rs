@@ -587,6 +587,7 @@ fn workflows_under_act_push_promote_and_refuse_what_they_should() {
 
     let mut before = registries::read(&runner, &workspace.repository).unwrap();
     let mut times = Vec::new();
+    let (mut compiled, mut reused) = (Vec::new(), Vec::new());
     for scenario in SCENARIOS {
         let play = (scenario.play)(&world);
         checks.scenario = play.name.clone();
@@ -602,6 +603,11 @@ fn workflows_under_act_push_promote_and_refuse_what_they_should() {
         ));
         eprintln!("act: {result:?}; log: {}", log.display());
         let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("rust-cache: Compiling xtask v") {
+            compiled.push(play.name.clone());
+        } else if text.contains("rust-cache: Fresh xtask v") {
+            reused.push(play.name.clone());
+        }
         for line in text
             .lines()
             .filter(|l| ["🏁", "❗", "❌"].iter().any(|m| l.contains(m)))
@@ -628,6 +634,13 @@ fn workflows_under_act_push_promote_and_refuse_what_they_should() {
         before = run.after;
     }
 
+    // Every run has the same xtask sources: the rust-cache stand-in lets
+    // cargo compile xtask in the first job at most, and the others reuse it.
+    checks.scenario = "rust-cache stand-in".into();
+    checks.expect(
+        format!("xtask was compiled in at most one run ({compiled:?}) and reused in the others ({reused:?})"),
+        compiled.len() <= 1 && !reused.is_empty(),
+    );
     eprintln!("\nact run times: {}", times.join(", "));
     for (env, _) in registries::REGISTRIES {
         eprintln!("  {env:<5} {}", before.tags(env).join(" "));
@@ -686,4 +699,48 @@ fn pushes_to_a_main_or_master_default_branch_trigger_ci_and_stage() {
         ["main", "master"].iter().all(|b| ci.iter().any(|c| c == b)),
         "ci.yml on.push.branches: {ci:?}"
     );
+}
+
+/// The rust-cache stand-in (rig/actions/rust-cache/build-xtask) reuses a
+/// build only for the sources it was made from: a fresh copy of the same
+/// sources finds it fresh; changed sources, and then the first ones again,
+/// are compiled.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn the_rust_cache_stand_in_reuses_a_build_only_of_the_same_sources() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let scratch = common::scratch_dir("rust-cache");
+    let target = scratch.join("target");
+    let copy = |name: &str| {
+        let dir = scratch.join(name);
+        let cloned = std::process::Command::new("git")
+            .args(["clone", "--quiet"])
+            .arg(root)
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(cloned.success());
+        dir
+    };
+    let build = |workspace: &Path| {
+        let output = common::run(
+            std::process::Command::new("bash")
+                .arg(root.join("rig/actions/rust-cache/build-xtask"))
+                .env("GITHUB_WORKSPACE", workspace)
+                .env("CARGO_TARGET_DIR", &target),
+        );
+        assert!(output.status.success(), "{output:?}");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        eprintln!("{}: {said}", workspace.display());
+        said
+    };
+    let first = copy("first");
+    assert!(build(&first).contains("Compiling xtask v"));
+    assert!(build(&copy("again")).contains("Fresh xtask v"));
+    let changed = copy("changed");
+    let lib = changed.join("xtask/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{source}// changed\n")).unwrap();
+    assert!(build(&changed).contains("Compiling xtask v"));
+    assert!(build(&copy("back")).contains("Compiling xtask v"));
 }
