@@ -1,20 +1,17 @@
 //! A CI rebuild on a fresh runner, from the registry cache alone, on the
-//! rig's containerd-store engine (whose default builder exports a cache, as
-//! CI's docker-container builder does): the real Dockerfiles are built with
-//! the cache exported to the dev registry; then the engine is wiped as a new
-//! runner would be (no images, no build cache; base images come from a
-//! registry, as a runner pulls them) before each rebuild. Which steps were
-//! cached is read from BuildKit's machine-readable progress
-//! (`--progress rawjson`), never from log text.
-//!
-//! Its own test binary: the wipe takes the whole engine, which no other
-//! test may be using meanwhile (cargo runs test binaries one at a time).
-//! The stand-in base images are put back when it ends.
+//! rig's fresh-store engine (a containerd store, whose default builder
+//! exports a cache, as CI's docker-container builder does; only this test
+//! uses it): the real Dockerfiles are built with the cache exported to the
+//! dev registry; then the engine is wiped as a new runner would be (no
+//! images, no build cache; base images come from a registry, as a runner
+//! pulls them) before each rebuild. Which steps were cached is read from
+//! BuildKit's machine-readable progress (`--progress rawjson`), never from
+//! log text.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -79,36 +76,6 @@ fn wipe(host: &str) {
         records.as_array().is_none_or(|r| r.is_empty()),
         "build cache left: {records}"
     );
-}
-
-/// Puts the stand-in bases back in the engine when the test ends, however
-/// it ends: the later tests build from them.
-struct RestoreBases {
-    host: String,
-    pushed: Vec<(String, String, String)>,
-    config: PathBuf,
-}
-
-impl Drop for RestoreBases {
-    fn drop(&mut self) {
-        for (local, remote, platform) in &self.pushed {
-            let status = |args: &[&str]| {
-                Command::new("docker")
-                    .args(args)
-                    .env("DOCKER_HOST", &self.host)
-                    .env("DOCKER_CONFIG", &self.config)
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false)
-            };
-            let ok = status(&["pull", "--quiet", "--platform", platform, remote])
-                && status(&["tag", remote, local])
-                && status(&["image", "rm", remote]);
-            if !ok {
-                eprintln!("could not put {local} back from {remote}: run rig/bases --cross");
-            }
-        }
-    }
 }
 
 /// Each Dockerfile step's vertex (`[build 3/7] RUN ...`) of one variant, in
@@ -250,24 +217,19 @@ fn build(
 #[ignore = "needs the rig: make test"]
 fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
     let rig = rig();
-    let host = std::env::var("RIG_DOCKER_HOST_CONTAINERD")
-        .expect("RIG_DOCKER_HOST_CONTAINERD is not set: this test needs the rig's containerd-store engine (rig/rig up)");
+    let engine = |key: &str| {
+        std::env::var(key).unwrap_or_else(|_| {
+            panic!("{key} is not set: this test needs the rig's engines (rig/rig up)")
+        })
+    };
+    let (host, source) = (
+        engine("RIG_DOCKER_HOST_FRESH"),
+        engine("RIG_DOCKER_HOST_CONTAINERD"),
+    );
     eprintln!(
-        "--- containerd-store engine at {host}: Docker {}",
+        "--- fresh-store engine at {host}: Docker {}",
         docker(&host, &["version", "--format", "{{.Server.Version}}"]).trim()
     );
-    for base in BASES {
-        assert!(
-            Command::new("docker")
-                .args(["image", "inspect", base])
-                .env("DOCKER_HOST", &host)
-                .output()
-                .unwrap()
-                .status
-                .success(),
-            "{base} is not in the containerd engine: run rig/bases --cross"
-        );
-    }
     let fixture = Fixture::real("fresh", None);
     let repo = unique("fresh").to_lowercase();
     let config = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("fresh-config"));
@@ -278,47 +240,27 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
         .env("DOCKER_CONFIG", &config));
     assert!(login.status.success());
 
-    // Every stand-in base goes to a registry: the build's, for it to pull as
-    // a runner would, and the others, so the wipe costs the later tests
-    // nothing.
-    let mut restore = RestoreBases {
-        host: host.clone(),
-        pushed: Vec::new(),
-        config: config.clone(),
-    };
-    let local_bases = docker(
-        &host,
-        &[
-            "image",
-            "ls",
-            "--filter",
-            "reference=rig/*",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-        ],
-    );
-    for base in local_bases.lines().filter(|l| !l.ends_with(":<none>")) {
+    // The stand-in bases the build needs go from the containerd-store
+    // engine (rig/bases) to the registry, for the build to pull as a runner
+    // would.
+    for base in BASES {
         let remote = format!(
             "{}/{repo}-bases/{}",
             rig.dev,
             base.trim_start_matches("rig/")
         );
-        let platform = docker(
-            &host,
-            &[
-                "image",
-                "inspect",
-                "--format",
-                "{{.Os}}/{{.Architecture}}",
-                base,
-            ],
-        )
-        .trim()
-        .to_string();
-        docker(&host, &["tag", base, &remote]);
+        let tagged = Command::new("docker")
+            .args(["tag", base, &remote])
+            .env("DOCKER_HOST", &source)
+            .output()
+            .unwrap();
+        assert!(
+            tagged.status.success(),
+            "{base} is not in the containerd-store engine: run rig/bases --cross"
+        );
         let push = Command::new("docker")
             .args(["push", "--quiet", &remote])
-            .env("DOCKER_HOST", &host)
+            .env("DOCKER_HOST", &source)
             .env("DOCKER_CONFIG", &config)
             .output()
             .unwrap();
@@ -327,9 +269,7 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
             "push {remote}: {}",
             String::from_utf8_lossy(&push.stderr)
         );
-        restore
-            .pushed
-            .push((base.to_string(), remote, platform.to_string()));
+        docker(&source, &["image", "rm", &remote]);
     }
     let bases = format!("{}/{repo}-bases", rig.dev);
     let build_args = format!(
@@ -430,7 +370,6 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
         change_s / cold_s,
         same_s / cold_s
     );
-    drop(restore);
 }
 
 #[test]
