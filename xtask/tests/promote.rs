@@ -377,18 +377,27 @@ exec '{}' "$@"
             which("skopeo").display()
         ),
     );
+    let summary = dir.join("summary.md");
     let output = run(promote(&fixture, &sha, &repo)
         .args(["--prod-registry", &prod.address])
         .env("PATH", path_with(&dir))
+        .env("GITHUB_STEP_SUMMARY", &summary)
         .env("OUTAGE_REGISTRY_PID", prod.pid().to_string()));
     assert_eq!(exit_code(&output), Some(1));
     let stderr = stderr(&output);
+    let failed = format!("copy of cpu {}-arm64-cpu to prod failed", sha8(&sha));
     assert!(
-        stderr.contains(&format!(
-            "copy of cpu {}-arm64-cpu to prod failed",
-            sha8(&sha)
-        )),
+        stderr.contains(&failed),
         "the error names neither the variant nor the copy:\n{stderr}"
+    );
+    // The job summary says the promotion failed, and why, after the gate's
+    // table (which passed): it said nothing of the failure.
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    let gate = summary.find("### Promotion gate for ");
+    let promotion = summary.find(&format!("### Promotion to {}/{repo} failed", prod.address));
+    assert!(
+        gate.is_some() && promotion > gate && summary.contains(&failed),
+        "{summary}"
     );
     assert!(
         std::fs::read_to_string(&outages)

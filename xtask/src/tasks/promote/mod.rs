@@ -102,9 +102,18 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         (&stage, &prod),
         &key,
     )?;
-    copy(runner, &promotions, &stage, &prod)?;
-    verify(runner, &promotions, &prod, &key)?;
+    let promoted = copy(runner, &promotions, &stage, &prod)
+        .and_then(|()| verify(runner, &promotions, &prod, &key));
     drop(group);
+    if let Err(err) = promoted {
+        // The run's page says so below the gate's table, which passed.
+        let failed = format!(
+            "\n### Promotion to {} failed\n\n```\n{err:#}\n```\n",
+            prod.image()
+        );
+        github::summary(runner, &failed)?;
+        return Err(err);
+    }
     report(runner, &context, &promotions, &prod, &key)
 }
 
