@@ -92,16 +92,17 @@ pub fn push_summary(runner: &Runner, outcomes: &[Outcome], key: Option<&Key>) ->
     let Some(key) = key else {
         return Ok(());
     };
-    let mut summary = "### Signatures\n\n| variant | signature |\n|---|---|\n".to_string();
+    let mut rows = vec![["variant", "signature"].map(String::from)];
     for outcome in outcomes {
         let status = match &outcome.result {
             Ok(Some(digest)) => format!("signed `{digest}` with `{}`", key.0),
             // `Ok(None)` is a dry run's, and a dry run writes no summary.
             _ => "not signed: the variant failed (see the error)".to_string(),
         };
-        summary += &format!("| {} | {status} |\n", outcome.variant);
+        rows.push([outcome.variant.clone(), status]);
     }
-    github::summary(runner, &summary)
+    let table = github::markdown_table(&rows);
+    github::summary(runner, &format!("### Signatures\n\n{table}"))
 }
 
 /// One variant's signature, as the gate found it in stage and prod.

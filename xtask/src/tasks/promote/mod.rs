@@ -276,22 +276,27 @@ fn report(
     key: &Key,
 ) -> Result<()> {
     let mut rows = vec![["VARIANT", "DIGEST", "PROD TAGS"].map(String::from)];
-    let mut summary = format!(
-        "### Promoted to {}\n\n| variant | digest | tags | signature |\n|---|---|---|---|\n",
-        prod.image()
-    );
+    let mut page = vec![["variant", "digest", "tags", "signature"].map(String::from)];
     let signature = format!("verified with `{}` in stage and prod", key.0);
     for p in promotions {
         let digest = p.digest.as_deref().unwrap_or("not read (dry run)");
         let tags: Vec<&str> = p.tags.iter().map(|(tag, _)| tag.as_str()).collect();
         let tags = tags.join(", ");
-        summary += &format!(
-            "| {} | `{digest}` | {tags} | {signature} |\n",
-            p.variant.name
-        );
-        rows.push([p.variant.name.clone(), digest.to_string(), tags]);
+        let name = p.variant.name.clone();
+        page.push([
+            name.clone(),
+            format!("`{digest}`"),
+            tags.clone(),
+            signature.clone(),
+        ]);
+        rows.push([name, digest.to_string(), tags]);
     }
     print!("{}", render_table(&rows));
+    let mut summary = format!(
+        "### Promoted to {}\n\n{}",
+        prod.image(),
+        github::markdown_table(&page)
+    );
     if let Context::Release {
         tag,
         prerelease: true,
