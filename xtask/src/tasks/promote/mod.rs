@@ -276,22 +276,23 @@ fn report(
     key: &Key,
 ) -> Result<()> {
     let mut rows = vec![["VARIANT", "DIGEST", "PROD TAGS"].map(String::from)];
-    let mut page = vec![["variant", "digest", "tags", "signature"].map(String::from)];
-    let signature = format!("verified with `{}` in stage and prod", key.0);
     for p in promotions {
         let digest = p.digest.as_deref().unwrap_or("not read (dry run)");
         let tags: Vec<&str> = p.tags.iter().map(|(tag, _)| tag.as_str()).collect();
-        let tags = tags.join(", ");
-        let name = p.variant.name.clone();
-        page.push([
+        rows.push([p.variant.name.clone(), digest.to_string(), tags.join(", ")]);
+    }
+    print!("{}", render_table(&rows));
+    // The page's table is the terminal's, with each signature's verdict.
+    let signature = format!("verified with `{}` in stage and prod", key.0);
+    let mut page = vec![["variant", "digest", "tags", "signature"].map(String::from)];
+    page.extend(rows[1..].iter().map(|[name, digest, tags]| {
+        [
             name.clone(),
             format!("`{digest}`"),
             tags.clone(),
             signature.clone(),
-        ]);
-        rows.push([name, digest.to_string(), tags]);
-    }
-    print!("{}", render_table(&rows));
+        ]
+    }));
     let mut summary = format!(
         "### Promoted to {}\n\n{}",
         prod.image(),
