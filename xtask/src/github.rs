@@ -23,20 +23,29 @@ pub fn set_output(key: &str, value: &str) -> Result<()> {
 }
 
 /// Append Markdown to the job summary, when running under GitHub Actions and
-/// not in a dry run, which changes nothing.
-pub fn summary(runner: &Runner, markdown: &str) -> Result<()> {
+/// not in a dry run, which changes nothing. The summary only reports: a file
+/// that cannot be written is a warning, never the run's error, which would
+/// hide what the run itself found (a failed variant, a failed gate).
+pub fn summary(runner: &Runner, markdown: &str) {
     if runner.dry_run {
-        return Ok(());
+        return;
     }
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
-        return Ok(());
+        return;
     };
-    append(&path, markdown).with_context(|| {
-        format!(
-            "cannot write GITHUB_STEP_SUMMARY={}",
-            path.to_string_lossy()
-        )
-    })
+    if let Err(err) = append(&path, markdown) {
+        let path = path.to_string_lossy();
+        warning(&format!(
+            "cannot write GITHUB_STEP_SUMMARY={path}: {err}; the job summary lacks this section"
+        ));
+    }
+}
+
+/// A warning: an annotation under GitHub Actions, so it shows on the run's
+/// page, a plain line elsewhere.
+pub fn warning(line: &str) {
+    let annotation = if is_actions() { "::warning::" } else { "" };
+    eprintln!("{annotation}{line}");
 }
 
 /// A Markdown table of `rows`, the first being the header; `|` in a cell

@@ -664,6 +664,46 @@ fn everything_shown(fixture: &Fixture, output: &std::process::Output) -> String 
     shown
 }
 
+/// A job summary that cannot be written never hides the run's own error:
+/// the failed variant is still the error, and the summary is a warning.
+/// (It used to be the error, "cannot write GITHUB_STEP_SUMMARY", alone.)
+#[test]
+fn an_unwritable_job_summary_never_hides_a_failed_push() {
+    let tools = echoing_login("summary-dir");
+    let fixture = Fixture::standard("summary-dir");
+    let output = run(fixture
+        .xtask()
+        .args([
+            "push",
+            "--env",
+            "dev",
+            "--context",
+            "push",
+            "--variant",
+            "gpu",
+        ])
+        .arg("--no-login")
+        .env("PATH", tools.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_SHA", fixture.head())
+        // A directory: appending to it fails.
+        .env("GITHUB_STEP_SUMMARY", &fixture.root)
+        .env(
+            "ECR_REGISTRY_DEV",
+            "333333333333.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("::error::1 of 1 variants failed:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("::warning::cannot write GITHUB_STEP_SUMMARY="),
+        "{stderr}"
+    );
+}
+
 /// The password never reaches the terminal, a log file or the error, even
 /// from a tool that repeats it: every line of a step fed a secret is
 /// redacted, with `--verbose` and under GitHub Actions too.

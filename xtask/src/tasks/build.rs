@@ -86,7 +86,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     });
     drop(group);
     if args.push {
-        signatures::push_summary(runner, &outcomes, signing_key.as_ref())?;
+        signatures::push_summary(runner, &outcomes, signing_key.as_ref());
     }
     report(runner, &outcomes, args.push)
 }
@@ -110,20 +110,9 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
     };
     let builder = docker::Builder::parse(&text)?;
     if !builder.can_export_cache() {
-        warn(runner, &builder.cannot_export_note());
+        github::warning(&builder.cannot_export_note());
     }
     Ok(builder.can_export_cache())
-}
-
-/// A warning: an annotation under GitHub Actions, so it shows on the run's
-/// page, a plain line elsewhere.
-fn warn(runner: &Runner, line: &str) {
-    let annotation = if github::is_actions() {
-        "::warning::"
-    } else {
-        ""
-    };
-    runner.note("", &format!("{annotation}{line}"));
 }
 
 /// Under GitHub Actions, the free space where the builder keeps its data,
@@ -141,7 +130,7 @@ fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
     };
     match available {
         Ok(available) => match disk::report(&root, available, min_free_gb) {
-            (line, true) => warn(runner, &line),
+            (line, true) => github::warning(&line),
             (line, false) => runner.note("", &line),
         },
         Err(err) => runner.note(
@@ -345,7 +334,7 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
     print!("{}", render_table(&rows));
     // The same table on the run's page, failures included.
     let summary = format!("### Images {verb}\n\n{}", github::markdown_table(&rows));
-    github::summary(runner, &summary)?;
+    github::summary(runner, &summary);
     if !failures.is_empty() {
         bail!(
             "{} of {} variants failed:\n  {}",

@@ -111,7 +111,7 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
             "\n### Promotion to {} failed\n\n```\n{err:#}\n```\n",
             prod.image()
         );
-        github::summary(runner, &failed)?;
+        github::summary(runner, &failed);
         return Err(err);
     }
     report(runner, &context, &promotions, &prod, &key)
@@ -308,5 +308,6 @@ fn report(
         runner.note("", &note);
         summary += &format!("\n{note}.\n");
     }
-    github::summary(runner, &summary)
+    github::summary(runner, &summary);
+    Ok(())
 }
