@@ -161,16 +161,11 @@ impl Runner {
         }
     }
 
-    /// Print a progress line to stderr, never stdout: stdout carries results.
-    pub fn note(&self, prefix: &str, line: &str) {
-        eprintln!("{prefix}{line}");
-    }
-
     /// Run a step that changes something. Its output goes to the log of
     /// `prefix` (for example `[gpu] `), and with `--verbose` to stderr too,
     /// each line prefixed so concurrent steps stay readable.
     pub fn run(&self, prefix: &str, step: &Step) -> Result<()> {
-        self.note(prefix, &format!("$ {step}"));
+        eprintln!("{prefix}$ {step}");
         if self.dry_run {
             return Ok(());
         }
@@ -214,7 +209,7 @@ impl Runner {
         if !status.success() {
             if !self.verbose {
                 for line in &tail {
-                    self.note(prefix, &format!("  {line}"));
+                    eprintln!("{prefix}  {line}");
                 }
             }
             // The tool's own last word, usually why (docker login:
@@ -240,9 +235,9 @@ impl Runner {
                 return Ok(());
             };
             let wait = Duration::from_secs(2u64.pow(attempt));
-            let note =
-                format!("attempt {attempt}/{ATTEMPTS} failed ({err:#}); retrying in {wait:?}");
-            self.note(prefix, &note);
+            eprintln!(
+                "{prefix}attempt {attempt}/{ATTEMPTS} failed ({err:#}); retrying in {wait:?}"
+            );
             std::thread::sleep(wait);
         }
         self.run(prefix, step)
@@ -252,7 +247,7 @@ impl Runner {
     /// Run a read-only step, printed like any other, for its answer: a
     /// failure is an answer too, for questions such as "does this tag exist".
     pub fn ask(&self, prefix: &str, step: &Step) -> Reply {
-        self.note(prefix, &format!("$ {step}"));
+        eprintln!("{prefix}$ {step}");
         if self.dry_run {
             return Reply::DryRun;
         }
@@ -345,7 +340,7 @@ impl Runner {
         if first {
             file.set_len(0)?;
             if !self.verbose {
-                self.note(prefix, &format!("(output: {})", path.display()));
+                eprintln!("{prefix}(output: {})", path.display());
             }
         }
         Ok((path, file))
@@ -373,7 +368,7 @@ impl Runner {
                 continue;
             }
             if self.verbose {
-                self.note(prefix, line);
+                eprintln!("{prefix}{line}");
             }
             if tail.len() == TAIL {
                 tail.pop_front();

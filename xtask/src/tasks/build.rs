@@ -131,12 +131,9 @@ fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
     match available {
         Ok(available) => match disk::report(&root, available, min_free_gb) {
             (line, true) => github::warning(&line),
-            (line, false) => runner.note("", &line),
+            (line, false) => eprintln!("{line}"),
         },
-        Err(err) => runner.note(
-            "",
-            &format!("disk: cannot read the free space in {root}, the engine's data root ({err}); is the engine remote?"),
-        ),
+        Err(err) => eprintln!("disk: cannot read the free space in {root}, the engine's data root ({err}); is the engine remote?"),
     }
     Ok(())
 }
@@ -239,7 +236,7 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
             image.platform
         );
     }
-    runner.note(prefix, &format!("architecture check: {found}, as asked"));
+    eprintln!("{prefix}architecture check: {found}, as asked");
     Ok(())
 }
 
@@ -248,7 +245,7 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
 fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
     let variant = &image.variant;
     if let Some(why) = cannot_run(image.arch) {
-        runner.note(prefix, &format!("smoke check skipped: {why}"));
+        eprintln!("{prefix}smoke check skipped: {why}");
         return Ok(());
     }
     let reference = &image.references()[0];
@@ -267,13 +264,8 @@ fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
             image.arch
         );
     }
-    runner.note(
-        prefix,
-        &format!(
-            "smoke check: {reference} starts and reports {variant} on {}",
-            probe.arch
-        ),
-    );
+    let arch = probe.arch;
+    eprintln!("{prefix}smoke check: {reference} starts and reports {variant} on {arch}");
     Ok(())
 }
 

@@ -24,11 +24,10 @@ pub fn run(target: TargetArgs, runner: &Runner) -> Result<()> {
     for name in names {
         remove_images(runner, &name)?;
     }
-    let note = format!(
+    eprintln!(
         "build cache: left alone. xtask creates no builder of its own, so the current builder's cache holds every project's builds, and nothing in it says which repository made what; `{}` empties it, for all of them",
         docker::prune_build_cache()
     );
-    runner.note("", &note);
     Ok(())
 }
 
@@ -36,13 +35,12 @@ pub fn run(target: TargetArgs, runner: &Runner) -> Result<()> {
 fn remove_images(runner: &Runner, name: &str) -> Result<()> {
     let Some(listing) = runner.read("", &docker::list_images(name))? else {
         let remove = docker::remove_images(&[]);
-        let note = format!("dry run: every image that listing names would go, with `{remove} ...`");
-        runner.note("", &note);
+        eprintln!("dry run: every image that listing names would go, with `{remove} ...`");
         return Ok(());
     };
     let references: Vec<String> = listing.split_whitespace().map(String::from).collect();
     if references.is_empty() {
-        runner.note("", &format!("no local images named {name}"));
+        eprintln!("no local images named {name}");
         return Ok(());
     }
     runner.run("", &docker::remove_images(&references))

@@ -27,8 +27,7 @@ pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) 
 pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Result<()> {
     let registry = &target.registry;
     if aws.no_login {
-        let note = format!("reusing the existing Docker login for {registry} (--no-login)");
-        runner.note("", &note);
+        eprintln!("reusing the existing Docker login for {registry} (--no-login)");
         return Ok(());
     }
     let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());

@@ -81,7 +81,7 @@ pub fn sign(
         .run_with_retry(prefix, &step)
         .with_context(|| format!("signing {} failed", target.at(digest)))?;
     if !runner.dry_run {
-        runner.note(prefix, &format!("signed {digest} with {}", key.0));
+        eprintln!("{prefix}signed {digest} with {}", key.0);
     }
     Ok(())
 }

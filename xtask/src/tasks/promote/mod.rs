@@ -145,7 +145,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
                 continue;
             }
             if *done {
-                skipped(runner, &promotion.prefix(), tag, digest);
+                skipped(&promotion.prefix(), tag, digest);
             } else {
                 todo.push(tag.clone());
             }
@@ -175,7 +175,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         // `latest` tag points at the image.
         let sig = &promotion.signature;
         if sig.done {
-            skipped(runner, &promotion.prefix(), &sig.tag, sig.digest.as_deref());
+            skipped(&promotion.prefix(), &sig.tag, sig.digest.as_deref());
         } else {
             let source = stage.at_or_tag(sig.digest.as_deref(), &sig.tag);
             let what = format!("{}'s signature", promotion.variant.name);
@@ -192,10 +192,9 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
 }
 
 /// The note for a tag prod already has at `digest`.
-fn skipped(runner: &Runner, prefix: &str, tag: &str, digest: Option<&str>) {
+fn skipped(prefix: &str, tag: &str, digest: Option<&str>) {
     let digest = short(digest.unwrap_or_default());
-    let note = format!("{tag}: already in prod at {digest}, skipped");
-    runner.note(prefix, &note);
+    eprintln!("{prefix}{tag}: already in prod at {digest}, skipped");
 }
 
 /// One check of prod after the copy.
@@ -305,7 +304,7 @@ fn report(
     } = context
     {
         let note = format!("{tag} is a prerelease: prod's latest-* tags were not moved");
-        runner.note("", &note);
+        eprintln!("{note}");
         summary += &format!("\n{note}.\n");
     }
     github::summary(runner, &summary);

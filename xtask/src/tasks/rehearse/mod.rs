@@ -51,14 +51,14 @@ pub fn in_rig(env: &[(&str, String)], step: Step) -> Step {
 
 /// Announce a stage, and start its clock. The runner prints each step and
 /// keeps the tools' output in the stage's log (`--verbose`: on the terminal).
-fn announce(runner: &Runner, stage: &str, what: &str) -> Instant {
-    runner.note("", &format!("\n==> {stage}: {what}"));
+fn announce(stage: &str, what: &str) -> Instant {
+    eprintln!("\n==> {stage}: {what}");
     Instant::now()
 }
 
-fn result(runner: &Runner, stage: &str, verdict: &str, started: Instant) {
+fn result(stage: &str, verdict: &str, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
-    runner.note("", &format!("==> {stage} {verdict} ({secs:.1}s)"));
+    eprintln!("==> {stage} {verdict} ({secs:.1}s)");
 }
 
 pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
@@ -74,7 +74,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     let workspace = Workspace::new(root, &repository);
     workspace.create(runner)?;
 
-    let rig_started = announce(runner, "rig", "bring up the rig (installs what is missing)");
+    let rig_started = announce("rig", "bring up the rig (installs what is missing)");
     let was_up = matches!(runner.ask("", &Step::new(RIG, ["status"])), Reply::Out(_));
     let mut setup = vec![
         Step::new(RIG, ["install"]),
@@ -88,18 +88,15 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     for step in setup {
         runner.run("[rig] ", &step)?;
     }
-    result(runner, "rig", "up", rig_started);
+    result("rig", "up", rig_started);
 
     let rehearsed = rehearse(&args, runner, root, &workspace, &release_tag);
     if args.keep {
-        runner.note("", &format!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it"));
+        eprintln!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it");
     } else if !was_up {
         runner.run("[rig] ", &Step::new(RIG, ["down"]))?;
     }
-    runner.note(
-        "",
-        &format!("rehearsal took {:.1}s", started.elapsed().as_secs_f64()),
-    );
+    eprintln!("rehearsal took {:.1}s", started.elapsed().as_secs_f64());
     rehearsed
 }
 
@@ -113,7 +110,6 @@ fn rehearse(
     release_tag: &str,
 ) -> Result<()> {
     let clone_started = announce(
-        runner,
         "clone",
         "the working tree, committed as a pull request and merged",
     );
@@ -125,10 +121,7 @@ fn rehearse(
         commits.as_ref().map(|c| c.merged.clone())
     };
     let (Some(commits), Some(release_sha)) = (commits, release_sha) else {
-        runner.note(
-            "",
-            "dry run: the stages run on the commits made in the clone, which a dry run does not make; they are not listed",
-        );
+        eprintln!("dry run: the stages run on the commits made in the clone, which a dry run does not make; they are not listed");
         return Ok(());
     };
     if args.workflows {
@@ -139,7 +132,7 @@ fn rehearse(
         let fetch = Step::new("cargo", ["fetch", "--manifest-path", &manifest]);
         runner.run("[clone] ", &fetch)?;
     }
-    result(runner, "clone", "ready", clone_started);
+    result("clone", "ready", clone_started);
 
     let xtask = std::env::current_exe()
         .context("cannot find the running xtask binary")?
@@ -160,18 +153,17 @@ fn rehearse(
         } else {
             (stage.title.clone(), command_step(workspace, stage, &xtask))
         };
-        let stage_started = announce(runner, name, &format!("[{}/{total}] {title}", i + 1));
+        let stage_started = announce(name, &format!("[{}/{total}] {title}", i + 1));
         stage.play.write_payload(workspace)?;
         if let Err(err) = runner.run(&exec::prefix(name), &step) {
-            result(runner, &format!("stage {name}"), "FAILED", stage_started);
-            runner.note("", &format!("    re-run just this stage: {step}"));
+            result(&format!("stage {name}"), "FAILED", stage_started);
+            eprintln!("    re-run just this stage: {step}");
             return Err(err.context(format!("rehearsal failed at stage {name}: {title}")));
         }
-        result(runner, &format!("stage {name}"), "held", stage_started);
+        result(&format!("stage {name}"), "held", stage_started);
     }
 
     announce(
-        runner,
         "registries",
         "every tag, and prod's digests against stage's",
     );
