@@ -6,8 +6,9 @@
 #   ECR_REGISTRY_DEV  e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com
 #   ECR_REPOSITORY    default batch-probe
 # and AWS credentials for the dev account (AWS_PROFILE, or your usual setup).
-# Images pushed from here are tagged `make-<sha8>-<arch>-<variant>`, so the AWS
-# console shows they came from a developer's machine.
+# Images pushed from here are tagged `latest-<arch>-<variant>` and
+# `make-<sha8>-<arch>-<variant>`, so the AWS console shows they came from a
+# developer's machine; with uncommitted changes, only `make-<sha8>-dirty-...`.
 
 XTASK := cargo xtask
 

@@ -72,7 +72,8 @@ impl Context {
         }
     }
 
-    /// The `<what>` parts, in order: `latest` first, then the immutable ones.
+    /// The `<what>` parts, in order: `latest` first (except for a dirty tree
+    /// and a prerelease), then the immutable ones.
     pub fn whats(&self) -> Vec<String> {
         let sha8 = self.sha().short().to_string();
         let mut whats = match self {
@@ -84,14 +85,17 @@ impl Context {
             Context::Dispatch { .. } => vec![sha8, "workflow_dispatch".into()],
             Context::Release { tag, .. } => vec![sha8, tag.clone()],
         };
-        let prerelease = matches!(
+        // `latest` is what a job definition runs: never uncommitted code,
+        // and in prod never a prerelease.
+        let moves_latest = !matches!(
             self,
-            Context::Release {
-                prerelease: true,
-                ..
-            }
+            Context::Terminal { dirty: true, .. }
+                | Context::Release {
+                    prerelease: true,
+                    ..
+                }
         );
-        if !prerelease {
+        if moves_latest {
             whats.insert(0, "latest".into());
         }
         whats
@@ -293,9 +297,7 @@ mod tests {
                     dirty: true,
                 },
                 &[
-                    "latest-amd64-gpu",
                     "make-01234567-dirty-amd64-gpu",
-                    "latest-arm64-cpu",
                     "make-01234567-dirty-arm64-cpu",
                 ],
             ),

@@ -183,10 +183,7 @@ fn a_dirty_tree_is_never_pushed_under_clean_tags() {
     ]));
     assert_eq!(output.status.code(), Some(0));
     let dirty = format!("make-{}-dirty-amd64-gpu", &sha[..8]);
-    assert_eq!(
-        tags(&rig.stage, &repo),
-        ["latest-amd64-gpu".to_string(), dirty.clone()]
-    );
+    assert_eq!(tags(&rig.stage, &repo), std::slice::from_ref(&dirty));
     let info = inspect(&format!("{}/{repo}:{dirty}", rig.stage), "amd64").unwrap();
     assert_eq!(
         info["Labels"]["org.opencontainers.image.revision"].as_str(),
