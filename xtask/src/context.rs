@@ -333,6 +333,23 @@ fn check_push(github: &GithubEnv) -> Result<(), String> {
     Ok(())
 }
 
+/// A tag of `context` that cannot be made, as bad input. In a release that
+/// is the release tag's fault (too long for a variant's tag), so the error
+/// names where the tag came from: `--release-tag`, else the payload's field.
+pub fn tag_error(
+    context: &Context,
+    args: &ContextArgs,
+    github: Option<&GithubEnv>,
+    why: String,
+) -> Usage {
+    let source = match (&args.release_tag, github) {
+        _ if !matches!(context, Context::Release { .. }) => return Usage(why),
+        (None, Some(github)) => github.field("release.tag_name"),
+        _ => "--release-tag".to_string(),
+    };
+    Usage(format!("{source}: {why}"))
+}
+
 /// A release event's tag and whether it is a prerelease; a draft is refused.
 fn check_release(github: &GithubEnv) -> Result<(Option<String>, bool), String> {
     if github.is_true("release.draft") {

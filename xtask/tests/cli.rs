@@ -177,6 +177,9 @@ fn bad_flags_exit_2_and_run_nothing() {
     let tools = stand_ins("flags");
     let fixture = Fixture::standard("flags");
     let sha = fixture.head();
+    let long = "v".repeat(119);
+    let too_long =
+        format!("--release-tag: release tag \"{long}\" is 119 characters; the limit is 118");
     for (args, expected) in [
         (
             vec!["build", "--variant", "tpu"],
@@ -195,6 +198,10 @@ fn bad_flags_exit_2_and_run_nothing() {
                 "release/1.0",
             ],
             "--release-tag: release tag \"release/1.0\" cannot be used in image tags",
+        ),
+        (
+            vec!["build", "--context", "release", "--release-tag", &long],
+            &too_long,
         ),
         (
             vec!["plan", "--context", "pr"],

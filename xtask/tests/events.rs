@@ -176,6 +176,11 @@ const CASES: &[Case] = &[
         Fails(2, "release tag \"release/1.0\" cannot be used in image tags")),
     case("release_tag_long", "release", "main", "@SHA@", Run::Promote,
         Fails(2, " is 120 characters; the limit is 118")),
+    // Named by its source, in promote and in a build.
+    case("release_tag_long", "release", "main", "@SHA@", Run::Promote,
+        Fails(2, "-release_tag_long.json): release tag \"v111")),
+    case("release_tag_long", "release", "main", "@SHA@", Run::Plan,
+        Fails(2, "-release_tag_long.json): release tag \"v111")),
     case("release_published", "release", "main", "@SIDE_SHA@", Run::Promote,
         Fails(1, "commit: FAILED: commit @SIDE8@ is not on origin/main: only commits merged to main (repository.default_branch in the event payload")),
     case("release_published", "release", "trunk", "@SHA@", Run::Promote,

@@ -68,7 +68,7 @@ pub fn load_plan(
     runner: &Runner,
     root: &Path,
     variant: &VariantArgs,
-    context: &ContextArgs,
+    flags: &ContextArgs,
     image: &str,
 ) -> Result<Plan> {
     let architectures = architectures(root)?;
@@ -76,13 +76,14 @@ pub fn load_plan(
         .select(Some(&variant.variant))
         .map_err(Usage)?;
     let github = context::github_env()?;
-    let context = context::load(context, github.as_ref(), runner, Purpose::Build)?;
+    let context = context::load(flags, github.as_ref(), runner, Purpose::Build)?;
     let meta = Meta {
         source: crate::git::source_url(runner),
         created: crate::plan::rfc3339(created_epoch()?),
         title: image.rsplit('/').next().unwrap_or(image).to_string(),
     };
-    crate::plan::plan(&selected, &context, &meta, image).map_err(|msg| Usage(msg).into())
+    crate::plan::plan(&selected, &context, &meta, image)
+        .map_err(|why| context::tag_error(&context, flags, github.as_ref(), why).into())
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.

@@ -65,7 +65,8 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     let architectures = architectures_at(runner, context.sha())?;
     // Every tag is computed, and so validated, before anything runs.
     for variant in &architectures.variants {
-        tags::image_tags(&context, variant).map_err(Usage)?;
+        tags::image_tags(&context, variant)
+            .map_err(|why| context::tag_error(&context, &args.context, github.as_ref(), why))?;
     }
     let key = signatures::verify_key(&args.verify_key, root)?;
     let mut tools = vec![skopeo::TOOL, cosign::TOOL];
