@@ -898,3 +898,29 @@ fn a_failed_push_is_failed_in_the_job_summary() {
         stderr(&output)
     );
 }
+
+/// `rehearse --repository` names the workspace directory that is emptied
+/// first: a path out of `target/rehearsal/` is bad input, and nothing is
+/// removed or run. (It used to delete the directory it named.)
+#[test]
+fn a_rehearsal_repository_is_a_name_never_a_path() {
+    let fixture = Fixture::standard("rehearse-name");
+    let victim = fixture.root.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("important.txt"), "keep\n").unwrap();
+    std::fs::create_dir_all(fixture.root.join("target/rehearsal")).unwrap();
+    let absolute = victim.display().to_string();
+    for name in ["../../victim", absolute.as_str(), "", "App"] {
+        let output = run(fixture.xtask().args(["rehearse", "--repository", name]));
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("--repository \"{name}\" is not a repository name")),
+            "{name:?}: {stderr}"
+        );
+        assert!(
+            victim.join("important.txt").is_file(),
+            "{name:?} removed it"
+        );
+    }
+}

@@ -30,7 +30,9 @@ use anyhow::{Context as _, Result};
 use self::stages::{command_step, workflow_env};
 use self::workspace::Workspace;
 use crate::cli::RehearseArgs;
+use crate::error::Usage;
 use crate::exec::{self, Reply, Runner, Step};
+use crate::target;
 
 /// The rig: install, up, down, and `exec` to run a command inside it.
 const RIG: &str = "rig/rig";
@@ -70,6 +72,13 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         .repository
         .clone()
         .unwrap_or_else(|| format!("rehearsal-{stamp}"));
+    // It names the workspace directory, which is emptied first: only a
+    // repository name, never a path out of target/rehearsal/.
+    target::check_repository(&repository).map_err(|why| {
+        Usage(format!(
+            "--repository \"{repository}\" is not a repository name: {why}; use lowercase letters, digits and single '.', '_', '-' or '/' between them (e.g. rehearsal-1)"
+        ))
+    })?;
     let release_tag = format!("v0.0.{stamp}-rehearsal");
     let workspace = Workspace::new(root, &repository);
     workspace.create(runner)?;
