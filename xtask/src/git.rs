@@ -121,20 +121,31 @@ pub fn source_url(runner: &Runner) -> Option<String> {
         return Some(format!("{server}/{repo}"));
     }
     let url = query(runner, &["remote", "get-url", "origin"]).ok()?;
-    Some(web_url(url.trim()))
+    web_url(url.trim())
 }
 
-/// `git@github.com:o/r.git` and `https://github.com/o/r.git` both become
-/// `https://github.com/o/r`.
-pub fn web_url(remote: &str) -> String {
-    let url = match remote
-        .strip_prefix("git@")
-        .and_then(|rest| rest.split_once(':'))
-    {
-        Some((host, path)) => format!("https://{host}/{path}"),
-        None => remote.to_string(),
+/// The web address of a remote: `git@github.com:o/r.git`,
+/// `ssh://git@github.com/o/r.git` and `https://github.com/o/r.git` all become
+/// `https://github.com/o/r`. Credentials in the URL (a CI token) are dropped:
+/// the label is stored with the image. `None` for a remote that is no web
+/// address (a local path).
+pub fn web_url(remote: &str) -> Option<String> {
+    let (host, path) = match remote.split_once("://") {
+        Some(("https" | "http" | "ssh", rest)) => rest.split_once('/')?,
+        Some(_) => return None,
+        None => remote
+            .split_once(':')
+            .filter(|(host, _)| !host.contains('/'))?,
     };
-    url.strip_suffix(".git").unwrap_or(&url).to_string()
+    // `user:token@host:port`: only the host, without userinfo or ssh's port.
+    let host = host.rsplit('@').next()?;
+    let host = if remote.starts_with("http") {
+        host
+    } else {
+        host.split(':').next()?
+    };
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))
 }
 
 #[cfg(test)]
@@ -143,17 +154,26 @@ mod tests {
 
     #[test]
     fn remote_urls_become_web_urls() {
+        for remote in [
+            "git@github.com:org/app.git",
+            "https://github.com/org/app.git",
+            "https://github.com/org/app",
+            "ssh://git@github.com/org/app.git",
+            // A CI token in the URL never reaches the label.
+            "https://x-access-token:ghp_SECRET@github.com/org/app.git",
+        ] {
+            assert_eq!(
+                web_url(remote).as_deref(),
+                Some("https://github.com/org/app"),
+                "{remote}"
+            );
+        }
         assert_eq!(
-            web_url("git@github.com:org/app.git"),
-            "https://github.com/org/app"
+            web_url("https://git.example:8443/org/app").as_deref(),
+            Some("https://git.example:8443/org/app")
         );
-        assert_eq!(
-            web_url("https://github.com/org/app.git"),
-            "https://github.com/org/app"
-        );
-        assert_eq!(
-            web_url("https://github.com/org/app"),
-            "https://github.com/org/app"
-        );
+        for local in ["/work/app", "../app", "file:///work/app"] {
+            assert_eq!(web_url(local), None, "{local}");
+        }
     }
 }

@@ -924,3 +924,27 @@ fn a_rehearsal_repository_is_a_name_never_a_path() {
         );
     }
 }
+
+/// A token in the clone's origin URL (how some CI checkouts authenticate)
+/// never reaches the source label, which is stored with the image, nor the
+/// printed build command.
+#[test]
+fn a_token_in_the_origin_url_never_reaches_the_label() {
+    let fixture = Fixture::standard("origin-token");
+    let url = "https://x-access-token:ghp_SECRET123@github.com/org/app.git";
+    fixture.git(&["remote", "add", "origin", url]);
+    let output = run(fixture
+        .xtask()
+        .args(["plan", "--format", "json", "--variant", "gpu"]));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        plan["images"][0]["labels"]["org.opencontainers.image.source"],
+        "https://github.com/org/app"
+    );
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--variant", "gpu"]));
+    let shown = stdout(&output) + &stderr(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(!shown.contains("ghp_SECRET123"), "{shown}");
+}
