@@ -115,7 +115,7 @@ pub struct SigningArgs {
     /// Sign stage pushes with this key: a cosign key file (its password in
     /// $COSIGN_PASSWORD) or a KMS key such as awskms:///alias/NAME; dev
     /// pushes are not signed
-    #[arg(long, env = "COSIGN_KEY", value_name = "KEY")]
+    #[arg(long, env = "COSIGN_KEY", value_name = "KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
 }
 

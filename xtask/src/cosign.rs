@@ -48,6 +48,13 @@ impl Key {
         if self.is_kms() || root.join(&self.0).is_file() {
             return Ok(());
         }
+        // The key itself where its path belongs (a secret pasted into the
+        // variable): never repeated in the error.
+        if self.0.contains("-----BEGIN") || self.0.contains('\n') {
+            return Err(format!(
+                "{source} holds key material, not the path of a key file; write the key to a file and pass its path (its password in {PASSWORD_VAR}), or a KMS key such as awskms:///alias/NAME"
+            ));
+        }
         Err(format!(
             "{source}: there is no key file {}; give a cosign key file or a KMS key such as awskms:///alias/NAME",
             root.join(&self.0).display()

@@ -948,3 +948,33 @@ fn a_token_in_the_origin_url_never_reaches_the_label() {
     assert!(output.status.success(), "{shown}");
     assert!(!shown.contains("ghp_SECRET123"), "{shown}");
 }
+
+/// A signing key pasted into `COSIGN_KEY`, where its path belongs, is bad
+/// input whose error never repeats it; `--help` shows no variable's value.
+#[test]
+fn a_key_pasted_into_cosign_key_is_never_repeated() {
+    let fixture = Fixture::standard("pasted-key");
+    let key = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nSECRETKEY42\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n";
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--push", "--env", "stage"])
+        .env("COSIGN_KEY", key)
+        .env("COSIGN_PASSWORD", "pw")
+        .env(
+            "ECR_REGISTRY_STAGE",
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+    let shown = stdout(&output) + &stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("(COSIGN_KEY) holds key material"), "{shown}");
+    assert!(!shown.contains("SECRETKEY42"), "{shown}");
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--help"])
+        .env("COSIGN_KEY", "SECRETKEY42"));
+    assert!(
+        !stdout(&output).contains("SECRETKEY42"),
+        "{}",
+        stdout(&output)
+    );
+}
