@@ -978,3 +978,31 @@ fn a_key_pasted_into_cosign_key_is_never_repeated() {
         stdout(&output)
     );
 }
+
+/// `SOURCE_DATE_EPOCH` past the end of 9999, which RFC 3339 cannot write,
+/// is bad input naming the variable: it used to panic (exit 101).
+#[test]
+fn a_source_date_epoch_out_of_range_is_bad_input_not_a_panic() {
+    let fixture = Fixture::standard("epoch");
+    for value in ["253402300800", "18446744073709551615", "soon"] {
+        let output = run(fixture
+            .xtask()
+            .args(["plan"])
+            .env("SOURCE_DATE_EPOCH", value));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{value}: {err}");
+        assert!(
+            err.contains(&format!("SOURCE_DATE_EPOCH={value} is not a number of seconds since 1970 (at most 253402300799")),
+            "{value}: {err}"
+        );
+    }
+    let output = run(fixture
+        .xtask()
+        .args(["plan", "--format", "json"])
+        .env("SOURCE_DATE_EPOCH", "253402300799"));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        plan["images"][0]["labels"]["org.opencontainers.image.created"],
+        "9999-12-31T23:59:59Z"
+    );
+}

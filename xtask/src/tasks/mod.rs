@@ -92,8 +92,15 @@ fn created_epoch() -> Result<u64> {
         let since_1970 = SystemTime::now().duration_since(UNIX_EPOCH);
         return Ok(since_1970.map_or(0, |d| d.as_secs()));
     };
-    let message = format!("SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970");
-    text.trim().parse().map_err(|_| Usage(message).into())
+    // RFC 3339 has four-digit years: the end of 9999 is the last second.
+    const LAST: u64 = 253_402_300_799;
+    match text.trim().parse() {
+        Ok(secs) if secs <= LAST => Ok(secs),
+        _ => Err(Usage(format!(
+            "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970 (at most {LAST}, the end of 9999); set it to the commit's time, `git log -1 --format=%ct`, or unset it"
+        ))
+        .into()),
+    }
 }
 
 /// The tools a push needs, checked before anything runs: docker, the aws
