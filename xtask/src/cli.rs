@@ -344,7 +344,7 @@ pub struct RehearseArgs {
 
 /// The variables the flags fall back to (`XTASK_NETWORK` for `--network`...),
 /// in every subcommand. One that is set but empty is removed before parsing
-/// ([`unset_empty_flag_variables`]): clap would take "" as the flag's value
+/// ([`normalize_flag_variables`]): clap would take "" as the flag's value
 /// and blame the flag.
 pub fn flag_variables(command: &clap::Command) -> BTreeSet<String> {
     all_arguments(command)
@@ -426,13 +426,31 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
     ))
 }
 
-/// Empty counts as unset for the flags' variables too. Called first thing
-/// in `main`, before any thread exists.
-pub fn unset_empty_flag_variables() {
+/// Empty counts as unset for the flags' variables too, and a list's blank
+/// lines (`XTASK_BUILD_ARGS`, one per line) are no items: a YAML block
+/// (`|`) always ends with one. Called first thing in `main`, before any
+/// thread exists.
+pub fn normalize_flag_variables() {
     use clap::CommandFactory;
-    for name in flag_variables(&Cli::command()) {
-        if std::env::var_os(&name).is_some_and(|value| value.is_empty()) {
-            std::env::remove_var(&name);
+    for arg in all_arguments(&Cli::command()) {
+        let Some(name) = arg.get_env() else { continue };
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        let value = match (arg.get_value_delimiter(), value.to_str()) {
+            (Some(delimiter), Some(text)) => {
+                let items: Vec<&str> = text
+                    .split(delimiter)
+                    .filter(|item| !item.trim().is_empty())
+                    .collect();
+                items.join(&delimiter.to_string()).into()
+            }
+            _ => value,
+        };
+        if value.is_empty() {
+            std::env::remove_var(name);
+        } else {
+            std::env::set_var(name, value);
         }
     }
 }

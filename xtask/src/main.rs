@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use xtask::{cli, error, exec, github, tasks};
 
 fn main() -> ExitCode {
-    cli::unset_empty_flag_variables();
+    cli::normalize_flag_variables();
     match cli::parse().map_err(anyhow::Error::from).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

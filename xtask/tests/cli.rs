@@ -1006,3 +1006,24 @@ fn a_source_date_epoch_out_of_range_is_bad_input_not_a_panic() {
         "9999-12-31T23:59:59Z"
     );
 }
+
+/// `XTASK_BUILD_ARGS` as a workflow writes it, a YAML block (`|`), ends
+/// with a newline and may hold blank lines: they are no items. (The
+/// trailing newline used to be refused as a build argument "".)
+#[test]
+fn build_args_from_a_yaml_block_skip_blank_lines() {
+    let fixture = Fixture::standard("build-args-block");
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--variant", "gpu"])
+        .env(
+            "XTASK_BUILD_ARGS",
+            "BUILD_IMAGE=b:1\n\nRUNTIME_IMAGE=r:{arch}\n",
+        ));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("--build-arg BUILD_IMAGE=b:1 --build-arg RUNTIME_IMAGE=r:amd64"),
+        "{err}"
+    );
+}
