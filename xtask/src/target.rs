@@ -50,12 +50,6 @@ impl Target {
         format!("{}@{digest}", self.image())
     }
 
-    /// What to copy from: the image by `digest`, or, in a dry run that read
-    /// no digest, by `tag`.
-    pub fn at_or_tag(&self, digest: Option<&str>, tag: &str) -> String {
-        digest.map_or_else(|| self.reference(tag), |d| self.at(d))
-    }
-
     /// The AWS region of an ECR registry host
     /// (`<account>.dkr.ecr.<region>.amazonaws.com`), if it is one.
     pub fn ecr_region(&self) -> Option<&str> {

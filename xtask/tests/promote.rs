@@ -652,6 +652,26 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
             .filter(|c| c.starts_with("cosign verify --key ") && c.ends_with(&verify));
         assert_eq!(checks.count(), 2, "{stderr}");
     }
+    // Each copy is by digest, as a real run's is: the dry run shows where
+    // the digest it did not read goes.
+    for copy in commands.iter().filter(|c| c.starts_with("skopeo copy")) {
+        let signature = copy.ends_with(".sig'");
+        let source = if signature {
+            "<signature digest>"
+        } else {
+            "<stage digest>"
+        };
+        let source = format!(" 'docker://{}/{repo}@{source}' ", rig.stage);
+        assert!(copy.contains(&source), "{copy}");
+    }
+    // The gate's reads of each signature tag, in stage and in prod.
+    for registry in [&rig.stage, &rig.prod] {
+        let tag = format!("docker://{registry}/{repo}:sha256-<stage digest>.sig'");
+        let reads = commands
+            .iter()
+            .filter(|c| c.starts_with("skopeo") && c.contains(" inspect ") && c.ends_with(&tag));
+        assert_eq!(reads.count(), 2, "{tag}: {stderr}");
+    }
     let mut latest = copied[6..].to_vec();
     latest.sort();
     assert_eq!(latest, ["latest-amd64-gpu", "latest-arm64-cpu"], "{stderr}");

@@ -133,21 +133,21 @@ pub fn check(
     digest: Option<&str>,
     key: &Key,
 ) -> Result<Signature, String> {
-    let Some(digest) = digest else {
-        runner.ask(prefix, &cosign::verify(stage, "<stage digest>", key, true));
-        return Ok(Signature {
-            tag: cosign::signature_tag("sha256:<stage digest>"),
-            digest: None,
-            done: false,
-        });
-    };
-    let tag = cosign::signature_tag(digest);
+    // A dry run prints the same three reads, of the digest it did not read.
+    let tag = cosign::signature_tag(digest.unwrap_or("sha256:<stage digest>"));
     let steps = [
-        cosign::verify(stage, digest, key, true),
+        cosign::verify(stage, digest.unwrap_or("<stage digest>"), key, true),
         skopeo::inspect(stage, &tag, arch),
         skopeo::inspect(prod, &tag, arch),
     ];
     let replies = concurrently(&steps, |step| answer(runner.ask(prefix, step)));
+    let Some(digest) = digest else {
+        return Ok(Signature {
+            tag,
+            digest: None,
+            done: false,
+        });
+    };
     let [verified, in_stage, in_prod] = replies.try_into().expect("one reply per step");
     let loose = || answer(runner.ask(prefix, &cosign::verify(stage, digest, key, false)));
     let sig_digest = judge(digest, &tag, key, verified, in_stage, loose)?;

@@ -21,8 +21,8 @@ pub(super) struct Promotion {
     pub(super) variant: Variant,
     /// Stage's digest for the release commit; `None` in a dry run.
     pub(super) digest: Option<String>,
-    /// What is copied: stage's image at that digest. A dry run, which read
-    /// nothing, names the stage tag whose digest a real run copies.
+    /// What is copied: stage's image at that digest (`@<stage digest>` in a
+    /// dry run, which read none).
     pub(super) source: String,
     /// Prod tags in write order (immutable first, `latest` last), each with
     /// whether prod already has it at the stage digest.
@@ -176,8 +176,8 @@ fn check(
         key,
     )?;
     let tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
-    // A dry run, which read nothing, copies from the stage tag by name.
-    let source = stage.at_or_tag(digest.as_deref(), sha_tag);
+    // A dry run read no digest: its copy shows where the digest goes.
+    let source = stage.at(digest.as_deref().unwrap_or("<stage digest>"));
     Ok(Promotion {
         variant: variant.clone(),
         digest,

@@ -178,7 +178,7 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
         if sig.done {
             skipped(&promotion.prefix(), &sig.tag, sig.digest.as_deref());
         } else {
-            let source = stage.at_or_tag(sig.digest.as_deref(), &sig.tag);
+            let source = stage.at(sig.digest.as_deref().unwrap_or("<signature digest>"));
             let what = format!("{}'s signature", promotion.variant.name);
             copy(promotion, &source, &what, &sig.tag)?;
         }
