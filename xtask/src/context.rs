@@ -90,8 +90,10 @@ impl GithubEnv {
     }
 
     /// The string at `path`, else an error: "<field> is missing" and `why`.
+    /// Empty counts as missing.
     fn required(&self, path: &str, why: &str) -> Result<String, String> {
         self.str_at(path)
+            .filter(|value| !value.is_empty())
             .ok_or_else(|| format!("{} is missing{why}", self.field(path)))
     }
 }
@@ -179,12 +181,24 @@ pub fn resolve(
             sha,
         },
         Kind::Pr => {
-            let number = args
-                .pr_number
-                .or_else(|| github?.at("pull_request.number")?.as_u64())
-                .ok_or(
-                    "a pull request context needs --pr-number N (or a pull_request event payload)",
-                )?;
+            let payload =
+                event_named("pull_request").or_else(|| event_named("pull_request_target"));
+            let number = match (args.pr_number, payload) {
+                (Some(number), _) => number,
+                (None, Some(github)) => github
+                    .at("pull_request.number")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| {
+                        format!(
+                            "{} is missing or not a whole number; pass --pr-number N",
+                            github.field("pull_request.number")
+                        )
+                    })?,
+                (None, None) => return Err(
+                    "a pull request context needs --pr-number N (or a pull_request event payload)"
+                        .into(),
+                ),
+            };
             Context::PullRequest { number, sha }
         }
         Kind::Push => {
@@ -202,6 +216,12 @@ pub fn resolve(
                 match (&args.release_tag, event_tag, release) {
                     (Some(tag), _, _) => (tag.clone(), "--release-tag".into()),
                     (None, Some(tag), Some(github)) => (tag, github.field("release.tag_name")),
+                    (None, None, Some(github)) => {
+                        return Err(format!(
+                            "{} is missing; pass --release-tag TAG",
+                            github.field("release.tag_name")
+                        ))
+                    }
                     _ => return Err(
                         "a release context needs --release-tag TAG (or a release event payload)"
                             .into(),
@@ -308,22 +328,26 @@ fn terminal_commit(
 /// push names no commit to build; a push to another branch or a tag is not
 /// what stage holds. Both are refused, never built under the wrong tags.
 fn check_push(github: &GithubEnv) -> Result<(), String> {
-    let deleted = github.is_true("deleted")
-        || github
-            .str_at("after")
-            .is_some_and(|after| after.chars().all(|c| c == '0'));
-    if deleted {
+    let zeros = github
+        .str_at("after")
+        .filter(|after| !after.is_empty() && after.chars().all(|c| c == '0'));
+    let deleted = match zeros {
+        _ if github.is_true("deleted") => Some(format!("{} is true", github.field("deleted"))),
+        Some(after) => Some(format!("{} is {after}", github.field("after"))),
+        None => None,
+    };
+    if let Some(deleted) = deleted {
         return Err(format!(
-            "{} is true: this push deletes {}, so there is no commit to build; stage builds only pushes that move the default branch",
-            github.field("deleted"),
+            "{deleted}: this push deletes {}, so there is no commit to build; stage builds only pushes that move the default branch",
             github.str_at("ref").as_deref().unwrap_or("a ref")
         ));
     }
     let git_ref = github.required("ref", "; a push event always has one")?;
-    let branch = github.required(
-        "repository.default_branch",
-        ", so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
-    )?;
+    let branch = github
+        .required(
+            "repository.default_branch",
+            ", so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
+        )?;
     if git_ref != format!("refs/heads/{branch}") {
         return Err(format!(
             "the push is to {git_ref}, not to the default branch {branch} ({}); only the default branch gets stage tags: trigger stage on it alone, or use a manual run (workflow_dispatch)",
@@ -440,6 +464,41 @@ mod tests {
         head: Option<Head>,
     ) -> Result<Context, String> {
         resolve(args, github, head, Purpose::Build)
+    }
+
+    /// A payload whose field is missing, empty or of the wrong type is
+    /// named as that field of that file, never as a missing flag or as
+    /// another field.
+    #[test]
+    fn a_bad_payload_field_is_named_as_itself() {
+        let repository = json!({"default_branch": "main"});
+        let cases = [
+            (
+                "pull_request",
+                json!({"pull_request": {"number": "7", "head": {"sha": HEAD_SHA}}}),
+                "pull_request.number in the event payload (GITHUB_EVENT_PATH=/e.json) is missing or not a whole number; pass --pr-number N",
+            ),
+            (
+                "release",
+                json!({"release": {"draft": false}, "repository": repository}),
+                "release.tag_name in the event payload (GITHUB_EVENT_PATH=/e.json) is missing; pass --release-tag TAG",
+            ),
+            (
+                "push",
+                json!({"ref": "refs/heads/main", "after": "", "repository": {"default_branch": ""}}),
+                "repository.default_branch in the event payload (GITHUB_EVENT_PATH=/e.json) is missing, so",
+            ),
+            (
+                "push",
+                json!({"ref": "refs/heads/main", "after": "0000000000000000000000000000000000000000", "repository": repository}),
+                "after in the event payload (GITHUB_EVENT_PATH=/e.json) is 0000000000000000000000000000000000000000: this push deletes refs/heads/main",
+            ),
+        ];
+        for (event, payload, expected) in cases {
+            let github = github(event, payload);
+            let err = build(&args(Kind::Auto), Some(&github), None).unwrap_err();
+            assert!(err.starts_with(expected), "{event}: {err}");
+        }
     }
 
     #[test]
