@@ -13,7 +13,7 @@ pub fn is_actions() -> bool {
 
 /// Append `key=value` to `$GITHUB_OUTPUT`.
 pub fn set_output(key: &str, value: &str) -> Result<()> {
-    let path = std::env::var_os("GITHUB_OUTPUT").ok_or_else(|| {
+    let path = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()).ok_or_else(|| {
         crate::error::Usage(
             "--github-output: GITHUB_OUTPUT is not set; it is set by GitHub Actions (or set it to a file path)".into(),
         )

@@ -111,11 +111,22 @@ fn matrix_has_one_leg_per_variant_on_its_runner() {
 
 #[test]
 fn matrix_without_github_output_variable_is_bad_input() {
-    let output = run(xtask(&workspace_root())
-        .args(["matrix", "--github-output"])
-        .env_remove("GITHUB_OUTPUT"));
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("GITHUB_OUTPUT is not set"));
+    // Set but empty counts as unset, as for every variable.
+    for empty in [false, true] {
+        let mut command = xtask(&workspace_root());
+        command.args(["matrix", "--github-output"]);
+        if empty {
+            command.env("GITHUB_OUTPUT", "");
+        } else {
+            command.env_remove("GITHUB_OUTPUT");
+        }
+        let output = run(&mut command);
+        assert_eq!(output.status.code(), Some(2), "empty: {empty}");
+        assert!(
+            stderr(&output).contains("GITHUB_OUTPUT is not set"),
+            "empty: {empty}"
+        );
+    }
 }
 
 /// Every malformed `.aws-architecture` exits 2, names the file and the
@@ -211,6 +222,19 @@ fn bad_flags_exit_2_and_run_nothing() {
         (
             vec!["promote", "--context", "push"],
             "promote runs for a release or a manual re-promote",
+        ),
+        (
+            // Host names are case-insensitive: one registry.
+            vec![
+                "promote",
+                "--context",
+                "dispatch",
+                "--stage-registry",
+                "Registry.example",
+                "--prod-registry",
+                "registry.example",
+            ],
+            "stage and prod are both Registry.example/batch-probe",
         ),
         (
             vec!["build", "--registry", "https://x/y", "--push"],
@@ -1024,6 +1048,24 @@ fn build_args_from_a_yaml_block_skip_blank_lines() {
     assert_eq!(output.status.code(), Some(0), "{err}");
     assert!(
         err.contains("--build-arg BUILD_IMAGE=b:1 --build-arg RUNTIME_IMAGE=r:amd64"),
+        "{err}"
+    );
+}
+
+/// `clean` checks its input before it looks for docker: a bad registry is
+/// named even on a machine without docker.
+#[test]
+fn clean_names_bad_input_before_a_missing_docker() {
+    let fixture = Fixture::standard("clean-input");
+    let output = run(fixture
+        .xtask()
+        .arg("clean")
+        .env("ECR_REGISTRY_DEV", "bad_host")
+        .env("PATH", "/nonexistent"));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ECR_REGISTRY_DEV \"bad_host\" is not a registry host"),
         "{err}"
     );
 }

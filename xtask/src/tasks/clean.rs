@@ -14,13 +14,13 @@ use crate::exec::Runner;
 use crate::target::repository_name;
 
 pub fn run(target: TargetArgs, runner: &Runner) -> Result<()> {
-    runner.require_tools(&[docker::TOOL])?;
     // Both names a build may have used: in the registry, and local-only.
     let mut names = vec![super::image_name(&target)?];
     let bare = repository_name(target.env, target.flags(), &env_var).map_err(Usage)?;
     if !names.contains(&bare) {
         names.push(bare);
     }
+    runner.require_tools(&[docker::TOOL])?;
     for name in names {
         remove_images(runner, &name)?;
     }

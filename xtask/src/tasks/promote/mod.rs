@@ -48,7 +48,8 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     let [stage, prod] = [Env::Stage, Env::Prod]
         .map(|env| target::resolve(env, args.flags(env), env_var).map_err(Usage));
     let (stage, prod) = (stage?, prod?);
-    if stage == prod {
+    // Host names are case-insensitive: R.example is r.example.
+    if stage.registry.eq_ignore_ascii_case(&prod.registry) && stage.repository == prod.repository {
         bail!(Usage(format!(
             "stage and prod are both {}: promote copies from one to the other; point ECR_REGISTRY_PROD (--prod-registry) or ECR_REPOSITORY_PROD (--prod-repository) at prod",
             stage.image()
