@@ -141,7 +141,13 @@ pub fn load(
 ) -> anyhow::Result<Context> {
     let git_decides = deciding_event(args, github).is_none();
     let head = if git_decides && (purpose == Purpose::Build || args.sha.is_none()) {
-        Some(git::head(runner)?)
+        // Not a git checkout: bad input. A build tags the checked-out
+        // commit, so only a promotion can name one with --sha instead.
+        let fix = match purpose {
+            Purpose::Build => "run it in a git checkout of the repository",
+            Purpose::Promote => "run it in a git checkout of the repository, or pass --sha",
+        };
+        Some(git::head(runner).map_err(|err| Usage(format!("{err:#}; {fix}")))?)
     } else {
         None
     };

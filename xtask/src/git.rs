@@ -42,9 +42,8 @@ pub fn in_repo(dir: &str, args: &[&str]) -> Step {
 /// are not ignored count: the build context is the whole tree, so a new
 /// `app/src/x.rs` is in the image as surely as an edited one.
 pub fn head(runner: &Runner) -> Result<Head> {
-    let sha = query(runner, &["rev-parse", "HEAD"]).context(
-        "cannot read the commit to tag from git; run inside the repository, or pass --sha",
-    )?;
+    let sha =
+        query(runner, &["rev-parse", "HEAD"]).context("cannot read the commit to tag from git")?;
     let sha = Sha::parse(&sha).map_err(anyhow::Error::msg)?;
     let status = query(
         runner,

@@ -1069,3 +1069,25 @@ fn clean_names_bad_input_before_a_missing_docker() {
         "{err}"
     );
 }
+
+/// Outside a git checkout a build cannot know its commit: bad input, whose
+/// fix is the checkout, not `--sha` (a build tags what is checked out).
+#[test]
+fn a_build_outside_a_git_checkout_is_told_to_run_in_one() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique("no-git"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".aws-architecture"), r#"{"gpu": "linux/amd64"}"#).unwrap();
+    std::fs::write(dir.join("Dockerfile-gpu"), "FROM scratch\n").unwrap();
+    let output = run(xtask(&dir)
+        .args(["plan", "--sha", "0123456789abcdef0123456789abcdef01234567"])
+        // This checkout's own repository is above the directory: git must
+        // not find it.
+        .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("run it in a git checkout of the repository"),
+        "{err}"
+    );
+    assert!(!err.contains("--sha"), "{err}");
+}
