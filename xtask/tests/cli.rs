@@ -1091,3 +1091,40 @@ fn a_build_outside_a_git_checkout_is_told_to_run_in_one() {
     );
     assert!(!err.contains("--sha"), "{err}");
 }
+
+/// Under GitHub Actions the event names the commit, and the build uses the
+/// checkout: a checkout of another commit is refused before anything runs,
+/// since its images would carry the named commit's tags and label.
+#[test]
+fn a_build_refuses_a_checkout_other_than_the_events_commit() {
+    let fixture = Fixture::standard("checkout-event");
+    let old = fixture.head();
+    let new = fixture.drop_variant("cpu", r#"{"gpu": "linux/amd64"}"#);
+    let event = fixture.root.join("push.json");
+    let payload = serde_json::json!({
+        "ref": "refs/heads/main",
+        "after": new,
+        "repository": {"default_branch": "main"},
+    });
+    std::fs::write(&event, payload.to_string()).unwrap();
+    for (checkout, code) in [(&old, 2), (&new, 0)] {
+        fixture.git(&["checkout", "--quiet", checkout]);
+        let output = run(fixture
+            .xtask()
+            .args(["--dry-run", "build", "--variant", "gpu"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", "push")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_SHA", &new));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "at {checkout}: {err}");
+        if code == 2 {
+            let says = format!(
+                "the checkout is at {}, but the tags name commit {new}",
+                &old[..8]
+            );
+            assert!(err.contains(&says), "{err}");
+            assert!(!err.contains("docker buildx"), "a refused build ran: {err}");
+        }
+    }
+}

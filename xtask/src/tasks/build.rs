@@ -12,6 +12,7 @@ use crate::cli::{flag_value, BuildArgs, Cache};
 use crate::cosign::Key;
 use crate::disk;
 use crate::docker;
+use crate::error::Usage;
 use crate::exec::{self, concurrently, Reply, Runner};
 use crate::github;
 use crate::plan::{render_table, Image};
@@ -59,6 +60,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
             .context("--cache registry keeps the cache in a registry")?;
     }
     let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
+    check_checkout(runner, &plan.revision)?;
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
     let login = args.push && !images.aws.no_login;
     super::require_push_tools(runner, login, signing_key.is_some())?;
@@ -89,6 +91,22 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         signatures::push_summary(runner, &outcomes, signing_key.as_ref());
     }
     report(runner, &outcomes, args.push)
+}
+
+/// The image is built from the checkout, so the checkout must be the commit
+/// its tags and revision label name. In a terminal that is already so; under
+/// GitHub Actions the event names the commit, and a workflow's checkout of
+/// another one (a pull request's merge commit, say) would label other code.
+fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
+    let named = revision.trim_end_matches("-dirty");
+    let head = crate::git::head(runner)?.sha;
+    if head.full() != named {
+        bail!(Usage(format!(
+            "the checkout is at {}, but the tags name commit {named}, so the images would be built from other code than they say; check out {named} first (actions/checkout with ref: set to it)",
+            head.short()
+        )));
+    }
+    Ok(())
 }
 
 /// Where BuildKit writes each variant's metadata file, under `root`.

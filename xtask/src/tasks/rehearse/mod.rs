@@ -164,6 +164,10 @@ fn rehearse(
         };
         let stage_started = announce(name, &format!("[{}/{total}] {title}", i + 1));
         stage.play.write_payload(workspace)?;
+        if !args.workflows {
+            // What the workflow's checkout step does (under act, it does).
+            workspace.checkout(runner, &stage.checkout)?;
+        }
         if let Err(err) = runner.run(&exec::prefix(name), &step) {
             result(&format!("stage {name}"), "FAILED", stage_started);
             eprintln!("    re-run just this stage: {step}");

@@ -27,6 +27,10 @@ const NETWORK: &str = "none";
 pub struct Stage {
     pub title: String,
     pub play: Play,
+    /// The commit the workflow's own checkout step checks out (a pull
+    /// request's head, not the merge act starts from): a stage played by
+    /// its command checks it out in the clone first.
+    pub checkout: String,
 }
 
 /// The pipeline's events, in order: pull request #1, its merge, the release
@@ -36,23 +40,31 @@ pub fn pipeline(commits: &Commits, release_tag: &str, release_sha: &str) -> Vec<
     let pr = payload::pull_request(1, &commits.pr_head, PR_BRANCH, "rehearsal");
     let release = payload::release(release_tag, "main");
     let dispatch = payload::dispatch(serde_json::json!({ "sha": merged }));
-    let stage = |title: String, play: Play| Stage { title, play };
+    let stage = |title: String, play: Play, checkout: &str| Stage {
+        title,
+        play,
+        checkout: checkout.to_string(),
+    };
     vec![
         stage(
             "pull request #1: both variants built for their platforms and pushed to dev".into(),
             Play::new("dev", "pull_request", "dev", pr, merged),
+            &commits.pr_head,
         ),
         stage(
             "merge to main: built and pushed to stage with the commit's tags".into(),
             Play::new("stage", "push", "stage", payload::push(merged), merged),
+            merged,
         ),
         stage(
             format!("release {release_tag}: gate, digest-preserving copy to prod, verification"),
             Play::new("release", "release", "prod", release, release_sha),
+            release_sha,
         ),
         stage(
             "manual re-promote (workflow_dispatch): a no-op for tags already in prod".into(),
             Play::new("re-promote", "workflow_dispatch", "prod", dispatch, merged),
+            merged,
         ),
     ]
 }

@@ -131,6 +131,11 @@ impl Workspace {
         Ok(sha)
     }
 
+    /// Check out `commit` in the clone, detached.
+    pub fn checkout(&self, runner: &Runner, commit: &str) -> Result<()> {
+        self.run_git(runner, &["checkout", "--quiet", "--detach", commit])
+    }
+
     fn head(&self, runner: &Runner) -> Result<Option<String>> {
         Ok(runner
             .read("[git] ", &self.git(&["rev-parse", "HEAD"]))?
