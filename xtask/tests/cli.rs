@@ -664,6 +664,22 @@ fn bad_flag_variables_are_named_not_their_flags() {
             "XTASK_SMOKE={value}: {err}"
         );
     }
+
+    // XTASK_BUILD_ARGS as a workflow writes it, a YAML block (`|`), ends
+    // with a newline and may hold blank lines: they are no items. (The
+    // trailing newline used to be refused as a build argument "".)
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--variant", "gpu"])
+        .env(
+            "XTASK_BUILD_ARGS",
+            "BUILD_IMAGE=b:1\n\nRUNTIME_IMAGE=r:{arch}\n",
+        )
+        .env("PATH", tools.path()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let args = "--build-arg BUILD_IMAGE=b:1 --build-arg RUNTIME_IMAGE=r:amd64";
+    assert!(err.contains(args), "{err}");
 }
 
 /// `XTASK_ROOT=` counts as unset, as every variable does: the root is then
@@ -703,46 +719,6 @@ fn everything_shown(fixture: &Fixture, output: &std::process::Output) -> String 
         shown += &std::fs::read_to_string(entry.unwrap().path()).unwrap();
     }
     shown
-}
-
-/// A job summary that cannot be written never hides the run's own error:
-/// the failed variant is still the error, and the summary is a warning.
-/// (It used to be the error, "cannot write GITHUB_STEP_SUMMARY", alone.)
-#[test]
-fn an_unwritable_job_summary_never_hides_a_failed_push() {
-    let tools = echoing_login("summary-dir");
-    let fixture = Fixture::standard("summary-dir");
-    let output = run(fixture
-        .xtask()
-        .args([
-            "push",
-            "--env",
-            "dev",
-            "--context",
-            "push",
-            "--variant",
-            "gpu",
-        ])
-        .arg("--no-login")
-        .env("PATH", tools.path())
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_SHA", fixture.head())
-        // A directory: appending to it fails.
-        .env("GITHUB_STEP_SUMMARY", &fixture.root)
-        .env(
-            "ECR_REGISTRY_DEV",
-            "333333333333.dkr.ecr.us-east-1.amazonaws.com",
-        ));
-    let stderr = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("::error::1 of 1 variants failed:"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("::warning::cannot write GITHUB_STEP_SUMMARY="),
-        "{stderr}"
-    );
 }
 
 /// The password never reaches the terminal, a log file or the error, even
@@ -878,14 +854,12 @@ fn a_root_that_is_not_utf8_never_panics() {
     );
 }
 
-/// The job summary of a push that failed says so: it listed a failed
-/// variant under "Images pushed" like one that went through.
-#[test]
-fn a_failed_push_is_failed_in_the_job_summary() {
-    let tools = echoing_login("summary");
-    let fixture = Fixture::standard("summary");
-    let summary = fixture.root.join("summary.md");
-    let output = run(fixture
+/// A dev push of gpu under GitHub Actions whose docker push fails, with
+/// its job summary at `summary`.
+fn failed_push(name: &str, summary: impl Fn(&Fixture) -> PathBuf) -> std::process::Output {
+    let tools = echoing_login(name);
+    let fixture = Fixture::standard(name);
+    run(fixture
         .xtask()
         .args([
             "push",
@@ -895,18 +869,26 @@ fn a_failed_push_is_failed_in_the_job_summary() {
             "push",
             "--variant",
             "gpu",
-            "--no-login",
         ])
+        .arg("--no-login")
         .env("PATH", tools.path())
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_SHA", fixture.head())
-        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_STEP_SUMMARY", summary(&fixture))
         .env(
             "ECR_REGISTRY_DEV",
             "333333333333.dkr.ecr.us-east-1.amazonaws.com",
-        ));
+        ))
+}
+
+/// The job summary of a push that failed says so: it listed a failed
+/// variant under "Images pushed" like one that went through.
+#[test]
+fn a_failed_push_is_failed_in_the_job_summary() {
+    let written = Path::new(env!("CARGO_TARGET_TMPDIR")).join(common::unique("summary.md"));
+    let output = failed_push("summary", |_| written.clone());
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let summary = std::fs::read_to_string(&summary).unwrap();
+    let summary = std::fs::read_to_string(&written).unwrap();
     let gpu = summary
         .lines()
         .find(|l| l.starts_with("| gpu | linux/amd64 |"))
@@ -921,6 +903,23 @@ fn a_failed_push_is_failed_in_the_job_summary() {
         "{}",
         stderr(&output)
     );
+}
+
+/// A job summary that cannot be written never hides the run's own error:
+/// the failed variant is still the error, and the summary is a warning.
+/// (It used to be the error, "cannot write GITHUB_STEP_SUMMARY", alone.)
+#[test]
+fn an_unwritable_job_summary_never_hides_a_failed_push() {
+    // A directory: appending to it fails.
+    let output = failed_push("summary-dir", |fixture| fixture.root.clone());
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("::error::1 of 1 variants failed:"),
+        "{stderr}"
+    );
+    let warning = "::warning::cannot write GITHUB_STEP_SUMMARY=";
+    assert!(stderr.contains(warning), "{stderr}");
 }
 
 /// `rehearse --repository` names the workspace directory that is emptied
@@ -1028,27 +1027,6 @@ fn a_source_date_epoch_out_of_range_is_bad_input_not_a_panic() {
     assert_eq!(
         plan["images"][0]["labels"]["org.opencontainers.image.created"],
         "9999-12-31T23:59:59Z"
-    );
-}
-
-/// `XTASK_BUILD_ARGS` as a workflow writes it, a YAML block (`|`), ends
-/// with a newline and may hold blank lines: they are no items. (The
-/// trailing newline used to be refused as a build argument "".)
-#[test]
-fn build_args_from_a_yaml_block_skip_blank_lines() {
-    let fixture = Fixture::standard("build-args-block");
-    let output = run(fixture
-        .xtask()
-        .args(["--dry-run", "build", "--variant", "gpu"])
-        .env(
-            "XTASK_BUILD_ARGS",
-            "BUILD_IMAGE=b:1\n\nRUNTIME_IMAGE=r:{arch}\n",
-        ));
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(0), "{err}");
-    assert!(
-        err.contains("--build-arg BUILD_IMAGE=b:1 --build-arg RUNTIME_IMAGE=r:amd64"),
-        "{err}"
     );
 }
 
