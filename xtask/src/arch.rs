@@ -127,7 +127,11 @@ impl Architectures {
 fn dockerfile_variants(root: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(root)? {
-        names.push(entry?.file_name().to_string_lossy().into_owned());
+        let entry = entry?;
+        // A directory named Dockerfile-x is no Dockerfile.
+        if !entry.path().is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
     }
     Ok(variants_of_dockerfiles(names))
 }
@@ -140,7 +144,7 @@ pub fn variants_of_dockerfiles(names: impl IntoIterator<Item = String>) -> Vec<S
         // `Dockerfile-gpu.dockerignore` is BuildKit's per-Dockerfile ignore
         // file, not a variant.
         .filter_map(|name| name.strip_prefix("Dockerfile-").map(str::to_string))
-        .filter(|variant| !variant.contains('.'))
+        .filter(|variant| !variant.is_empty() && !variant.contains('.'))
         .collect();
     variants.sort();
     variants
@@ -152,6 +156,8 @@ pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String
     let invalid = |err: serde_json::Error| {
         format!("{FILE}: invalid JSON ({err}); expected an object like {EXAMPLE}")
     };
+    // A byte-order mark, which some editors write, is no JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = serde_json::from_str(text).map_err(invalid)?;
     if !value.is_object() {
         return Err(format!(
@@ -218,6 +224,11 @@ pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String
         .iter()
         .find(|d| !variants.iter().any(|v| &v.name == *d))
     {
+        if !is_valid_variant_name(orphan) {
+            return Err(format!(
+                "{FILE}: Dockerfile-{orphan} is beside it, but \"{orphan}\" is not a valid variant name; rename the file to Dockerfile-<lowercase letters and digits> and add that key"
+            ));
+        }
         return Err(format!(
             "{FILE}: Dockerfile-{orphan} has no key \"{orphan}\"; add \"{orphan}\": \"linux/amd64\" or \"linux/arm64\" (there is no default platform)"
         ));
@@ -459,6 +470,28 @@ pub(crate) mod tests {
             assert_eq!(&got, expected, "input: {input}");
             assert!(!got.contains('\n'), "one line: {got}");
         }
+    }
+
+    /// What is beside the file, as a directory lists it: a directory named
+    /// Dockerfile-x and a bare `Dockerfile-` are no Dockerfiles; a
+    /// Dockerfile whose name can be no variant says to rename it; a BOM,
+    /// which some editors write, is not JSON's problem.
+    #[test]
+    fn what_is_beside_the_file_is_read_as_a_person_meant_it() {
+        let dir = std::env::temp_dir().join(format!("xtask-arch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("Dockerfile-dir")).unwrap();
+        std::fs::write(dir.join("Dockerfile-gpu"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.join("Dockerfile-"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.join(FILE), "\u{feff}{\"gpu\": \"linux/amd64\"}").unwrap();
+        let loaded = Architectures::load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(loaded.unwrap().names(), ["gpu"]);
+        let files = vec!["GPU2".into(), "gpu".into()];
+        let err = parse(r#"{"gpu": "linux/amd64"}"#, &files).unwrap_err();
+        assert_eq!(
+            err,
+            ".aws-architecture: Dockerfile-GPU2 is beside it, but \"GPU2\" is not a valid variant name; rename the file to Dockerfile-<lowercase letters and digits> and add that key"
+        );
     }
 
     #[test]

@@ -388,6 +388,14 @@ fn check_release(github: &GithubEnv) -> Result<(Option<String>, bool), String> {
             github.field("release.draft")
         ));
     }
+    // prod.yml runs on `published` only; any other action reaching xtask
+    // (unpublished, deleted, edited) is a trigger that must not promote.
+    if let Some(action) = github.str_at("action").filter(|a| a != "published") {
+        return Err(format!(
+            "{} is \"{action}\": only a published release is promoted; trigger prod on `release: types: [published]`",
+            github.field("action")
+        ));
+    }
     let prerelease = github.is_true("release.prerelease");
     Ok((github.str_at("release.tag_name"), prerelease))
 }
@@ -483,6 +491,11 @@ mod tests {
                 "pull_request",
                 json!({"pull_request": {"number": "7", "head": {"sha": HEAD_SHA}}}),
                 "pull_request.number in the event payload (GITHUB_EVENT_PATH=/e.json) is missing or not a whole number; pass --pr-number N",
+            ),
+            (
+                "release",
+                json!({"action": "unpublished", "release": {"tag_name": "v1.0.0"}, "repository": repository}),
+                "action in the event payload (GITHUB_EVENT_PATH=/e.json) is \"unpublished\": only a published release is promoted",
             ),
             (
                 "release",
