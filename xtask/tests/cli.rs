@@ -1106,3 +1106,33 @@ fn a_build_refuses_a_checkout_other_than_the_events_commit() {
         }
     }
 }
+
+/// A build that writes only its cache to a registry (`--cache registry`
+/// without `--push`) logs in to it first, as a push does: it used to run
+/// no login, and so failed late at the cache export without one.
+#[test]
+fn a_registry_cache_alone_logs_in_first() {
+    let fixture = Fixture::standard("cache-login");
+    let output = run(fixture
+        .xtask()
+        .args([
+            "--dry-run",
+            "build",
+            "--cache",
+            "registry",
+            "--variant",
+            "gpu",
+        ])
+        .env(
+            "ECR_REGISTRY_DEV",
+            "333333333333.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let commands = common::commands(&err);
+    let login = commands.iter().position(|c| c.contains("| docker login "));
+    let build = commands
+        .iter()
+        .position(|c| c.contains("docker buildx build"));
+    assert!(login.is_some() && login < build, "{err}");
+}

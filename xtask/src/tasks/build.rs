@@ -54,22 +54,26 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         Some(target) => target.image(),
         None => super::image_name(&images.target)?,
     };
-    if args.cache == Cache::Registry && target.is_none() {
-        // Else the cache's name would be a bare repository: Docker Hub's.
-        super::push_target(&images.target)
-            .context("--cache registry keeps the cache in a registry")?;
-    }
+    // The registry the build writes to, images or only the cache; without
+    // one a registry cache's name would be a bare repository: Docker Hub's.
+    let registry = match &target {
+        None if args.cache == Cache::Registry => Some(
+            super::push_target(&images.target)
+                .context("--cache registry keeps the cache in a registry")?,
+        ),
+        other => other.clone(),
+    };
     let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
     check_checkout(runner, &plan.revision)?;
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
-    let login = args.push && !images.aws.no_login;
+    let login = registry.is_some() && !images.aws.no_login;
     super::require_push_tools(runner, login, signing_key.is_some())?;
     if github::is_actions() {
         report_disk(runner, args.min_free_gb)?;
     }
     let registry_cache = wants_registry_cache(args.cache, args.push, runner)?;
-    if let Some(target) = &target {
-        super::login::login(runner, target, &images.aws, images.target.env)?;
+    if let Some(registry) = &registry {
+        super::login::login(runner, registry, &images.aws, images.target.env)?;
     }
 
     if !runner.dry_run {
