@@ -1136,3 +1136,33 @@ fn a_registry_cache_alone_logs_in_first() {
         .position(|c| c.contains("docker buildx build"));
     assert!(login.is_some() && login < build, "{err}");
 }
+
+/// A dry run under GitHub Actions prints the disk check a real run makes
+/// (it printed only `docker info`, not the `df` after it), and says the
+/// registry cache flags depend on the builder's answer it did not read.
+#[test]
+fn a_dry_run_build_in_ci_prints_the_disk_check_and_the_cache_caveat() {
+    let fixture = Fixture::standard("dry-ci");
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--push", "--variant", "gpu"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "workflow_dispatch")
+        .env("GITHUB_SHA", fixture.head())
+        .env(
+            "ECR_REGISTRY_DEV",
+            "333333333333.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        common::commands(&err).contains(&"df -P -k '<DockerRootDir>'"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "dry run: the registry cache flags below apply if that builder can export a cache"
+        ),
+        "{err}"
+    );
+}

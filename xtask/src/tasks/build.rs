@@ -128,6 +128,7 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
         return Ok(false);
     }
     let Some(text) = runner.read("", &docker::builder_inspect())? else {
+        eprintln!("dry run: the registry cache flags below apply if that builder can export a cache; a real run reads its answer");
         return Ok(true);
     };
     let builder = docker::Builder::parse(&text)?;
@@ -141,10 +142,11 @@ fn wants_registry_cache(cache: Cache, push: bool, runner: &Runner) -> Result<boo
 /// before anything is built; a warning when it is short. Never fatal: a
 /// remote engine's data root is not on this machine's disks.
 fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
-    let Some(text) = runner.read("", &docker::data_root())? else {
-        return Ok(());
+    // A dry run read no data root: its df shows where the answer goes.
+    let root = match runner.read("", &docker::data_root())? {
+        Some(text) => docker::parse_data_root(&text)?,
+        None => "<DockerRootDir>".to_string(),
     };
-    let root = docker::parse_data_root(&text)?;
     let available = match runner.ask("", &disk::free_space(&root)) {
         Reply::Out(text) => disk::parse_available(&text).map_err(super::message),
         Reply::Failed(err) => Err(err),
