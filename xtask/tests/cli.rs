@@ -224,6 +224,10 @@ fn bad_flags_exit_2_and_run_nothing() {
             "promote runs for a release or a manual re-promote",
         ),
         (
+            vec!["login", "--no-login"],
+            "login --no-login would do nothing",
+        ),
+        (
             // Host names are case-insensitive: one registry.
             vec![
                 "promote",

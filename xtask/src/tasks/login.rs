@@ -9,6 +9,10 @@ use crate::target::{Env, Target};
 use crate::{aws, docker};
 
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
+    if args.aws.no_login {
+        let msg = "login --no-login would do nothing: --no-login is for build, push and promote, to reuse the login this command makes; leave it out";
+        return Err(crate::error::Usage(msg.into()).into());
+    }
     let target = super::target(&args.target)?;
     runner.require_tools(&[docker::TOOL, aws::TOOL])?;
     login(runner, &target, &args.aws, args.target.env)
