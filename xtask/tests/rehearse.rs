@@ -26,10 +26,16 @@ fn rehearsals_run_the_pipeline_and_a_broken_release_fails() {
     assert_eq!(broken.status.code(), Some(1));
     let err = stderr(&broken);
     assert!(err.contains("==> stage release FAILED"), "{err}");
+    // The hint checks out what the stage ran on, then runs the stage.
+    let hint = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("re-run just this stage: "))
+        .unwrap_or_default();
     assert!(
-        err.contains("re-run just this stage: rig/rig exec"),
+        hint.starts_with("git -C ") && hint.contains(" checkout --quiet --detach "),
         "{err}"
     );
+    assert!(hint.contains(" && rig/rig exec "), "{err}");
     assert!(err.contains("is not on origin/main"), "{err}");
     assert!(
         !err.contains("==> stage re-promote"),

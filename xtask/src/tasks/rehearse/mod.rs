@@ -164,13 +164,18 @@ fn rehearse(
         };
         let stage_started = announce(name, &format!("[{}/{total}] {title}", i + 1));
         stage.play.write_payload(workspace)?;
-        if !args.workflows {
-            // What the workflow's checkout step does (under act, it does).
-            workspace.checkout(runner, &stage.checkout)?;
+        // What the workflow's checkout step does (under act, it does).
+        let checkout = (!args.workflows).then(|| workspace.checkout(&stage.checkout));
+        if let Some(checkout) = &checkout {
+            runner.run("[git] ", checkout)?;
         }
         if let Err(err) = runner.run(&exec::prefix(name), &step) {
             result(&format!("stage {name}"), "FAILED", stage_started);
-            eprintln!("    re-run just this stage: {step}");
+            let again = match &checkout {
+                Some(checkout) => format!("{checkout} && {step}"),
+                None => step.to_string(),
+            };
+            eprintln!("    re-run just this stage: {again}");
             return Err(err.context(format!("rehearsal failed at stage {name}: {title}")));
         }
         result(&format!("stage {name}"), "held", stage_started);

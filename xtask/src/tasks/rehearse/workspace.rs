@@ -132,8 +132,8 @@ impl Workspace {
     }
 
     /// Check out `commit` in the clone, detached.
-    pub fn checkout(&self, runner: &Runner, commit: &str) -> Result<()> {
-        self.run_git(runner, &["checkout", "--quiet", "--detach", commit])
+    pub fn checkout(&self, commit: &str) -> Step {
+        self.git(&["checkout", "--quiet", "--detach", commit])
     }
 
     fn head(&self, runner: &Runner) -> Result<Option<String>> {
