@@ -237,8 +237,12 @@ fn bad_flags_exit_2_and_run_nothing() {
                 "Registry.example",
                 "--prod-registry",
                 "registry.example",
+                "--stage-repository",
+                "app",
+                "--prod-repository",
+                "app",
             ],
-            "stage and prod are both Registry.example/batch-probe",
+            "stage and prod are both Registry.example/app",
         ),
         (
             vec!["build", "--registry", "https://x/y", "--push"],
