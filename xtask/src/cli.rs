@@ -1,7 +1,6 @@
 //! The command line: one binary, tasks as subcommands. Doc comments are the
 //! help text.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -342,18 +341,6 @@ pub struct RehearseArgs {
     pub repository: Option<String>,
 }
 
-/// The variables the flags fall back to (`XTASK_NETWORK` for `--network`...),
-/// in every subcommand. One that is set but empty is removed before parsing
-/// ([`normalize_flag_variables`]): clap would take "" as the flag's value
-/// and blame the flag.
-pub fn flag_variables(command: &clap::Command) -> BTreeSet<String> {
-    all_arguments(command)
-        .iter()
-        .filter_map(|arg| arg.get_env())
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
-}
-
 /// Every argument of `command` and of its subcommands.
 fn all_arguments(command: &clap::Command) -> Vec<clap::Arg> {
     let mut arguments: Vec<clap::Arg> = command.get_arguments().cloned().collect();
@@ -426,10 +413,11 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
     ))
 }
 
-/// Empty counts as unset for the flags' variables too, and a list's blank
-/// lines (`XTASK_BUILD_ARGS`, one per line) are no items: a YAML block
-/// (`|`) always ends with one. Called first thing in `main`, before any
-/// thread exists.
+/// The variables the flags fall back to (`XTASK_NETWORK` for `--network`...),
+/// as parsing should see them: empty counts as unset (clap would take "" as
+/// the flag's value and blame the flag), and a list's blank lines
+/// (`XTASK_BUILD_ARGS`, one per line) are no items, as a YAML block (`|`)
+/// always ends with one. Called first thing in `main`, before any thread.
 pub fn normalize_flag_variables() {
     use clap::CommandFactory;
     for arg in all_arguments(&Cli::command()) {
@@ -518,14 +506,15 @@ mod tests {
 
     #[test]
     fn every_flag_variable_is_found_for_the_empty_rule() {
-        let names = flag_variables(&Cli::command());
+        let arguments = all_arguments(&Cli::command());
+        let names: Vec<_> = arguments.iter().filter_map(|arg| arg.get_env()).collect();
         for name in [
             "XTASK_BUILD_ARGS",
             "XTASK_NETWORK",
             "XTASK_SMOKE",
             "XTASK_MIN_FREE_GB",
         ] {
-            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+            assert!(names.iter().any(|n| *n == name), "{name} in {names:?}");
         }
         assert_eq!(non_empty(Some(String::new())), None);
         assert_eq!(non_empty(Some("x".into())), Some("x".into()));
