@@ -349,11 +349,10 @@ fn check_push(github: &GithubEnv) -> Result<(), String> {
         ));
     }
     let git_ref = github.required("ref", "; a push event always has one")?;
-    let branch = github
-        .required(
-            "repository.default_branch",
-            ", so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
-        )?;
+    let branch = github.required(
+        "repository.default_branch",
+        ", so a push to it cannot be told from a push elsewhere; pass --context push only for a push to the default branch",
+    )?;
     if git_ref != format!("refs/heads/{branch}") {
         return Err(format!(
             "the push is to {git_ref}, not to the default branch {branch} ({}); only the default branch gets stage tags: trigger stage on it alone, or use a manual run (workflow_dispatch)",
