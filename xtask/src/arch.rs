@@ -226,7 +226,7 @@ pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String
     {
         if !is_valid_variant_name(orphan) {
             return Err(format!(
-                "{FILE}: Dockerfile-{orphan} is beside it, but \"{orphan}\" is not a valid variant name; rename the file to Dockerfile-<lowercase letters and digits> and add that key"
+                "{FILE}: Dockerfile-{orphan} is beside it, but \"{orphan}\" is not a valid variant name; rename the file to Dockerfile-<at most 32 lowercase letters and digits> and add that key"
             ));
         }
         return Err(format!(
@@ -490,7 +490,7 @@ pub(crate) mod tests {
         let err = parse(r#"{"gpu": "linux/amd64"}"#, &files).unwrap_err();
         assert_eq!(
             err,
-            ".aws-architecture: Dockerfile-GPU2 is beside it, but \"GPU2\" is not a valid variant name; rename the file to Dockerfile-<lowercase letters and digits> and add that key"
+            ".aws-architecture: Dockerfile-GPU2 is beside it, but \"GPU2\" is not a valid variant name; rename the file to Dockerfile-<at most 32 lowercase letters and digits> and add that key"
         );
     }
 

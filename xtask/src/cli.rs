@@ -398,7 +398,7 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
         .iter()
         .filter(|a| a.get_long().is_some_and(|long| flag == format!("--{long}")))
         .find_map(|a| Some(a.get_env()?.to_string_lossy().into_owned()))?;
-    let value = std::env::var(&variable).ok()?;
+    let value = std::env::var_os(&variable)?.to_string_lossy().into_owned();
     let why = match (
         context(ContextKind::ValidValue),
         std::error::Error::source(err),

@@ -52,7 +52,7 @@ impl Key {
         // variable): never repeated in the error.
         if self.0.contains("-----BEGIN") || self.0.contains('\n') {
             return Err(format!(
-                "{source} holds key material, not the path of a key file; write the key to a file and pass its path (its password in {PASSWORD_VAR}), or a KMS key such as awskms:///alias/NAME"
+                "{source} holds key material, not the path of a key file; write the key to a file and pass its path, or a KMS key such as awskms:///alias/NAME"
             ));
         }
         Err(format!(

@@ -125,26 +125,43 @@ pub fn source_url(runner: &Runner) -> Option<String> {
 
 /// The web address of a remote: `git@github.com:o/r.git`,
 /// `ssh://git@github.com/o/r.git` and `https://github.com/o/r.git` all become
-/// `https://github.com/o/r`. Credentials in the URL (a CI token) are dropped:
-/// the label is stored with the image. `None` for a remote that is no web
-/// address (a local path).
+/// `https://github.com/o/r`. Credentials in the URL (a CI token, in the
+/// userinfo or the query) are dropped: the label is stored with the image.
+/// `None` for a remote that is no web address (a local path).
 pub fn web_url(remote: &str) -> Option<String> {
-    let (host, path) = match remote.split_once("://") {
-        Some(("https" | "http" | "ssh", rest)) => rest.split_once('/')?,
-        Some(_) => return None,
-        None => remote
-            .split_once(':')
-            .filter(|(host, _)| !host.contains('/'))?,
+    let (scheme, rest) = match remote.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        // scp-like `host:path`, never a local `dir/x:y`.
+        None => ("ssh".to_string(), remote),
     };
-    // `user:token@host:port`: only the host, without userinfo or ssh's port.
+    let web = match scheme.as_str() {
+        "https" | "http" => scheme.as_str(),
+        "ssh" | "git" | "git+ssh" => "https",
+        _ => return None,
+    };
+    let rest = rest.split(['?', '#']).next()?;
+    let (host, path) = if remote.contains("://") {
+        rest.split_once('/')?
+    } else {
+        rest.split_once(':')
+            .filter(|(host, _)| !host.contains('/'))?
+    };
+    // `user:token@host:port`: without the userinfo, and without the port of
+    // a protocol that is not the web's.
     let host = host.rsplit('@').next()?;
-    let host = if remote.starts_with("http") {
+    let host = if web == scheme {
         host
+    } else if host.starts_with('[') {
+        host.split_inclusive(']').next()?
     } else {
         host.split(':').next()?
     };
-    let path = path.strip_suffix(".git").unwrap_or(path);
-    (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))
+    let path = path.trim_end_matches('/');
+    let path = path
+        .strip_suffix(".git")
+        .unwrap_or(path)
+        .trim_end_matches('/');
+    (!host.is_empty() && !path.is_empty()).then(|| format!("{web}://{host}/{path}"))
 }
 
 #[cfg(test)]
@@ -160,6 +177,11 @@ mod tests {
             "ssh://git@github.com/org/app.git",
             // A CI token in the URL never reaches the label.
             "https://x-access-token:ghp_SECRET@github.com/org/app.git",
+            "https://github.com/org/app.git?token=SECRET",
+            "HTTPS://github.com/org/app/",
+            "git://github.com/org/app.git",
+            "git+ssh://git@github.com:22/org/app.git",
+            "git@github.com:org/app.git/",
         ] {
             assert_eq!(
                 web_url(remote).as_deref(),
@@ -170,6 +192,14 @@ mod tests {
         assert_eq!(
             web_url("https://git.example:8443/org/app").as_deref(),
             Some("https://git.example:8443/org/app")
+        );
+        assert_eq!(
+            web_url("http://git.example/org/app").as_deref(),
+            Some("http://git.example/org/app")
+        );
+        assert_eq!(
+            web_url("ssh://git@[::1]:22/org/app").as_deref(),
+            Some("https://[::1]/org/app")
         );
         for local in ["/work/app", "../app", "file:///work/app"] {
             assert_eq!(web_url(local), None, "{local}");

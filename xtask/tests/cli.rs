@@ -1082,6 +1082,73 @@ fn a_build_outside_a_git_checkout_is_told_to_run_in_one() {
         "{err}"
     );
     assert!(!err.contains("--sha"), "{err}");
+
+    // Under GitHub Actions the event names the commit; the build still
+    // needs the checkout of it, which it says.
+    let event = dir.join("push.json");
+    let push = r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#;
+    std::fs::write(&event, push).unwrap();
+    let sha = "1111111111111111111111111111111111111111";
+    let output = run(xtask(&dir)
+        .args(["--dry-run", "build"])
+        .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", sha));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    let says = format!("a build runs in a git checkout of the commit it tags, {sha}");
+    assert!(err.contains(&says), "{err}");
+}
+
+/// A promotion's public key: the default, `cosign.pub`, is named as the
+/// default with how to make it; another file, or key material pasted where
+/// a path belongs, is named as given, and a public key asks no password.
+#[test]
+fn a_missing_verify_key_is_named_as_the_user_gave_it() {
+    let fixture = Fixture::standard("verify-key");
+    let promote = |key: Option<&str>| {
+        let mut command = fixture.xtask();
+        command.args(["--dry-run", "promote", "--context", "dispatch"]);
+        command.args([
+            "--stage-registry",
+            "s.example",
+            "--prod-registry",
+            "p.example",
+        ]);
+        command
+            .args(["--default-branch", "main"])
+            .env_remove("COSIGN_PUBLIC_KEY");
+        if let Some(key) = key {
+            command.env("COSIGN_PUBLIC_KEY", key);
+        }
+        let output = run(&mut command);
+        assert_eq!(output.status.code(), Some(2), "{key:?}");
+        stderr(&output)
+    };
+    let default = promote(None);
+    assert!(
+        default.contains(
+            "--verify-key (COSIGN_PUBLIC_KEY; by default cosign.pub): there is no key file"
+        ),
+        "{default}"
+    );
+    assert!(
+        default.contains("commit the stage signing key's public half as cosign.pub"),
+        "{default}"
+    );
+    let other = promote(Some("keys/other.pub"));
+    assert!(
+        other.contains("--verify-key (COSIGN_PUBLIC_KEY): there is no key file"),
+        "{other}"
+    );
+    assert!(!other.contains("cosign.pub"), "{other}");
+    let pasted = promote(Some(
+        "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+    ));
+    assert!(pasted.contains("holds key material"), "{pasted}");
+    assert!(!pasted.contains("COSIGN_PASSWORD"), "{pasted}");
 }
 
 /// Under GitHub Actions the event names the commit, and the build uses the

@@ -64,7 +64,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         other => other.clone(),
     };
     let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
-    check_checkout(runner, &plan.revision)?;
+    if github::is_actions() {
+        check_checkout(runner, &plan.revision)?;
+    }
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
     let login = registry.is_some() && !images.aws.no_login;
     super::require_push_tools(runner, login, signing_key.is_some())?;
@@ -97,13 +99,18 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     report(runner, &outcomes, args.push)
 }
 
-/// The image is built from the checkout, so the checkout must be the commit
-/// its tags and revision label name. In a terminal that is already so; under
-/// GitHub Actions the event names the commit, and a workflow's checkout of
-/// another one (a pull request's merge commit, say) would label other code.
+/// Under GitHub Actions the event names the commit, but the image is built
+/// from the checkout: they must be the same commit, or a workflow's
+/// checkout of another one (a pull request's merge commit, say) would be
+/// labelled as the named one. (In a terminal the checkout names the commit.)
 fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
     let named = revision.trim_end_matches("-dirty");
-    let head = crate::git::head(runner)?.sha;
+    let head = crate::git::head(runner).map_err(|err| {
+        Usage(format!(
+            "{err:#}; a build runs in a git checkout of the commit it tags, {named} (actions/checkout, with git on the runner's PATH)"
+        ))
+    })?;
+    let head = head.sha;
     if head.full() != named {
         bail!(Usage(format!(
             "the checkout is at {}, but the tags name commit {named}, so the images would be built from other code than they say; check out {named} first (actions/checkout with ref: set to it)",

@@ -58,7 +58,13 @@ pub fn verify_key(text: &str, root: &Path) -> Result<Key> {
         text
     };
     let key = Key(text.to_string());
-    let source = format!("--verify-key (COSIGN_PUBLIC_KEY, default {DEFAULT_PUBLIC_KEY})");
+    if text != DEFAULT_PUBLIC_KEY {
+        key.check_file(root, "--verify-key (COSIGN_PUBLIC_KEY)")
+            .map_err(Usage)?;
+        return Ok(key);
+    }
+    // Neither given: the default, which the repository commits.
+    let source = format!("--verify-key (COSIGN_PUBLIC_KEY; by default {DEFAULT_PUBLIC_KEY})");
     key.check_file(root, &source).map_err(|why| {
         Usage(format!(
             "{why}; commit the stage signing key's public half as {DEFAULT_PUBLIC_KEY} (cosign public-key --key awskms:///alias/NAME > {DEFAULT_PUBLIC_KEY})"
