@@ -208,7 +208,10 @@ fn build(
         .env("DOCKER_HOST", host)
         .env("DOCKER_CONFIG", config)
         .env("XTASK_BUILD_ARGS", build_args)
-        .env("XTASK_NETWORK", "none");
+        .env("XTASK_NETWORK", "none")
+        // Unset, as on a runner: set, BuildKit keys every step's cache on
+        // it (see the README's SOURCE_DATE_EPOCH note).
+        .env_remove("SOURCE_DATE_EPOCH");
     let output = run(&mut command);
     (output, started.elapsed().as_secs_f64())
 }
