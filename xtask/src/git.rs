@@ -42,9 +42,7 @@ pub fn in_repo(dir: &str, args: &[&str]) -> Step {
 /// are not ignored count: the build context is the whole tree, so a new
 /// `app/src/x.rs` is in the image as surely as an edited one.
 pub fn head(runner: &Runner) -> Result<Head> {
-    let sha =
-        query(runner, &["rev-parse", "HEAD"]).context("cannot read the commit to tag from git")?;
-    let sha = Sha::parse(&sha).map_err(anyhow::Error::msg)?;
+    let sha = head_sha(runner)?;
     let status = query(
         runner,
         &["status", "--porcelain", "--untracked-files=normal"],
@@ -53,6 +51,13 @@ pub fn head(runner: &Runner) -> Result<Head> {
         sha,
         dirty: !status.trim().is_empty(),
     })
+}
+
+/// The commit checked out.
+pub fn head_sha(runner: &Runner) -> Result<Sha> {
+    let sha =
+        query(runner, &["rev-parse", "HEAD"]).context("cannot read the commit to tag from git")?;
+    Sha::parse(&sha).map_err(anyhow::Error::msg)
 }
 
 /// The branch `origin/HEAD` points at (`git clone` sets it to the remote's

@@ -105,12 +105,11 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
 /// labelled as the named one. (In a terminal the checkout names the commit.)
 fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
     let named = revision.trim_end_matches("-dirty");
-    let head = crate::git::head(runner).map_err(|err| {
+    let head = crate::git::head_sha(runner).map_err(|err| {
         Usage(format!(
             "{err:#}; a build runs in a git checkout of the commit it tags, {named} (actions/checkout, with git on the runner's PATH)"
         ))
     })?;
-    let head = head.sha;
     if head.full() != named {
         bail!(Usage(format!(
             "the checkout is at {}, but the tags name commit {named}, so the images would be built from other code than they say; check out {named} first (actions/checkout with ref: set to it)",

@@ -1,17 +1,19 @@
 //! `login`: Docker logs in to an environment's registry with an ECR password
 //! from the aws CLI, passed on stdin, never on a command line.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::cli::{AwsArgs, LoginArgs};
+use crate::error::Usage;
 use crate::exec::{self, Runner, SecretSourceFailed, Step};
 use crate::target::{Env, Target};
 use crate::{aws, docker};
 
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
     if args.aws.no_login {
-        let msg = "login --no-login would do nothing: --no-login is for build, push and promote, to reuse the login this command makes; leave it out";
-        return Err(crate::error::Usage(msg.into()).into());
+        bail!(Usage(
+            "login --no-login would do nothing: --no-login is for build, push and promote, to reuse the login this command makes; leave it out".into()
+        ));
     }
     let target = super::target(&args.target)?;
     runner.require_tools(&[docker::TOOL, aws::TOOL])?;
