@@ -43,14 +43,17 @@ pub fn in_repo(dir: &str, args: &[&str]) -> Step {
 /// `app/src/x.rs` is in the image as surely as an edited one.
 pub fn head(runner: &Runner) -> Result<Head> {
     let sha = head_sha(runner)?;
-    let status = query(
-        runner,
-        &["status", "--porcelain", "--untracked-files=normal"],
-    )?;
     Ok(Head {
         sha,
-        dirty: !status.trim().is_empty(),
+        dirty: !changes(runner)?.is_empty(),
     })
+}
+
+/// `git status --porcelain`'s list of changed and untracked paths, one per
+/// line; empty for a clean tree.
+pub fn changes(runner: &Runner) -> Result<String> {
+    let args = ["status", "--porcelain", "--untracked-files=normal"];
+    Ok(query(runner, &args)?.trim_end().to_string())
 }
 
 /// The commit checked out.

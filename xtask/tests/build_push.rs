@@ -323,8 +323,8 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
     let rig = rig();
     let fixture = Fixture::standard("summary");
     let repo = unique("summary").to_lowercase();
-    let summary = fixture.root.join("summary.md");
-    let event = fixture.root.join("event.json");
+    let summary = fixture.root.with_extension("summary.md");
+    let event = fixture.root.with_extension("event.json");
     let push = r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#;
     std::fs::write(&event, push).unwrap();
     let output = run(fixture

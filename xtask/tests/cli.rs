@@ -330,7 +330,7 @@ fn github_event_decides_the_tags() {
     let fixture = Fixture::standard("event");
     let sha = fixture.head();
     let head = "fedcba9876543210fedcba9876543210fedcba98";
-    let event = fixture.root.join("event.json");
+    let event = fixture.root.with_extension("event.json");
     std::fs::write(
         &event,
         format!(r#"{{"pull_request": {{"number": 42, "head": {{"sha": "{head}"}}}}}}"#),
@@ -1152,14 +1152,16 @@ fn a_missing_verify_key_is_named_as_the_user_gave_it() {
 }
 
 /// Under GitHub Actions the event names the commit, and the build uses the
-/// checkout: a checkout of another commit is refused before anything runs,
-/// since its images would carry the named commit's tags and label.
+/// checkout: a checkout of another commit, or of that commit with a file
+/// an earlier step changed, is refused before anything runs, since its
+/// images would carry the named commit's tags and label.
 #[test]
 fn a_build_refuses_a_checkout_other_than_the_events_commit() {
     let fixture = Fixture::standard("checkout-event");
     let old = fixture.head();
     let new = fixture.drop_variant("cpu", r#"{"gpu": "linux/amd64"}"#);
-    let event = fixture.root.join("push.json");
+    // Outside the checkout: a file in it would be a change.
+    let event = fixture.root.with_extension("push.json");
     let payload = serde_json::json!({
         "ref": "refs/heads/main",
         "after": new,
@@ -1186,6 +1188,23 @@ fn a_build_refuses_a_checkout_other_than_the_events_commit() {
             assert!(!err.contains("docker buildx"), "a refused build ran: {err}");
         }
     }
+    // The named commit, with a file a step before the build wrote.
+    std::fs::write(fixture.root.join("generated.txt"), "from a step\n").unwrap();
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--variant", "gpu"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", &new));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    // An `::error::` annotation, whose line breaks are `%0A`.
+    let says = format!(
+        "the checkout of {new} has uncommitted changes (git status --porcelain):%0A?? generated.txt%0A"
+    );
+    assert!(err.contains(&says), "{err}");
+    assert!(!err.contains("docker buildx"), "a refused build ran: {err}");
 }
 
 /// A build that writes only its cache to a registry (`--cache registry`

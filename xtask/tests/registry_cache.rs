@@ -248,7 +248,7 @@ fn under_github_actions_build_reports_the_disk_first() {
         .output()
         .unwrap();
     let root = String::from_utf8_lossy(&root.stdout).trim().to_string();
-    let event = fixture.root.join("event.json");
+    let event = fixture.root.with_extension("event.json");
     let push = r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#;
     std::fs::write(&event, push).unwrap();
     let actions = |min_free_gb: &str| {

@@ -411,7 +411,7 @@ fn the_key_password_never_appears_in_any_output() {
     let fixture = Fixture::standard("sign-secret");
     let sha = fixture.head();
     let repo = unique("sign-secret");
-    let summary = fixture.root.join("summary.md");
+    let summary = fixture.root.with_extension("summary.md");
     let log = ToolLog::new("sign-secret-tools", &["cosign"]);
     let under_actions = |command: &mut Command| -> Output {
         run(command

@@ -100,9 +100,11 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
 }
 
 /// Under GitHub Actions the event names the commit, but the image is built
-/// from the checkout: they must be the same commit, or a workflow's
-/// checkout of another one (a pull request's merge commit, say) would be
-/// labelled as the named one. (In a terminal the checkout names the commit.)
+/// from the checkout: it must be that commit, unchanged, or a workflow's
+/// checkout of another one (a pull request's merge commit, say), or a file
+/// an earlier step wrote into it, would be labelled as the named commit.
+/// (In a terminal the checkout names the commit, and a change makes the
+/// tags `make-<sha8>-dirty`.)
 fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
     let named = revision.trim_end_matches("-dirty");
     let head = crate::git::head_sha(runner).map_err(|err| {
@@ -114,6 +116,14 @@ fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
         bail!(Usage(format!(
             "the checkout is at {}, but the tags name commit {named}, so the images would be built from other code than they say; check out {named} first (actions/checkout with ref: set to it)",
             head.short()
+        )));
+    }
+    let changes = crate::git::changes(runner)?;
+    if !changes.is_empty() {
+        let listed: Vec<&str> = changes.lines().take(10).collect();
+        bail!(Usage(format!(
+            "the checkout of {named} has uncommitted changes (git status --porcelain):\n{}\nso its images would carry that commit's tags without being it; a step before the build changed the tree: commit the change, write the file outside the checkout (under $RUNNER_TEMP), or list it in .gitignore",
+            listed.join("\n")
         )));
     }
     Ok(())
