@@ -81,18 +81,34 @@ impl GithubEnv {
         path.split('.').try_fold(&self.event, |v, key| v.get(key))
     }
 
-    fn str_at(&self, path: &str) -> Option<String> {
-        self.at(path)?.as_str().map(str::to_string)
+    /// The string at `path`; absent or null is `None`. Any other value is
+    /// an error naming the field: a hand-written payload's number must not
+    /// read as a missing field, and fall back to another source.
+    fn str_at(&self, path: &str) -> Result<Option<String>, String> {
+        match self.at(path) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(format!("{} is {other}, not a string", self.field(path))),
+        }
     }
 
-    fn is_true(&self, path: &str) -> bool {
-        self.at(path).and_then(Value::as_bool) == Some(true)
+    /// The boolean at `path`; absent or null is false. Any other value is an
+    /// error naming the field: a hand-written `"true"` must not read as false.
+    fn is_true(&self, path: &str) -> Result<bool, String> {
+        match self.at(path) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(value)) => Ok(*value),
+            Some(other) => Err(format!(
+                "{} is {other}, not true or false",
+                self.field(path)
+            )),
+        }
     }
 
     /// The string at `path`, else an error: "<field> is missing" and `why`.
     /// Empty counts as missing.
     fn required(&self, path: &str, why: &str) -> Result<String, String> {
-        self.str_at(path)
+        self.str_at(path)?
             .filter(|value| !value.is_empty())
             .ok_or_else(|| format!("{} is missing{why}", self.field(path)))
     }
@@ -271,7 +287,7 @@ fn parse_sha(text: &str, source: &str) -> Result<Sha, String> {
 /// its head (never `GITHUB_SHA`, GitHub's merge commit, which the tags do not
 /// describe), for a manual run its `sha` input when given, else `GITHUB_SHA`.
 fn event_commit(kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
-    let input = github.str_at("inputs.sha").filter(|s| !s.is_empty());
+    let input = github.str_at("inputs.sha")?.filter(|s| !s.is_empty());
     match (kind, input) {
         (Kind::Pr, _) => {
             let head = "pull_request.head.sha";
@@ -335,17 +351,17 @@ fn terminal_commit(
 /// what stage holds. Both are refused, never built under the wrong tags.
 fn check_push(github: &GithubEnv) -> Result<(), String> {
     let zeros = github
-        .str_at("after")
+        .str_at("after")?
         .filter(|after| !after.is_empty() && after.chars().all(|c| c == '0'));
     let deleted = match zeros {
-        _ if github.is_true("deleted") => Some(format!("{} is true", github.field("deleted"))),
+        _ if github.is_true("deleted")? => Some(format!("{} is true", github.field("deleted"))),
         Some(after) => Some(format!("{} is {after}", github.field("after"))),
         None => None,
     };
     if let Some(deleted) = deleted {
         return Err(format!(
             "{deleted}: this push deletes {}, so there is no commit to build; stage builds only pushes that move the default branch",
-            github.str_at("ref").as_deref().unwrap_or("a ref")
+            github.str_at("ref")?.as_deref().unwrap_or("a ref")
         ));
     }
     let git_ref = github.required("ref", "; a push event always has one")?;
@@ -381,7 +397,7 @@ pub fn tag_error(
 
 /// A release event's tag and whether it is a prerelease; a draft is refused.
 fn check_release(github: &GithubEnv) -> Result<(Option<String>, bool), String> {
-    if github.is_true("release.draft") {
+    if github.is_true("release.draft")? {
         return Err(format!(
             "{} is true: a draft release is never promoted; publish the release first",
             github.field("release.draft")
@@ -389,14 +405,14 @@ fn check_release(github: &GithubEnv) -> Result<(Option<String>, bool), String> {
     }
     // prod.yml runs on `published` only; any other action reaching xtask
     // (unpublished, deleted, edited) is a trigger that must not promote.
-    if let Some(action) = github.str_at("action").filter(|a| a != "published") {
+    if let Some(action) = github.str_at("action")?.filter(|a| a != "published") {
         return Err(format!(
             "{} is \"{action}\": only a published release is promoted; trigger prod on `release: types: [published]`",
             github.field("action")
         ));
     }
-    let prerelease = github.is_true("release.prerelease");
-    Ok((github.str_at("release.tag_name"), prerelease))
+    let prerelease = github.is_true("release.prerelease")?;
+    Ok((github.str_at("release.tag_name")?, prerelease))
 }
 
 /// The branch a release commit must be on, and where that was read: the
@@ -414,7 +430,7 @@ pub fn default_branch(
         (Some(branch), _) => Ok((branch.to_string(), "--default-branch".into())),
         (None, Some(github)) => {
             let field = github.field("repository.default_branch");
-            match github.str_at("repository.default_branch").filter(|b| !b.is_empty()) {
+            match github.str_at("repository.default_branch")?.filter(|b| !b.is_empty()) {
                 Some(branch) => Ok((branch, field)),
                 None => Err(format!(
                     "{field} is missing, so the branch a release must be on is unknown; pass --default-branch BRANCH"
@@ -658,6 +674,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(named, Context::Dispatch { sha: sha(HEAD_SHA) });
+    }
+
+    /// A payload value of the wrong JSON type is named as itself: it used
+    /// to read as absent, so a draft `"true"` was promoted as no draft and
+    /// a numeric `inputs.sha` fell back to GITHUB_SHA.
+    #[test]
+    fn payload_values_of_the_wrong_type_are_errors() {
+        let cases = [
+            ("release", json!({"release": {"tag_name": "v3", "draft": "true"}}), "release.draft in the event payload (GITHUB_EVENT_PATH=/e.json) is \"true\", not true or false"),
+            ("workflow_dispatch", json!({"inputs": {"sha": 123}}), "inputs.sha in the event payload (GITHUB_EVENT_PATH=/e.json) is 123, not a string"),
+            ("release", json!({"release": {"tag_name": 3}}), "release.tag_name in the event payload (GITHUB_EVENT_PATH=/e.json) is 3, not a string"),
+        ];
+        for (name, event, want) in cases {
+            let err = build(&args(Kind::Auto), Some(&github(name, event)), None).unwrap_err();
+            assert_eq!(err, want);
+        }
     }
 
     /// Pushes that are not a new commit on the default branch get no tags.
