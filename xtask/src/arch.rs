@@ -256,15 +256,11 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_string()
-    } else {
-        items
-            .iter()
-            .map(|v| format!("Dockerfile-{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let files: Vec<String> = items.iter().map(|v| format!("Dockerfile-{v}")).collect();
+    if files.is_empty() {
+        return "none".to_string();
     }
+    files.join(", ")
 }
 
 /// Collects the top-level object's entries in file order, duplicates included.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::arch::FILE;
 use crate::context::ContextArgs;
@@ -355,25 +355,24 @@ fn all_arguments(command: &clap::Command) -> Vec<clap::Arg> {
 /// (`XTASK_NETWORK=fast`): clap would blame the flag, which was never typed,
 /// so that is bad input naming the variable.
 pub fn parse() -> Result<Cli, Usage> {
-    let err = match Cli::try_parse() {
-        Ok(cli) => return Ok(cli),
-        Err(err) => err,
-    };
-    // Lossy: `--root` may be a path that is not UTF-8, which clap handles.
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .collect();
-    match bad_variable(&err, &args) {
-        Some(message) => Err(Usage(message)),
-        None => err.exit(),
-    }
+    Cli::try_parse().or_else(|err| {
+        // Lossy: `--root` may be a path that is not UTF-8, which clap handles.
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        match bad_variable(&err, &args) {
+            Some(message) => Err(Usage(message)),
+            None => err.exit(),
+        }
+    })
 }
 
 /// What to say when clap's `err` is about a value that `args` did not give,
 /// so it came from the flag's variable.
 fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use std::error::Error as _;
     let context = |kind| match err.get(kind) {
         Some(ContextValue::String(text)) => Some(text.clone()),
         Some(ContextValue::Strings(texts)) => Some(texts.join(", ")),
@@ -394,15 +393,12 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
     {
         return None;
     }
-    let variable = all_arguments(&<Cli as clap::CommandFactory>::command())
+    let variable = all_arguments(&Cli::command())
         .iter()
         .filter(|a| a.get_long().is_some_and(|long| flag == format!("--{long}")))
         .find_map(|a| Some(a.get_env()?.to_string_lossy().into_owned()))?;
     let value = std::env::var_os(&variable)?.to_string_lossy().into_owned();
-    let why = match (
-        context(ContextKind::ValidValue),
-        std::error::Error::source(err),
-    ) {
+    let why = match (context(ContextKind::ValidValue), err.source()) {
         (Some(valid), _) => format!("possible values: {valid}"),
         (None, Some(source)) => source.to_string(),
         (None, None) => "not a value it takes".into(),
@@ -419,7 +415,6 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
 /// (`XTASK_BUILD_ARGS`, one per line) are no items, as a YAML block (`|`)
 /// always ends with one. Called first thing in `main`, before any thread.
 pub fn normalize_flag_variables() {
-    use clap::CommandFactory;
     for arg in all_arguments(&Cli::command()) {
         let Some(name) = arg.get_env() else { continue };
         let Some(value) = std::env::var_os(name) else {

@@ -428,15 +428,12 @@ pub fn default_branch(
             Err("--default-branch is empty; name the branch releases are cut from".into())
         }
         (Some(branch), _) => Ok((branch.to_string(), "--default-branch".into())),
-        (None, Some(github)) => {
-            let field = github.field("repository.default_branch");
-            match github.str_at("repository.default_branch")?.filter(|b| !b.is_empty()) {
-                Some(branch) => Ok((branch, field)),
-                None => Err(format!(
-                    "{field} is missing, so the branch a release must be on is unknown; pass --default-branch BRANCH"
-                )),
-            }
-        }
+        (None, Some(github)) => github
+            .required(
+                "repository.default_branch",
+                ", so the branch a release must be on is unknown; pass --default-branch BRANCH",
+            )
+            .map(|branch| (branch, github.field("repository.default_branch"))),
         (None, None) => match origin_head() {
             Some(branch) => Ok((branch, "origin/HEAD".into())),
             None => Err("cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),

@@ -86,20 +86,20 @@ pub fn signature_tag(digest: &str) -> String {
     format!("{}.sig", digest.replace(':', "-"))
 }
 
-/// Loopback registries speak plain HTTP; cosign must be told, and only there.
-fn http_flag(target: &Target) -> Option<&'static str> {
-    target.is_loopback().then_some("--allow-http-registry")
+/// `cosign <args>` on the manifest `digest` in `target`. Loopback registries
+/// speak plain HTTP; cosign must be told, and only there.
+fn on_image(target: &Target, digest: &str, mut args: Vec<&str>) -> Step {
+    let image = target.at(digest);
+    args.extend(target.is_loopback().then_some("--allow-http-registry"));
+    Step::new(TOOL.program, args.into_iter().chain([image.as_str()]))
 }
 
 /// Sign the manifest `digest` in `target` with `key` and push the signature
 /// next to it. By digest, so what is signed is what was pushed, whatever
 /// the tags do afterwards; no transparency log upload.
 pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
-    let image = target.at(digest);
-    let mut args = vec!["sign", "--key", &key.0, "--tlog-upload=false", "--yes"];
-    args.extend(http_flag(target));
-    args.push(&image);
-    Step::new(TOOL.program, args)
+    let args = vec!["sign", "--key", &key.0, "--tlog-upload=false", "--yes"];
+    on_image(target, digest, args)
 }
 
 /// Verify that the manifest `digest` in `target` carries a signature `key`
@@ -107,15 +107,12 @@ pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
 /// the signature, not what it signs: how the gate tells "signed for another
 /// digest" from "signed with another key".
 pub fn verify(target: &Target, digest: &str, key: &Key, check_claims: bool) -> Step {
-    let image = target.at(digest);
     // Key-based signatures made without the log (see `sign`).
     let mut args = vec!["verify", "--key", &key.0, "--insecure-ignore-tlog=true"];
     if !check_claims {
         args.push("--check-claims=false");
     }
-    args.extend(http_flag(target));
-    args.push(&image);
-    Step::new(TOOL.program, args)
+    on_image(target, digest, args)
 }
 
 /// The digests the verified signatures sign, from `cosign verify`'s JSON

@@ -75,11 +75,8 @@ pub fn build(
 /// cache shared by both variants, whose layers have nothing in common. ECR
 /// accepts a cache only as an OCI image manifest.
 pub fn registry_cache(image: &Image) -> Vec<String> {
-    let reference = format!(
-        "{}:{}",
-        image.image,
-        crate::tags::cache_tag(image.arch, &image.variant)
-    );
+    let tag = crate::tags::cache_tag(image.arch, &image.variant);
+    let reference = format!("{}:{tag}", image.image);
     vec![
         "--cache-from".into(),
         format!("type=registry,ref={reference}"),
@@ -288,10 +285,7 @@ pub fn parse_repo_digest(text: &str, image: &str) -> Result<String> {
     let digests: Vec<String> = serde_json::from_str(text).context("RepoDigests is not JSON")?;
     digests
         .iter()
-        .find_map(|d| {
-            d.strip_prefix(image)
-                .and_then(|rest| rest.strip_prefix('@'))
-        })
+        .find_map(|d| d.strip_prefix(image)?.strip_prefix('@'))
         .map(str::to_string)
         .with_context(|| format!("the engine recorded no digest for {image}"))
 }
@@ -311,11 +305,9 @@ pub fn list_images(image: &str) -> Step {
 /// Remove images by reference: an image that another name shares (the same
 /// layers built by another project, say) keeps that name, and so stays.
 pub fn remove_images(references: &[String]) -> Step {
-    docker(
-        ["image", "rm", "--force"]
-            .into_iter()
-            .chain(references.iter().map(String::as_str)),
-    )
+    let mut args = vec!["image", "rm", "--force"];
+    args.extend(references.iter().map(String::as_str));
+    docker(args)
 }
 
 /// The command that empties the build cache of the current builder, every

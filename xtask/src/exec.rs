@@ -187,11 +187,7 @@ impl Runner {
             let (program, args) = (&step.program, &step.args);
             let mut command = Command::from(cmd!(sh, "{program} {args...}"));
             command
-                .stdin(if password.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
+                .stdin(password.as_ref().map_or(Stdio::null(), |_| Stdio::piped()))
                 .stdout(writer.try_clone()?)
                 .stderr(writer);
             // `command` holds the pipe's write end until it is dropped here;
@@ -318,9 +314,7 @@ impl Runner {
     pub fn log_path(&self, prefix: &str) -> PathBuf {
         let label = prefix.trim().trim_start_matches('[').trim_end_matches(']');
         let name = if label.is_empty() { "xtask" } else { label };
-        self.root
-            .join("target/xtask/logs")
-            .join(format!("{name}.log"))
+        self.root.join(format!("target/xtask/logs/{name}.log"))
     }
 
     /// The log of `prefix`'s steps, emptied by this run's first step that

@@ -42,9 +42,8 @@ pub fn in_repo(dir: &str, args: &[&str]) -> Step {
 /// are not ignored count: the build context is the whole tree, so a new
 /// `app/src/x.rs` is in the image as surely as an edited one.
 pub fn head(runner: &Runner) -> Result<Head> {
-    let sha = head_sha(runner)?;
     Ok(Head {
-        sha,
+        sha: head_sha(runner)?,
         dirty: !changes(runner)?.is_empty(),
     })
 }

@@ -76,29 +76,23 @@ impl Context {
     /// and a prerelease), then the immutable ones.
     pub fn whats(&self) -> Vec<String> {
         let sha8 = self.sha().short().to_string();
-        let mut whats = match self {
-            // A dirty tree is not that commit: say so in the tag.
-            Context::Terminal { dirty: true, .. } => vec![format!("make-{sha8}-dirty")],
-            Context::Terminal { dirty: false, .. } => vec![format!("make-{sha8}")],
-            Context::PullRequest { number, .. } => vec![sha8, format!("PR-{number}")],
-            Context::Push { .. } => vec![sha8],
-            Context::Dispatch { .. } => vec![sha8, "workflow_dispatch".into()],
-            Context::Release { tag, .. } => vec![sha8, tag.clone()],
-        };
         // `latest` is what a job definition runs: never uncommitted code,
         // and in prod never a prerelease.
-        let moves_latest = !matches!(
-            self,
-            Context::Terminal { dirty: true, .. }
-                | Context::Release {
-                    prerelease: true,
-                    ..
-                }
-        );
-        if moves_latest {
-            whats.insert(0, "latest".into());
+        let latest = "latest".to_string();
+        match self {
+            // A dirty tree is not that commit: say so in the tag.
+            Context::Terminal { dirty: true, .. } => vec![format!("make-{sha8}-dirty")],
+            Context::Terminal { dirty: false, .. } => vec![latest, format!("make-{sha8}")],
+            Context::PullRequest { number, .. } => vec![latest, sha8, format!("PR-{number}")],
+            Context::Push { .. } => vec![latest, sha8],
+            Context::Dispatch { .. } => vec![latest, sha8, "workflow_dispatch".into()],
+            Context::Release {
+                tag,
+                prerelease: true,
+                ..
+            } => vec![sha8, tag.clone()],
+            Context::Release { tag, .. } => vec![latest, sha8, tag.clone()],
         }
-        whats
     }
 
     /// The revision label: the full SHA, marked when the tree was dirty.

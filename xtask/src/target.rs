@@ -93,10 +93,9 @@ pub fn resolve(
             env.upper()
         )
     })?;
-    let repository = repository_name(env, flags, &getenv)?;
     Ok(Target {
         registry,
-        repository,
+        repository: repository_name(env, flags, &getenv)?,
     })
 }
 

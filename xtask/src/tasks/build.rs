@@ -10,14 +10,11 @@ use super::signatures;
 use crate::arch::Arch;
 use crate::cli::{flag_value, BuildArgs, Cache};
 use crate::cosign::Key;
-use crate::disk;
-use crate::docker;
 use crate::error::Usage;
 use crate::exec::{self, concurrently, Reply, Runner};
-use crate::github;
 use crate::plan::{render_table, Image};
-use crate::tags;
 use crate::target::Target;
+use crate::{disk, docker, github, tags};
 
 /// What one variant's build (or push) produced.
 pub struct Outcome {
@@ -83,7 +80,6 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     // Stage pushes only: the key, and where the image went.
     let signing = signing_key.as_ref().zip(target.as_ref());
-    // The collapsed group says what happened, and where to.
     let what = match &target {
         Some(target) => format!("build and push {} to {}", plan.variants(), target.image()),
         None => format!("build {}", plan.variants()),
@@ -322,8 +318,7 @@ fn cannot_run(arch: Arch) -> Option<String> {
         return None;
     }
     let handler = format!("qemu-{machine}");
-    let path = format!("/proc/sys/fs/binfmt_misc/{handler}");
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{handler}")) {
         Ok(state) if state.starts_with("enabled") => None,
         _ => Some(format!(
             "{} cannot run here: no {handler} binfmt handler (apt-get install qemu-user-static binfmt-support)",
@@ -353,14 +348,13 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
                 ("FAILED", "-")
             }
         };
-        let tags = outcome.tags.join(", ");
         rows.push([
             outcome.variant.clone(),
             outcome.platform.to_string(),
             result.to_string(),
             digest.to_string(),
             format!("{:.1}s", outcome.seconds),
-            tags,
+            outcome.tags.join(", "),
         ]);
     }
     print!("{}", render_table(&rows));

@@ -9,11 +9,10 @@ use super::build::{report, Outcome};
 use super::signatures;
 use crate::cli::PushArgs;
 use crate::cosign::Key;
-use crate::docker;
 use crate::exec::{self, Runner};
-use crate::github;
 use crate::plan::Image;
 use crate::target::Target;
+use crate::{docker, github};
 
 pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::push_target(&args.target)?;

@@ -17,9 +17,8 @@ use crate::cli::SigningArgs;
 use crate::cosign::{self, Key, DEFAULT_PUBLIC_KEY};
 use crate::error::Usage;
 use crate::exec::{concurrently, Reply, Runner};
-use crate::github;
-use crate::skopeo;
 use crate::target::{Env, Target};
+use crate::{github, skopeo};
 
 /// `COSIGN_REPOSITORY` makes cosign keep signatures in another repository,
 /// where promotion would neither find nor copy them.
@@ -52,18 +51,14 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
 /// An empty value (an unset repository variable) means the default.
 pub fn verify_key(text: &str, root: &Path) -> Result<Key> {
     check_environment()?;
-    let text = if text.is_empty() {
-        DEFAULT_PUBLIC_KEY
-    } else {
-        text
-    };
-    let key = Key(text.to_string());
-    if text != DEFAULT_PUBLIC_KEY {
+    if !text.is_empty() && text != DEFAULT_PUBLIC_KEY {
+        let key = Key(text.to_string());
         key.check_file(root, "--verify-key (COSIGN_PUBLIC_KEY)")
             .map_err(Usage)?;
         return Ok(key);
     }
     // Neither given: the default, which the repository commits.
+    let key = Key(DEFAULT_PUBLIC_KEY.to_string());
     let source = format!("--verify-key (COSIGN_PUBLIC_KEY; by default {DEFAULT_PUBLIC_KEY})");
     key.check_file(root, &source).map_err(|why| {
         Usage(format!(
@@ -83,9 +78,8 @@ pub fn sign(
     key: &Key,
 ) -> Result<()> {
     let digest = digest.unwrap_or("<digest>");
-    let step = cosign::sign(target, digest, key);
     runner
-        .run_with_retry(prefix, &step)
+        .run_with_retry(prefix, &cosign::sign(target, digest, key))
         .with_context(|| format!("signing {} failed", target.at(digest)))?;
     if !runner.dry_run {
         eprintln!("{prefix}signed {digest} with {}", key.0);
@@ -96,9 +90,7 @@ pub fn sign(
 /// Under GitHub Actions, each pushed variant's signature status.
 pub fn push_summary(runner: &Runner, outcomes: &[Outcome], key: Option<&Key>) {
     // Only stage pushes are signed: a dev push's page needs no section.
-    let Some(key) = key else {
-        return;
-    };
+    let Some(key) = key else { return };
     let mut rows = vec![["variant", "signature"].map(String::from)];
     for outcome in outcomes {
         let status = match &outcome.result {
@@ -228,11 +220,9 @@ pub fn verify_in_prod(
     key: &Key,
 ) -> Result<()> {
     let want = digest.unwrap_or("<stage digest>");
-    let step = cosign::verify(prod, want, key, true);
-    let out = match runner.ask(prefix, &step) {
+    let out = match runner.ask(prefix, &cosign::verify(prod, want, key, true)) {
         Reply::Out(out) => out,
         Reply::DryRun => return Ok(()),
-        // cosign's last line says why; its earlier ones are log noise.
         Reply::Failed(why) => bail!(
             "verification failed: prod's image {} has no signature that {} verifies (cosign: {}); re-run promote, which copies what prod lacks",
             short(want),

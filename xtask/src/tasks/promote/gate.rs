@@ -21,9 +21,6 @@ pub(super) struct Promotion {
     pub(super) variant: Variant,
     /// Stage's digest for the release commit; `None` in a dry run.
     pub(super) digest: Option<String>,
-    /// What is copied: stage's image at that digest (`@<stage digest>` in a
-    /// dry run, which read none).
-    pub(super) source: String,
     /// Prod tags in write order (immutable first, `latest` last), each with
     /// whether prod already has it at the stage digest.
     pub(super) tags: Vec<(String, bool)>,
@@ -31,7 +28,6 @@ pub(super) struct Promotion {
 }
 
 impl Promotion {
-    /// What the variant's output lines start with.
     pub(super) fn prefix(&self) -> String {
         exec::prefix(&self.variant.name)
     }
@@ -115,12 +111,8 @@ pub(super) fn gate(
         };
         rows.push([variant.name.clone(), stage_tags, digest, verdict]);
     }
-    eprint!(
-        "gate for {} ({}):\n{}",
-        context.describe(),
-        sha,
-        render_table(&rows)
-    );
+    let table = render_table(&rows);
+    eprint!("gate for {} ({sha}):\n{table}", context.describe());
     let commit = match &on_branch {
         Ok(fact) => format!("commit: ok: {fact}"),
         Err(why) => format!("commit: FAILED: {why}"),
@@ -176,12 +168,9 @@ fn check(
         key,
     )?;
     let tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
-    // A dry run read no digest: its copy shows where the digest goes.
-    let source = stage.at(digest.as_deref().unwrap_or("<stage digest>"));
     Ok(Promotion {
         variant: variant.clone(),
         digest,
-        source,
         tags,
         signature,
     })

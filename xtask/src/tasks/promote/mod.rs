@@ -21,8 +21,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use self::gate::{gate, on_default_branch, Promotion};
-use super::short;
-use super::signatures;
+use super::{short, signatures};
 use crate::arch::{self, Architectures};
 use crate::cli::{env_var, PromoteArgs};
 use crate::context::{self, Purpose};
@@ -30,10 +29,9 @@ use crate::cosign::{self, Key};
 use crate::error::Usage;
 use crate::exec::{concurrently, Runner};
 use crate::plan::render_table;
-use crate::skopeo;
 use crate::tags::{self, Context, Sha};
 use crate::target::{self, Env, Target};
-use crate::{aws, docker, git, github};
+use crate::{aws, docker, git, github, skopeo};
 
 /// `root` is where a relative `--verify-key` file is found.
 pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
@@ -165,7 +163,11 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
                 )
             })
     };
-    let copy_one = |p: &Promotion, tag: &str| copy(p, &p.source, &p.variant.name, tag);
+    // A dry run read no digest: its copy shows where the digest goes.
+    let copy_one = |p: &Promotion, tag: &str| {
+        let source = stage.at(p.digest.as_deref().unwrap_or("<stage digest>"));
+        copy(p, &source, &p.variant.name, tag)
+    };
     for promotion in promotions {
         if let Some((first, rest)) = todo(promotion, true).split_first() {
             copy_one(promotion, first)?;
@@ -225,10 +227,8 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
         let read = || -> Result<Option<String>> {
             let step = skopeo::inspect(prod, tag, promotion.variant.arch);
             let text = runner.read(&prefix, &step)?;
-            Ok(text
-                .map(|t| skopeo::parse_inspect(&t))
-                .transpose()?
-                .map(|i| i.digest))
+            let inspect = text.map(|t| skopeo::parse_inspect(&t)).transpose()?;
+            Ok(inspect.map(|i| i.digest))
         };
         let Some(have) = read().with_context(|| {
             format!(

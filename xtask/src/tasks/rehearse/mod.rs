@@ -51,8 +51,7 @@ pub fn in_rig(env: &[(&str, String)], step: Step) -> Step {
     }
 }
 
-/// Announce a stage, and start its clock. The runner prints each step and
-/// keeps the tools' output in the stage's log (`--verbose`: on the terminal).
+/// Announce a stage, and start its clock.
 fn announce(stage: &str, what: &str) -> Instant {
     eprintln!("\n==> {stage}: {what}");
     Instant::now()

@@ -11,10 +11,9 @@ use super::in_rig;
 use crate::arch::Arch;
 use crate::exec::{concurrently, Reply, Runner};
 use crate::plan::{render_table, REVISION_LABEL};
-use crate::skopeo;
-use crate::tags;
 use crate::target::Target;
 use crate::tasks::login::login_step;
+use crate::{skopeo, tags};
 
 /// The rig's registries, in the pipeline's order (ports fixed by `rig/rig`).
 pub const REGISTRIES: [(&str, &str); 3] = [
@@ -118,12 +117,11 @@ pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
         });
         for (tag, image) in tags.into_iter().zip(images) {
             let Some(inspect) = image? else { continue };
+            let revision = inspect.labels.and_then(|mut l| l.remove(REVISION_LABEL));
             let image = Image {
-                revision: inspect
-                    .labels
-                    .and_then(|mut labels| labels.remove(REVISION_LABEL)),
                 digest: inspect.digest,
                 architecture: inspect.architecture,
+                revision,
             };
             snapshot.images.insert(env_of(tag), image);
         }

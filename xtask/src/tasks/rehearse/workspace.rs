@@ -131,7 +131,6 @@ impl Workspace {
         Ok(sha)
     }
 
-    /// Check out `commit` in the clone, detached.
     pub fn checkout(&self, commit: &str) -> Step {
         self.git(&["checkout", "--quiet", "--detach", commit])
     }
