@@ -1205,6 +1205,37 @@ fn a_build_refuses_a_checkout_other_than_the_events_commit() {
         "the checkout of {new} has uncommitted changes (git status --porcelain):%0A?? generated.txt%0A"
     );
     assert!(err.contains(&says), "{err}");
+    // A terminal build under Actions names no event commit: its tags say dirty.
+    let output = run(fixture
+        .xtask()
+        .args([
+            "--dry-run",
+            "build",
+            "--variant",
+            "gpu",
+            "--context",
+            "terminal",
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", &new));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(":make-{}-dirty-amd64-gpu", &new[..8])),
+        "{err}"
+    );
+    // A long list is cut, and says so.
+    for n in 0..11 {
+        std::fs::write(fixture.root.join(format!("gen-{n:02}.txt")), "x\n").unwrap();
+    }
+    let (status, err) = build();
+    assert_eq!(status, Some(2), "{err}");
+    assert!(
+        err.contains("%0A?? gen-09.txt%0A... and 2 more%0Aso its images"),
+        "{err}"
+    );
 }
 
 /// A build that writes only its cache to a registry (`--cache registry`

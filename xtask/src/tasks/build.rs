@@ -114,12 +114,20 @@ fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
             head.short()
         )));
     }
-    let changes = crate::git::changes(runner)?;
+    // A `-dirty` revision (`--context terminal`) already says so in its tags.
+    if revision.ends_with("-dirty") {
+        return Ok(());
+    }
+    let changes = crate::git::changes(runner).context("cannot list the checkout's changes")?;
     if !changes.is_empty() {
-        let listed: Vec<&str> = changes.lines().take(10).collect();
+        let lines: Vec<&str> = changes.lines().collect();
+        let more = match lines.len() {
+            n if n > 10 => format!("\n... and {} more", n - 10),
+            _ => String::new(),
+        };
         bail!(Usage(format!(
-            "the checkout of {named} has uncommitted changes (git status --porcelain):\n{}\nso its images would carry that commit's tags without being it; a step before the build changed the tree: commit the change, write the file outside the checkout (under $RUNNER_TEMP), or list it in .gitignore",
-            listed.join("\n")
+            "the checkout of {named} has uncommitted changes (git status --porcelain):\n{}{more}\nso its images would carry that commit's tags without being it; a step before the build changed the tree: commit the change, or write the file outside the checkout (under $RUNNER_TEMP)",
+            lines[..lines.len().min(10)].join("\n")
         )));
     }
     Ok(())
