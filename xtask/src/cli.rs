@@ -148,7 +148,8 @@ pub enum Cache {
     Registry,
     /// The builder's own local cache only
     Local,
-    /// No cache at all
+    /// No cache at all: every step is built again, and a push rebuilds
+    /// an image the registry already holds for this commit
     None,
 }
 
@@ -162,7 +163,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
     /// Build cache
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value = "auto", env = "XTASK_CACHE")]
     pub cache: Cache,
     /// After building, start each image and run its `check` (foreign
     /// architectures through qemu, when binfmt has it)

@@ -1,6 +1,7 @@
 //! The docker CLI: every `docker` command line this project runs is built here,
 //! and the JSON it answers with is parsed here.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -200,14 +201,79 @@ pub fn image_inspect(reference: &str) -> Step {
 
 /// The image config of a pushed image, read from the registry.
 pub fn registry_inspect(reference: &str) -> Step {
+    imagetools_inspect(reference, "{{json .Image}}")
+}
+
+/// A pushed image's manifest digest and config, read from the registry.
+pub fn registry_describe(reference: &str) -> Step {
+    imagetools_inspect(reference, "{{json .}}")
+}
+
+fn imagetools_inspect(reference: &str, format: &str) -> Step {
     docker([
         "buildx",
         "imagetools",
         "inspect",
         reference,
         "--format",
-        "{{json .Image}}",
+        format,
     ])
+}
+
+/// What [`registry_describe`] answers for a single-platform image.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pushed {
+    pub digest: String,
+    pub platform: String,
+    pub revision: Option<String>,
+}
+
+pub fn parse_pushed(text: &str) -> Result<Pushed> {
+    #[derive(Deserialize)]
+    struct Described {
+        manifest: Descriptor,
+        image: Config,
+    }
+    #[derive(Deserialize)]
+    struct Descriptor {
+        digest: String,
+    }
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(flatten)]
+        platform: Platform,
+        #[serde(default)]
+        config: Labels,
+    }
+    #[derive(Deserialize, Default)]
+    struct Labels {
+        #[serde(rename = "Labels", default)]
+        labels: Option<BTreeMap<String, String>>,
+    }
+    let described: Described =
+        serde_json::from_str(text).context("not one image's manifest and config")?;
+    let Platform { os, architecture } = described.image.platform;
+    Ok(Pushed {
+        digest: described.manifest.digest,
+        platform: format!("{os}/{architecture}"),
+        revision: (described.image.config.labels)
+            .and_then(|mut labels| labels.remove(crate::plan::REVISION_LABEL)),
+    })
+}
+
+/// Tag the image `image@digest` already in the registry with `tags`,
+/// manifest only: `--prefer-index=false` keeps a single image as it is,
+/// where `imagetools create` would otherwise wrap it in a new index (a new
+/// digest).
+pub fn retag(image: &str, digest: &str, tags: &[String]) -> Step {
+    let mut args = vec!["buildx", "imagetools", "create", "--prefer-index=false"];
+    let references: Vec<String> = tags.iter().map(|tag| format!("{image}:{tag}")).collect();
+    for reference in &references {
+        args.extend(["--tag", reference]);
+    }
+    let source = format!("{image}@{digest}");
+    args.push(&source);
+    docker(args)
 }
 
 #[derive(Deserialize, Debug, PartialEq, Eq)]
@@ -374,6 +440,39 @@ mod tests {
         assert_eq!(
             parse_repo_digest(r#"["other/x@sha256:1", "r/app@sha256:2"]"#, "r/app").unwrap(),
             "sha256:2"
+        );
+    }
+
+    /// `imagetools inspect --format '{{json .}}'` as buildx 0.29 prints it
+    /// for a pushed single-platform image (cut to what is read).
+    #[test]
+    fn reads_a_pushed_image_and_tags_it_by_digest() {
+        let text = r#"{
+  "name": "127.0.0.1:5001/itest:t1",
+  "manifest": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": "sha256:dbe1", "size": 497},
+  "image": {"created": "2026-12-02T02:45:09Z", "architecture": "amd64", "os": "linux",
+            "config": {"WorkingDir": "/", "Labels": {"org.opencontainers.image.revision": "abc"}}}
+}"#;
+        let pushed = Pushed {
+            digest: "sha256:dbe1".into(),
+            platform: "linux/amd64".into(),
+            revision: Some("abc".into()),
+        };
+        assert_eq!(parse_pushed(text).unwrap(), pushed);
+        let unlabelled = text.replace(
+            r#", "Labels": {"org.opencontainers.image.revision": "abc"}"#,
+            "",
+        );
+        assert_eq!(parse_pushed(&unlabelled).unwrap().revision, None);
+        // An index (several platforms) has no single config to read.
+        assert!(parse_pushed(r#"{"manifest": {"digest": "sha256:1"}, "image": {}}"#).is_err());
+        let tags = [
+            "0123abcd-amd64-gpu".to_string(),
+            "latest-amd64-gpu".to_string(),
+        ];
+        assert_eq!(
+            retag("r/app", "sha256:dbe1", &tags).to_string(),
+            "docker buildx imagetools create --prefer-index=false --tag r/app:0123abcd-amd64-gpu --tag r/app:latest-amd64-gpu r/app@sha256:dbe1"
         );
     }
 

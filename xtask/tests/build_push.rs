@@ -121,7 +121,9 @@ fn dry_run_matches_the_real_run_command_for_command() {
     dry.sort();
     real.sort();
     assert_eq!(dry, real);
-    assert_eq!(real.len(), 5, "{real:?}");
+    // The login; per variant the read of its commit tag, the build, the
+    // architecture check.
+    assert_eq!(real.len(), 7, "{real:?}");
 }
 
 #[test]
@@ -359,6 +361,70 @@ fn github_actions_mode_groups_the_log_and_writes_a_summary() {
             .unwrap_or_else(|| panic!("no image row for {variant} with {tag}:\n{summary}"));
         assert!(row.contains(&digest), "{row}");
     }
+}
+
+/// A re-run for the same commit (GitHub's "Re-run all jobs") tags the
+/// image the registry already holds instead of building it again: a rebuild
+/// would push another digest under `<sha8>` (an image is dated by its build),
+/// which promote refuses once prod holds the first. `--cache none` builds
+/// everything again.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_rerun_for_the_same_commit_tags_the_pushed_image_instead_of_rebuilding() {
+    let rig = rig();
+    let fixture = Fixture::standard("rerun");
+    let repo = unique("rerun").to_lowercase();
+    let event = fixture.root.with_extension("event.json");
+    let push = r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#;
+    std::fs::write(&event, push).unwrap();
+    let stage = |extra: &[&str]| {
+        let output = run(fixture
+            .xtask()
+            .args(["build", "--push", "--repository", &repo])
+            .args(extra)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", "push")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_SHA", fixture.head()));
+        let (out, err) = (stdout(&output), stderr(&output));
+        assert_eq!(output.status.code(), Some(0), "{err}");
+        (out, err)
+    };
+    let sha8 = &fixture.head()[..8];
+    let digests = || -> Vec<(String, String)> {
+        ["gpu", "cpu"]
+            .iter()
+            .map(|variant| {
+                let arch = arch_of(variant);
+                let at = |what: &str| {
+                    let reference = format!("{}/{repo}:{what}-{arch}-{variant}", rig.dev);
+                    common::digest(&reference, arch).unwrap()
+                };
+                (at(sha8), at("latest"))
+            })
+            .collect()
+    };
+    let (_, first) = stage(&[]);
+    assert!(!first.contains("already this commit's image"), "{first}");
+    let built = digests();
+
+    let (table, again) = stage(&[]);
+    for variant in ["gpu", "cpu"] {
+        let reference = format!("{}/{repo}:{sha8}-{}-{variant}", rig.dev, arch_of(variant));
+        let says = format!("[{variant}] {reference} is already this commit's image (");
+        assert!(again.contains(&says), "{again}");
+        let row = table.lines().find(|l| l.starts_with(variant)).unwrap();
+        assert!(row.contains(" reused "), "{table}");
+    }
+    assert!(!again.contains("docker buildx build"), "rebuilt: {again}");
+    assert_eq!(digests(), built, "a re-run moved a tag to another digest");
+
+    let (_, rebuilt) = stage(&["--cache", "none"]);
+    assert!(
+        !rebuilt.contains("already this commit's image"),
+        "{rebuilt}"
+    );
+    assert!(rebuilt.contains("docker buildx build"), "{rebuilt}");
 }
 
 /// `clean` removes this repository's images, under both names a build

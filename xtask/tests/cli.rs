@@ -310,7 +310,9 @@ fn dry_run_prints_every_command_and_runs_none() {
     assert!(output.status.success());
     let err = stderr(&output);
     let commands = common::commands(&err);
-    assert_eq!(commands.len(), 5, "{err}");
+    // The login; for each variant the read of its commit tag (a re-run
+    // tags the image already there), the build and the architecture check.
+    assert_eq!(commands.len(), 7, "{err}");
     assert_eq!(
         commands[0],
         "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -321,6 +323,17 @@ fn dry_run_prints_every_command_and_runs_none() {
         assert!(commands.iter().any(|c| c.starts_with(&format!("docker buildx build --platform {platform} --file Dockerfile-{variant}"))
             && c.contains(&format!("--tag 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"))
             && c.ends_with("--push .")), "{variant}: {commands:?}");
+        let reference = format!(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"
+        );
+        let describe =
+            format!("docker buildx imagetools inspect {reference} --format '{{{{json .}}}}'");
+        assert!(
+            commands.iter().any(|c| *c == describe),
+            "{variant}: {commands:?}"
+        );
+        let note = format!("[{variant}] dry run: when {reference} is already this commit's image, a real run tags it instead of building");
+        assert!(err.contains(&note), "{err}");
     }
     assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
 }

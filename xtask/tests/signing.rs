@@ -47,8 +47,16 @@ fn stage(fixture: &Fixture, sha: &str, repo: &str, extra: &[&str]) {
     );
 }
 
-/// Pushed to the stage registry without the stage pipeline's signature.
-fn stage_unsigned(rig: &Rig, fixture: &Fixture, sha: &str, repo: &str, variant: &str) {
+/// A build of `variant` pushed to the stage registry past the pipeline,
+/// without its signature. `--cache none`: a new image even where stage
+/// holds the commit's already (which a build would only tag).
+fn past_the_pipeline(
+    rig: &Rig,
+    fixture: &Fixture,
+    sha: &str,
+    repo: &str,
+    variant: &str,
+) -> Command {
     let args = [
         "--env",
         "dev",
@@ -57,7 +65,17 @@ fn stage_unsigned(rig: &Rig, fixture: &Fixture, sha: &str, repo: &str, variant: 
         "--variant",
         variant,
     ];
-    let output = run(&mut build_push(fixture, sha, repo, &args));
+    build_push(
+        fixture,
+        sha,
+        repo,
+        &[&args[..], &["--cache", "none"]].concat(),
+    )
+}
+
+/// Pushed to the stage registry without the stage pipeline's signature.
+fn stage_unsigned(rig: &Rig, fixture: &Fixture, sha: &str, repo: &str, variant: &str) {
+    let output = run(&mut past_the_pipeline(rig, fixture, sha, repo, variant));
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -287,8 +305,9 @@ fn stage_tags_moved_after_signing_block_every_variant() {
     // Another image, labelled as A's, pushed over A's gpu tags past the
     // pipeline: a rebuild of A at another time (its `created` label differs),
     // so the tags and label say A and the signature is for the old digest.
-    let args = ["--env", "dev", "--registry", &rig.stage, "--variant", "gpu"];
-    let output = run(build_push(&fixture, &a, &repo, &args).env("SOURCE_DATE_EPOCH", "1700000999"));
+    let output =
+        run(past_the_pipeline(&rig, &fixture, &a, &repo, "gpu")
+            .env("SOURCE_DATE_EPOCH", "1700000999"));
     assert_eq!(output.status.code(), Some(0), "pushing the rebuild failed");
     let moved = stage_digest(&rig, &repo, &a, "gpu", "amd64");
     assert_ne!(moved, signed);

@@ -160,7 +160,14 @@ const SCENARIOS: &[Scenario] = &[
                 dispatch,
                 &w.commits.merged,
             )
-            .with_act_args(&["--var", &format!("ECR_REGISTRY_DEV={stage}")])
+            // `XTASK_CACHE=none`: a build, rather than a tag of stage's
+            // signed image, which the build would find already there.
+            .with_act_args(&[
+                "--var",
+                &format!("ECR_REGISTRY_DEV={stage}"),
+                "--env",
+                "XTASK_CACHE=none",
+            ])
         },
         succeeds: true,
         check: stage_unsigned,

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::signatures;
+use super::{short, signatures};
 use crate::arch::Arch;
 use crate::cli::{flag_value, BuildArgs, Cache};
 use crate::cosign::Key;
 use crate::error::Usage;
 use crate::exec::{self, concurrently, Reply, Runner};
-use crate::plan::{render_table, Image};
+use crate::plan::{render_table, Image, REVISION_LABEL};
 use crate::target::Target;
 use crate::{disk, docker, github, tags};
 
@@ -24,6 +24,8 @@ pub struct Outcome {
     /// The digest; `None` in a dry run, which builds nothing.
     pub result: Result<Option<String>>,
     pub seconds: f64,
+    /// The registry already held this commit's image: tagged, not rebuilt.
+    pub reused: bool,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             tags: image.tags.clone(),
             result,
             seconds: started.elapsed().as_secs_f64(),
+            reused: false,
         }
     }
 }
@@ -208,7 +211,25 @@ fn build_one(
         &extra,
         &args.build_args,
     );
-    Outcome::of(image, || {
+    // `--smoke` runs the local image, which a reused one is not; `--cache
+    // none` asks for everything to be built again.
+    let reusable = args.push && !args.smoke && args.cache != Cache::None;
+    let mut reused = false;
+    let mut outcome = Outcome::of(image, || {
+        if let Some(digest) = reusable
+            .then(|| already_pushed(runner, &prefix, image))
+            .flatten()
+        {
+            let retag = docker::retag(&image.image, &digest, &image.tags);
+            runner
+                .run_with_retry(&prefix, &retag)
+                .with_context(|| format!("tagging {} in {} failed", short(&digest), image.image))?;
+            reused = true;
+            if let Some((key, target)) = signing {
+                signatures::sign(runner, &prefix, target, Some(&digest), key)?;
+            }
+            return Ok(Some(digest));
+        }
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
         if args.push {
@@ -251,7 +272,47 @@ fn build_one(
             smoke(runner, &prefix, image)?;
         }
         Ok(digest)
-    })
+    });
+    outcome.reused = reused;
+    outcome
+}
+
+/// The digest of this commit's image for `image`'s platform when the
+/// registry already holds it under the commit's own tag (a re-run of the
+/// job): the build then only tags it. Building it again would push another
+/// digest under that tag (an image is dated by its build), and once prod
+/// holds the first, promote would refuse the commit for good.
+fn already_pushed(runner: &Runner, prefix: &str, image: &Image) -> Option<String> {
+    let revision = &image.labels[REVISION_LABEL];
+    let tag = image.tags.iter().find(|t| tags::is_immutable(t))?;
+    if revision.ends_with("-dirty") {
+        return None;
+    }
+    let reference = format!("{}:{tag}", image.image);
+    let why = match runner.ask(prefix, &docker::registry_describe(&reference)) {
+        Reply::DryRun => {
+            eprintln!("{prefix}dry run: when {reference} is already this commit's image, a real run tags it instead of building");
+            return None;
+        }
+        Reply::Failed(why) => why.trim().lines().last().unwrap_or_default().to_string(),
+        Reply::Out(text) => match docker::parse_pushed(&text) {
+            Ok(found)
+                if found.revision.as_ref() == Some(revision)
+                    && found.platform == image.platform =>
+            {
+                eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
+                return Some(found.digest);
+            }
+            Ok(found) => format!(
+                "it is revision {} for {}",
+                found.revision.as_deref().unwrap_or("(no label)"),
+                found.platform
+            ),
+            Err(err) => format!("{err:#}"),
+        },
+    };
+    eprintln!("{prefix}building: {reference} cannot be reused ({why})");
+    None
 }
 
 /// The built image must be for the platform asked for: the legacy builder,
@@ -349,6 +410,7 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
     let mut failures = Vec::new();
     for outcome in outcomes {
         let (result, digest) = match &outcome.result {
+            Ok(Some(digest)) if outcome.reused => ("reused", digest.as_str()),
             Ok(Some(digest)) => ("ok", digest.as_str()),
             Ok(None) => ("dry run", "-"),
             Err(err) => {
