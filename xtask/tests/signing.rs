@@ -84,13 +84,17 @@ fn stage_unsigned(rig: &Rig, fixture: &Fixture, sha: &str, repo: &str, variant: 
 }
 
 fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
+    promote_release(fixture, sha, repo, RELEASE)
+}
+
+fn promote_release(fixture: &Fixture, sha: &str, repo: &str, release: &str) -> Command {
     let mut command = fixture.xtask();
     command.args([
         "promote",
         "--context",
         "release",
         "--release-tag",
-        RELEASE,
+        release,
         "--sha",
         sha,
     ]);
@@ -290,6 +294,35 @@ fn a_signature_by_another_key_blocks_every_variant() {
         rig_public_key()
     );
     assert_blocked(&rig, &output, &log, &repo, "gpu", &why);
+}
+
+/// A re-run of stage, later, for a commit already released (GitHub's
+/// "Re-run all jobs") leaves its images as they are, so a second release of
+/// that commit is promoted: the re-run used to build again and push another
+/// digest (dated by the build) under `<sha8>`, which prod's `<sha8>`,
+/// written once, then refused for good.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_rerun_of_stage_after_a_release_leaves_the_commit_promotable() {
+    let rig = rig();
+    let fixture = Fixture::standard("rerun-release");
+    let sha = fixture.head();
+    let repo = unique("rerun-release");
+    stage(&fixture, &sha, &repo, &[]);
+    let first = run(&mut promote(&fixture, &sha, &repo));
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let released = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+
+    // The re-run, at another time: a build would date its image otherwise.
+    let rerun = run(build_push(&fixture, &sha, &repo, &["--env", "stage"])
+        .env("SOURCE_DATE_EPOCH", "1700000999"));
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert_eq!(stage_digest(&rig, &repo, &sha, "gpu", "amd64"), released);
+
+    let second = run(&mut promote_release(&fixture, &sha, &repo, "v1.0.1"));
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let prod = format!("{}/{repo}:v1.0.1-amd64-gpu", rig.prod);
+    assert_eq!(raw_digest(&prod), released);
 }
 
 #[test]
