@@ -102,6 +102,13 @@ pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
     on_image(target, digest, args)
 }
 
+/// Write the public half of the signing `key` (a key file, its password
+/// from `COSIGN_PASSWORD` as for signing, or a KMS key) to `outfile`.
+pub fn public_key(key: &Key, outfile: &str) -> Step {
+    let args = ["public-key", "--key", &key.0, "--outfile", outfile];
+    Step::new(TOOL.program, args)
+}
+
 /// Verify that the manifest `digest` in `target` carries a signature `key`
 /// verifies, for that digest. With `check_claims` false cosign checks only
 /// the signature, not what it signs: how the gate tells "signed for another

@@ -236,6 +236,8 @@ pub fn parse_pushed(text: &str) -> Result<Pushed> {
     }
     #[derive(Deserialize)]
     struct Descriptor {
+        #[serde(rename = "mediaType")]
+        media_type: String,
         digest: String,
     }
     #[derive(Deserialize)]
@@ -252,6 +254,11 @@ pub fn parse_pushed(text: &str) -> Result<Pushed> {
     }
     let described: Described =
         serde_json::from_str(text).context("not one image's manifest and config")?;
+    // One image, as `build` pushes it (`--provenance=false`), never an index.
+    let kind = &described.manifest.media_type;
+    if !kind.ends_with("image.manifest.v1+json") && !kind.ends_with("manifest.v2+json") {
+        bail!("a {kind}, not a single image's manifest");
+    }
     let Platform { os, architecture } = described.image.platform;
     Ok(Pushed {
         digest: described.manifest.digest,
@@ -464,8 +471,23 @@ mod tests {
             "",
         );
         assert_eq!(parse_pushed(&unlabelled).unwrap().revision, None);
-        // An index (several platforms) has no single config to read.
+        // An index (several platforms) has no single config to read; one of
+        // a single platform has, and is still no single image.
         assert!(parse_pushed(r#"{"manifest": {"digest": "sha256:1"}, "image": {}}"#).is_err());
+        let index = text.replace(
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.index.v1+json",
+        );
+        let err = parse_pushed(&index).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "a application/vnd.oci.image.index.v1+json, not a single image's manifest"
+        );
+        let oci = text.replace(
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        assert_eq!(parse_pushed(&oci).unwrap(), pushed);
         let tags = [
             "0123abcd-amd64-gpu".to_string(),
             "latest-amd64-gpu".to_string(),

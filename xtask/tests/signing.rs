@@ -325,6 +325,45 @@ fn a_rerun_of_stage_after_a_release_leaves_the_commit_promotable() {
     assert_eq!(raw_digest(&prod), released);
 }
 
+/// An image pushed over a commit's stage tags past the pipeline carries
+/// the commit's tags and label but no stage signature: a stage run for that
+/// commit builds and signs its own, and never signs that image as it is.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_stage_run_never_signs_an_image_pushed_past_the_pipeline() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-foreign");
+    let sha = fixture.head();
+    let repo = unique("sign-foreign");
+    stage_unsigned(&rig, &fixture, &sha, &repo, "gpu");
+    let foreign = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    // At another time, so its own image is another digest.
+    let output = run(build_push(
+        &fixture,
+        &sha,
+        &repo,
+        &["--env", "stage", "--variant", "gpu"],
+    )
+    .env("SOURCE_DATE_EPOCH", "1700000999"));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("cannot be reused (no signature on it verifies with "),
+        "{err}"
+    );
+    let built = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    assert_ne!(built, foreign);
+    let signatures = signature_tags(&rig.stage, &repo);
+    assert!(
+        signatures.contains(&signature_tag(&built)),
+        "{signatures:?}"
+    );
+    assert!(
+        !signatures.contains(&signature_tag(&foreign)),
+        "{signatures:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs the rig: make test"]
 fn stage_tags_moved_after_signing_block_every_variant() {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use super::{short, signatures};
 use crate::arch::Arch;
 use crate::cli::{flag_value, BuildArgs, Cache};
-use crate::cosign::Key;
+use crate::cosign::{self, Key};
 use crate::error::Usage;
 use crate::exec::{self, concurrently, Reply, Runner};
 use crate::plan::{render_table, Image, REVISION_LABEL};
@@ -211,23 +211,38 @@ fn build_one(
         &extra,
         &args.build_args,
     );
-    // `--smoke` runs the local image, which a reused one is not; `--cache
-    // none` asks for everything to be built again.
-    let reusable = args.push && !args.smoke && args.cache != Cache::None;
+    // Only a commit's clean tree, built as it always is: `--smoke` runs the
+    // local image, which a reused one is not; build arguments may differ
+    // from the first run's; `--cache none` asks for everything again.
+    let reusable = args.push
+        && !image.labels[REVISION_LABEL].ends_with("-dirty")
+        && !args.smoke
+        && args.build_args.is_empty()
+        && args.cache != Cache::None;
     let mut reused = false;
     let mut outcome = Outcome::of(image, || {
-        if let Some(digest) = reusable
-            .then(|| already_pushed(runner, &prefix, image))
-            .flatten()
-        {
-            let retag = docker::retag(&image.image, &digest, &image.tags);
-            runner
-                .run_with_retry(&prefix, &retag)
-                .with_context(|| format!("tagging {} in {} failed", short(&digest), image.image))?;
-            reused = true;
-            if let Some((key, target)) = signing {
-                signatures::sign(runner, &prefix, target, Some(&digest), key)?;
+        let found = if reusable {
+            already_pushed(runner, &prefix, image, signing)?
+        } else {
+            None
+        };
+        if let Some(digest) = found {
+            // Not the commit's own tag, just read there: an immutable
+            // repository refuses to write even the same digest again.
+            let read = image.tags.iter().find(|t| tags::is_immutable(t));
+            let others: Vec<String> = image
+                .tags
+                .iter()
+                .filter(|t| Some(*t) != read)
+                .cloned()
+                .collect();
+            if !others.is_empty() {
+                let retag = docker::retag(&image.image, &digest, &others);
+                runner.run_with_retry(&prefix, &retag).with_context(|| {
+                    format!("tagging {} in {} failed", short(&digest), image.image)
+                })?;
             }
+            reused = true;
             return Ok(Some(digest));
         }
         // A push failure is retried: BuildKit's cache makes the retry cost
@@ -281,27 +296,56 @@ fn build_one(
 /// registry already holds it under the commit's own tag (a re-run of the
 /// job): the build then only tags it. Building it again would push another
 /// digest under that tag (an image is dated by its build), and once prod
-/// holds the first, promote would refuse the commit for good.
-fn already_pushed(runner: &Runner, prefix: &str, image: &Image) -> Option<String> {
+/// holds the first, promote would refuse the commit for good. On stage the
+/// image must also carry a signature the signing key verifies: anything
+/// that can push to stage can write the tag and the label, and must not get
+/// its image signed by a re-run. A read that fails other than "not found"
+/// is an error: building then would move the tag.
+fn already_pushed(
+    runner: &Runner,
+    prefix: &str,
+    image: &Image,
+    signing: Option<(&Key, &Target)>,
+) -> Result<Option<String>> {
     let revision = &image.labels[REVISION_LABEL];
-    let tag = image.tags.iter().find(|t| tags::is_immutable(t))?;
-    if revision.ends_with("-dirty") {
-        return None;
-    }
+    let Some(tag) = image.tags.iter().find(|t| tags::is_immutable(t)) else {
+        return Ok(None);
+    };
     let reference = format!("{}:{tag}", image.image);
     let why = match runner.ask(prefix, &docker::registry_describe(&reference)) {
         Reply::DryRun => {
             eprintln!("{prefix}dry run: when {reference} is already this commit's image, a real run tags it instead of building");
-            return None;
+            return Ok(None);
         }
-        Reply::Failed(why) => why.trim().lines().last().unwrap_or_default().to_string(),
+        Reply::Failed(why) if why.contains(": not found") => "not in the registry".to_string(),
+        Reply::Failed(why) => bail!(
+            "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); building would move the tag, so re-run when the registry answers",
+            super::reason(&why)
+        ),
         Reply::Out(text) => match docker::parse_pushed(&text) {
             Ok(found)
                 if found.revision.as_ref() == Some(revision)
                     && found.platform == image.platform =>
             {
-                eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
-                return Some(found.digest);
+                // cosign verifies with a public key: the signing key's own.
+                let public = Key(format!("{METADATA_DIR}/{}-signing.pub", image.variant));
+                let verify = |(key, target): (&Key, &Target)| {
+                    match runner.ask(prefix, &cosign::public_key(key, &public.0)) {
+                        Reply::Failed(why) => Reply::Failed(why),
+                        _ => runner.ask(prefix, &cosign::verify(target, &found.digest, &public, true)),
+                    }
+                };
+                match signing.map(|s| (s.0, verify(s))) {
+                    Some((key, Reply::Failed(why))) => format!(
+                        "no signature on it verifies with {} ({})",
+                        key.0,
+                        super::reason(&why)
+                    ),
+                    _ => {
+                        eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
+                        return Ok(Some(found.digest));
+                    }
+                }
             }
             Ok(found) => format!(
                 "it is revision {} for {}",
@@ -312,7 +356,7 @@ fn already_pushed(runner: &Runner, prefix: &str, image: &Image) -> Option<String
         },
     };
     eprintln!("{prefix}building: {reference} cannot be reused ({why})");
-    None
+    Ok(None)
 }
 
 /// The built image must be for the platform asked for: the legacy builder,
