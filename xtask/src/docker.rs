@@ -250,9 +250,9 @@ pub fn parse_pushed(text: &str) -> Result<Pushed> {
     #[derive(Deserialize, Default)]
     struct Labels {
         #[serde(rename = "Labels", default)]
-        labels: Option<BTreeMap<String, String>>,
+        labels: BTreeMap<String, String>,
     }
-    let described: Described =
+    let mut described: Described =
         serde_json::from_str(text).context("not one image's manifest and config")?;
     // One image, as `build` pushes it (`--provenance=false`), never an index.
     let kind = &described.manifest.media_type;
@@ -263,8 +263,11 @@ pub fn parse_pushed(text: &str) -> Result<Pushed> {
     Ok(Pushed {
         digest: described.manifest.digest,
         platform: format!("{os}/{architecture}"),
-        revision: (described.image.config.labels)
-            .and_then(|mut labels| labels.remove(crate::plan::REVISION_LABEL)),
+        revision: described
+            .image
+            .config
+            .labels
+            .remove(crate::plan::REVISION_LABEL),
     })
 }
 

@@ -229,7 +229,7 @@ fn build_one(
         if let Some(digest) = found {
             // Not the commit's own tag, just read there: an immutable
             // repository refuses to write even the same digest again.
-            let read = image.tags.iter().find(|t| tags::is_immutable(t));
+            let read = commit_tag(image);
             let others: Vec<String> = image
                 .tags
                 .iter()
@@ -308,7 +308,7 @@ fn already_pushed(
     signing: Option<(&Key, &Target)>,
 ) -> Result<Option<String>> {
     let revision = &image.labels[REVISION_LABEL];
-    let Some(tag) = image.tags.iter().find(|t| tags::is_immutable(t)) else {
+    let Some(tag) = commit_tag(image) else {
         return Ok(None);
     };
     let reference = format!("{}:{tag}", image.image);
@@ -359,6 +359,12 @@ fn already_pushed(
     Ok(None)
 }
 
+/// The commit's own tag of `image` (`<sha8>-…`, `make-<sha8>-…`), which no
+/// other commit's build moves, as `latest-*` may be moved.
+fn commit_tag(image: &Image) -> Option<&String> {
+    image.tags.iter().find(|t| tags::is_immutable(t))
+}
+
 /// The built image must be for the platform asked for: the legacy builder,
 /// for one, silently reuses a cached image of another architecture.
 fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) -> Result<()> {
@@ -367,8 +373,7 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
         // By the commit's own tag, which no other commit's build moves (as
         // `latest-*` may be): known before the build, so a dry run prints
         // this very command.
-        let tag = image.tags.iter().find(|t| tags::is_immutable(t));
-        let tag = tag.unwrap_or(&image.tags[0]);
+        let tag = commit_tag(image).unwrap_or(&image.tags[0]);
         docker::registry_inspect(&format!("{}:{tag}", image.image))
     } else {
         docker::image_inspect(&image.references()[0])
