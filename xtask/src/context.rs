@@ -76,16 +76,34 @@ impl GithubEnv {
         }
     }
 
-    /// The payload's value at a dotted path, e.g. `pull_request.head.sha`.
-    fn at(&self, path: &str) -> Option<&Value> {
-        path.split('.').try_fold(&self.event, |v, key| v.get(key))
+    /// The payload's value at a dotted path, e.g. `pull_request.head.sha`;
+    /// absent or null on the way is `None`. A parent that is some other
+    /// value (`"pull_request": 7`) is an error naming it, not a field
+    /// that is absent.
+    fn at(&self, path: &str) -> Result<Option<&Value>, String> {
+        let keys: Vec<&str> = path.split('.').collect();
+        let mut value = &self.event;
+        for (depth, key) in keys.iter().enumerate() {
+            value = match value {
+                Value::Object(fields) => match fields.get(*key) {
+                    Some(found) => found,
+                    None => return Ok(None),
+                },
+                Value::Null => return Ok(None),
+                other => {
+                    let parent = keys[..depth].join(".");
+                    return Err(format!("{} is {other}, not an object", self.field(&parent)));
+                }
+            };
+        }
+        Ok(Some(value))
     }
 
     /// The string at `path`; absent or null is `None`. Any other value is
     /// an error naming the field: a hand-written payload's number must not
     /// read as a missing field, and fall back to another source.
     fn str_at(&self, path: &str) -> Result<Option<String>, String> {
-        match self.at(path) {
+        match self.at(path)? {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(other) => Err(format!("{} is {other}, not a string", self.field(path))),
@@ -95,7 +113,7 @@ impl GithubEnv {
     /// The boolean at `path`; absent or null is false. Any other value is an
     /// error naming the field: a hand-written `"true"` must not read as false.
     fn is_true(&self, path: &str) -> Result<bool, String> {
-        match self.at(path) {
+        match self.at(path)? {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(value)) => Ok(*value),
             Some(other) => Err(format!(
@@ -135,8 +153,13 @@ pub fn github_env() -> anyhow::Result<Option<GithubEnv>> {
                     "GITHUB_EVENT_PATH={path}: cannot read the event payload: {err}"
                 ))
             })?;
-            serde_json::from_str(&text)
-                .map_err(|err| Usage(format!("GITHUB_EVENT_PATH={path}: not JSON: {err}")))?
+            // An object at the top, as every event's payload is.
+            let fields = serde_json::from_str(&text).map_err(|err| {
+                Usage(format!(
+                    "GITHUB_EVENT_PATH={path}: not a JSON object: {err}"
+                ))
+            })?;
+            Value::Object(fields)
         }
         None => Value::Null,
     };
@@ -208,14 +231,14 @@ pub fn resolve(
             let number = match (args.pr_number, payload) {
                 (Some(number), _) => number,
                 (None, Some(github)) => github
-                    .at("pull_request.number")
+                    .at("pull_request.number")?
                     .and_then(Value::as_u64)
                     .ok_or_else(|| {
-                        format!(
-                            "{} is missing or not a whole number; pass --pr-number N",
-                            github.field("pull_request.number")
-                        )
-                    })?,
+                    format!(
+                        "{} is missing or not a whole number; pass --pr-number N",
+                        github.field("pull_request.number")
+                    )
+                })?,
                 (None, None) => return Err(
                     "a pull request context needs --pr-number N (or a pull_request event payload)"
                         .into(),
@@ -682,6 +705,9 @@ mod tests {
             ("release", json!({"release": {"tag_name": "v3", "draft": "true"}}), "release.draft in the event payload (GITHUB_EVENT_PATH=/e.json) is \"true\", not true or false"),
             ("workflow_dispatch", json!({"inputs": {"sha": 123}}), "inputs.sha in the event payload (GITHUB_EVENT_PATH=/e.json) is 123, not a string"),
             ("release", json!({"release": {"tag_name": 3}}), "release.tag_name in the event payload (GITHUB_EVENT_PATH=/e.json) is 3, not a string"),
+            ("pull_request", json!({"pull_request": 7}), "pull_request in the event payload (GITHUB_EVENT_PATH=/e.json) is 7, not an object"),
+            ("workflow_dispatch", json!({"inputs": "abc"}), "inputs in the event payload (GITHUB_EVENT_PATH=/e.json) is \"abc\", not an object"),
+            ("push", json!({"ref": "refs/heads/main", "after": SHA, "repository": []}), "repository in the event payload (GITHUB_EVENT_PATH=/e.json) is [], not an object"),
         ];
         for (name, event, want) in cases {
             let err = build(&args(Kind::Auto), Some(&github(name, event)), None).unwrap_err();

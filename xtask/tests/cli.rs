@@ -364,6 +364,36 @@ fn github_event_decides_the_tags() {
     );
 }
 
+/// A payload that is JSON but not an object, or whose field's parent is not
+/// an object, is bad input naming the file or the parent: it used to read
+/// as a payload without that field.
+#[test]
+fn a_payload_that_is_not_an_object_is_bad_input() {
+    let fixture = Fixture::standard("event-shape");
+    let event = fixture.root.with_extension("event.json");
+    let path = event.display().to_string();
+    let cases = [
+        ("[]", format!("GITHUB_EVENT_PATH={path}: not a JSON object")),
+        (
+            r#"{"pull_request": [42]}"#,
+            format!("pull_request in the event payload (GITHUB_EVENT_PATH={path}) is [42], not an object"),
+        ),
+    ];
+    for (payload, says) in cases {
+        std::fs::write(&event, payload).unwrap();
+        let output = run(fixture
+            .xtask()
+            .args(["plan", "--variant", "cpu"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", "pull_request")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_SHA", fixture.head()));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{payload}: {err}");
+        assert!(err.contains(&says), "{payload}: {err}");
+    }
+}
+
 #[test]
 fn uncommitted_changes_are_marked_in_the_tag() {
     let fixture = Fixture::standard("dirty");
