@@ -20,6 +20,11 @@ const RELEASE: &str = "v1.0.0";
 /// The release promotion of `sha`, from the rig's stage to its prod (or
 /// wherever extra flags point).
 fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
+    promote_as(fixture, sha, repo, RELEASE)
+}
+
+/// The promotion of `sha` as release `release`.
+fn promote_as(fixture: &Fixture, sha: &str, repo: &str, release: &str) -> Command {
     let mut command = fixture.xtask();
     command.args([
         "promote",
@@ -29,7 +34,7 @@ fn promote(fixture: &Fixture, sha: &str, repo: &str) -> Command {
         "--context",
         "release",
         "--release-tag",
-        RELEASE,
+        release,
         "--sha",
         sha,
         "--stage-repository",
@@ -200,6 +205,44 @@ fn rerun_after_success_copies_nothing() {
         );
     }
     assert_eq!(digests(&rig.prod, &repo), before);
+}
+
+/// A re-run of an earlier release's promotion, after a later release, is a
+/// success that copies nothing and leaves prod's `latest` at the later
+/// release: it used to be refused (stage's latest had moved on), and
+/// finishing it must not move `latest` back.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_rerun_of_an_earlier_release_leaves_prods_latest_at_the_later_one() {
+    let rig = rig();
+    let fixture = Fixture::standard("promote-older");
+    let repo = unique("promote-older");
+    let a = fixture.head();
+    stage_push(&fixture, Some(&a), &repo, &[]);
+    assert_eq!(exit_code(&run(&mut promote(&fixture, &a, &repo))), Some(0));
+    let b = fixture.commit("later");
+    stage_push(&fixture, Some(&b), &repo, &[]);
+    let output = run(&mut promote_as(&fixture, &b, &repo, "v1.1.0"));
+    assert_eq!(exit_code(&output), Some(0), "{}", stderr(&output));
+    let before = digests(&rig.prod, &repo);
+
+    let log = ToolLog::new("promote-older-tools", &["skopeo"]);
+    let output = run(promote(&fixture, &a, &repo).env("PATH", log.path()));
+    let stderr = stderr(&output);
+    assert_eq!(exit_code(&output), Some(0), "{stderr}");
+    assert_gate_ran_through(&log);
+    assert_eq!(copies(&log), Vec::<String>::new(), "{stderr}");
+    assert_eq!(digests(&rig.prod, &repo), before);
+    for (variant, arch) in VARIANTS {
+        let latest = format!("latest-{arch}-{variant}");
+        assert_eq!(
+            before[&latest],
+            stage_digest(&rig, &repo, &b, variant, arch),
+            "{latest}"
+        );
+        let says = format!("[{variant}] {latest}: prod's is commit {b}, not an ancestor of this release; left as it is");
+        assert!(stderr.contains(&says), "{stderr}");
+    }
 }
 
 #[test]
@@ -385,7 +428,7 @@ exec '{}' "$@"
         .env("OUTAGE_REGISTRY_PID", prod.pid().to_string()));
     assert_eq!(exit_code(&output), Some(1));
     let stderr = stderr(&output);
-    let failed = format!("copy of cpu {}-arm64-cpu to prod failed", sha8(&sha));
+    let failed = format!("copy of cpu {RELEASE}-arm64-cpu to prod failed");
     assert!(
         stderr.contains(&failed),
         "the error names neither the variant nor the copy:\n{stderr}"
@@ -418,10 +461,20 @@ exec '{}' "$@"
         .collect();
     assert_eq!(partial, expected, "after the outage");
 
+    // A later commit reaches stage meanwhile, as merges go on: stage's
+    // latest is no longer the release's, which a new release's gate refuses,
+    // and the re-run still finishes this one (it used to be refused too).
+    let later = fixture.commit("later");
+    stage_push(&fixture, Some(&later), &repo, &[]);
+
     // Re-run, no outage: finishes the job and skips what is already there.
     let output = run(promote(&fixture, &sha, &repo).args(["--prod-registry", &prod.address]));
-    assert_eq!(exit_code(&output), Some(0));
     let stderr = common::stderr(&output);
+    assert_eq!(exit_code(&output), Some(0), "{stderr}");
+    assert!(
+        gate_row(&stderr, "cpu").ends_with("ok: finishing an earlier run's promotion, though a later commit has reached stage since"),
+        "{stderr}"
+    );
     for what in [sha8(&sha), RELEASE] {
         assert!(
             stderr.contains(&format!("{what}-amd64-gpu: already in prod")),
@@ -615,8 +668,9 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
         stderr.contains(&format!("gate for release {RELEASE}")),
         "{stderr}"
     );
-    // Every copy, immutable tags first, each variant's signature after
-    // them, latest last.
+    // Every copy, immutable tags first (the release's own first, which
+    // marks a promotion begun), each variant's signature after them, latest
+    // last.
     let copied: Vec<&str> = commands
         .iter()
         .filter(|c| c.starts_with("skopeo copy"))
@@ -635,11 +689,11 @@ fn dry_run_prints_the_gate_and_every_copy_and_changes_nothing() {
     assert_eq!(
         copied[..6],
         [
-            sha_tag("amd64", "gpu").as_str(),
             "v1.0.0-amd64-gpu",
+            sha_tag("amd64", "gpu").as_str(),
             signature,
-            sha_tag("arm64", "cpu").as_str(),
             "v1.0.0-arm64-cpu",
+            sha_tag("arm64", "cpu").as_str(),
             signature,
         ],
         "{stderr}"

@@ -24,6 +24,8 @@ pub(super) struct Promotion {
     /// Prod tags in write order (immutable first, `latest` last), each with
     /// whether prod already has it at the stage digest.
     pub(super) tags: Vec<(String, bool)>,
+    /// Why each `latest` tag left out of `tags` stays as prod has it.
+    pub(super) left: Vec<String>,
     pub(super) signature: Signature,
 }
 
@@ -90,17 +92,34 @@ pub(super) fn gate(
         let check = check(runner, context, variant, targets, key, &stage_tags);
         (stage_tags.join(", "), check)
     });
+    // Prod holds this release's own tag (`v1.2.3-*`, each variant's first
+    // copy) at stage's digest only if an earlier run passed the whole gate,
+    // since copies start after it. That promotion is finished even when a
+    // later commit has reached stage's `latest` since.
+    let resumed = checks.iter().any(|(_, check)| {
+        check.as_ref().is_ok_and(|(p, _)| {
+            let sha_tag = tags::tag(sha.short(), p.variant.arch, &p.variant.name);
+            p.tags
+                .iter()
+                .any(|(tag, done)| *done && tags::is_immutable(tag) && *tag != sha_tag)
+        })
+    });
     let mut rows = vec![["VARIANT", "STAGE TAGS", "DIGEST", "GATE"].map(String::from)];
     let mut promotions = Vec::new();
     // Every reason at once, the commit's first: one re-run can follow all.
     let mut failures: Vec<String> = on_branch.as_ref().err().cloned().into_iter().collect();
     for (variant, (stage_tags, check)) in variants.iter().zip(checks) {
+        let check = check.and_then(|(promotion, moved_on)| match moved_on {
+            Some(why) if !resumed => Err(why),
+            Some(_) => Ok((promotion, "ok: finishing an earlier run's promotion, though a later commit has reached stage since")),
+            None => Ok((promotion, "ok")),
+        });
         let (digest, verdict) = match check {
-            Ok(promotion) => {
+            Ok((promotion, ok)) => {
                 let digest = promotion.digest.clone();
                 promotions.push(promotion);
                 match digest {
-                    Some(digest) => (digest, "ok".to_string()),
+                    Some(digest) => (digest, ok.to_string()),
                     None => ("-".to_string(), "(dry run: not checked)".to_string()),
                 }
             }
@@ -133,7 +152,8 @@ pub(super) fn gate(
 }
 
 /// One variant's verdict from all its reads at once: stage's `<sha8>` and
-/// `latest` tags (`stage_tags`), then its signature, then what prod holds.
+/// `latest` tags (`stage_tags`), then its signature, then what prod holds;
+/// with why stage's `latest` is another commit's, when it is.
 fn check(
     runner: &Runner,
     context: &Context,
@@ -141,11 +161,12 @@ fn check(
     (stage, prod): (&Target, &Target),
     key: &Key,
     [sha_tag, latest_tag]: &[String; 2],
-) -> Result<Promotion, String> {
+) -> Result<(Promotion, Option<String>), String> {
     let prefix = exec::prefix(&variant.name);
     let mut prod_tags = tags::image_tags(context, variant)?;
-    // The moving tags (`latest-*`) are written last.
-    prod_tags.sort_by_key(|tag| !tags::is_immutable(tag));
+    // The release's own tag first, which marks a promotion begun (see
+    // `gate`); the moving tags (`latest-*`) last.
+    prod_tags.sort_by_key(|tag| (!tags::is_immutable(tag), tag == sha_tag));
     let reads: Vec<(&Target, &str)> = [(stage, sha_tag), (stage, latest_tag)]
         .into_iter()
         .chain(prod_tags.iter().map(|tag| (prod, tag)))
@@ -155,8 +176,13 @@ fn check(
         runner.ask(&prefix, &skopeo::inspect(target, tag, variant.arch))
     });
     let in_prod = answers.split_off(2);
+    let revisions: Vec<Option<String>> = in_prod.iter().map(revision).collect();
     let [by_sha, latest] = answers.try_into().expect("one answer per read");
-    let digest = check_stage(by_sha, latest, sha_tag, latest_tag, context.sha())?;
+    let (digest, moved_on) = match check_stage(by_sha, latest, sha_tag, latest_tag, context.sha())?
+    {
+        Some(staged) => (Some(staged.digest), staged.moved_on),
+        None => (None, None),
+    };
     // Whether the image is the stage pipeline's comes before what prod
     // holds: a foreign image is refused as such.
     let signature = signatures::check(
@@ -167,25 +193,65 @@ fn check(
         digest.as_deref(),
         key,
     )?;
-    let tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
-    Ok(Promotion {
+    let mut tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
+    let mut left = Vec::new();
+    if moved_on.is_some() {
+        // Finishing an earlier run: a prod `latest` of a later commit (a
+        // later release, promoted since) stays where it is.
+        let mut revisions = revisions.into_iter();
+        tags.retain(|(tag, done)| {
+            let later = revisions.next().flatten().filter(|rev| {
+                !*done && !tags::is_immutable(tag) && !is_older(runner, rev, context.sha())
+            });
+            if let Some(rev) = &later {
+                left.push(format!(
+                    "{tag}: prod's is commit {rev}, not an ancestor of this release; left as it is"
+                ));
+            }
+            later.is_none()
+        });
+    }
+    let promotion = Promotion {
         variant: variant.clone(),
         digest,
         tags,
+        left,
         signature,
-    })
+    };
+    Ok((promotion, moved_on))
 }
 
-/// Stage's digest for the release from the reads of its two tags: both
-/// present, equal, and labelled with the release commit. `Ok(None)` in a
-/// dry run.
+/// The revision label of the image a read found.
+fn revision(reply: &Reply) -> Option<String> {
+    let Reply::Out(text) = reply else { return None };
+    skopeo::parse_inspect(text)
+        .ok()?
+        .labels?
+        .remove(REVISION_LABEL)
+}
+
+/// Whether commit `revision` is `sha` or one of its ancestors; a label that
+/// is no commit of this checkout is not.
+fn is_older(runner: &Runner, revision: &str, sha: &Sha) -> bool {
+    Sha::parse(revision).is_ok_and(|rev| git::is_ancestor(runner, &rev, sha.full()))
+}
+
+/// Stage's image of the release: its digest, and why stage's `latest` is
+/// not it, when a later commit has reached stage since.
+struct Staged {
+    digest: String,
+    moved_on: Option<String>,
+}
+
+/// Stage's image of the release from the reads of its two tags: both
+/// present and labelled with the release commit. `Ok(None)` in a dry run.
 fn check_stage(
     by_sha: Reply,
     latest: Reply,
     sha_tag: &str,
     latest_tag: &str,
     sha: &Sha,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Staged>, String> {
     let parse = |reply: Reply, tag: &str| -> Result<Option<Inspect>, String> {
         match reply {
             Reply::DryRun => Ok(None),
@@ -201,13 +267,13 @@ fn check_stage(
     let (Some(by_sha), Some(latest)) = (parse(by_sha, sha_tag)?, parse(latest, latest_tag)?) else {
         return Ok(None);
     };
-    if by_sha.digest != latest.digest {
-        return Err(format!(
+    let moved_on = (by_sha.digest != latest.digest).then(|| {
+        format!(
             "stage {latest_tag} is {} but {sha_tag} is {}: stage's latest is not this release's commit",
             short(&latest.digest),
             short(&by_sha.digest)
-        ));
-    }
+        )
+    });
     let labels = by_sha.labels.unwrap_or_default();
     let revision = labels.get(REVISION_LABEL).map_or("(none)", String::as_str);
     if revision != sha.full() {
@@ -216,7 +282,10 @@ fn check_stage(
             sha.full()
         ));
     }
-    Ok(Some(by_sha.digest))
+    Ok(Some(Staged {
+        digest: by_sha.digest,
+        moved_on,
+    }))
 }
 
 /// The prod tags in write order, each marked done when prod already has it

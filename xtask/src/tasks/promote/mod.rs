@@ -6,13 +6,14 @@
 //!    signature, for that digest; the commit is on the default branch; no
 //!    immutable prod tag already points elsewhere.
 //! 2. Copy registry to registry by digest with skopeo (nothing pulled, nothing
-//!    unpacked, the digest preserved): immutable tags and the signature
-//!    first, `latest` last, once every variant's immutable tags are in place.
+//!    unpacked, the digest preserved): immutable tags (the release's own
+//!    first) and the signature first, `latest` last, once every variant's immutable tags are in place.
 //! 3. Verify every prod tag resolves to the stage digest, and every prod
 //!    image's signature verifies with the same key.
 //!
 //! Tags already in prod at the right digest are skipped, so a re-run after a
-//! success changes nothing and a re-run after a failure finishes the job.
+//! success changes nothing and a re-run after a failure finishes the job,
+//! even once stage's `latest` has moved on (see `gate`).
 
 mod gate;
 
@@ -184,6 +185,11 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
             let source = stage.at(sig.digest.as_deref().unwrap_or("<signature digest>"));
             let what = format!("{}'s signature", promotion.variant.name);
             copy(promotion, &source, &what, &sig.tag)?;
+        }
+    }
+    for promotion in promotions {
+        for why in &promotion.left {
+            eprintln!("{}{why}", promotion.prefix());
         }
     }
     let latest: Vec<(&Promotion, String)> = promotions
