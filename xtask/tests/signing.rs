@@ -325,6 +325,32 @@ fn a_rerun_of_stage_after_a_release_leaves_the_commit_promotable() {
     assert_eq!(raw_digest(&prod), released);
 }
 
+/// A stage build whose smoke check fails is pushed but not signed, so the
+/// gate refuses it and a re-run builds again: it used to be signed before
+/// the check ran.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_stage_build_that_fails_its_smoke_check_is_not_signed() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-smoke");
+    let sha = fixture.head();
+    let repo = unique("sign-smoke");
+    // The fixture's image is a scratch one with nothing to start.
+    let args = ["--env", "stage", "--variant", "gpu", "--smoke"];
+    let output = run(&mut build_push(&fixture, &sha, &repo, &args));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("smoke check of the gpu image failed"), "{err}");
+    // Started by its digest, as pushed.
+    let digest = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    assert!(err.contains(&format!("/{repo}@{digest}")), "{err}");
+    assert_eq!(
+        signature_tags(&rig.stage, &repo),
+        Vec::<String>::new(),
+        "{err}"
+    );
+}
+
 /// An image pushed over a commit's stage tags past the pipeline carries
 /// the commit's tags and label but no stage signature: a stage run for that
 /// commit builds and signs its own, and never signs that image as it is.

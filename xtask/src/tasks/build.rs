@@ -280,11 +280,18 @@ fn build_one(
             })
         };
         check_platform(runner, &prefix, image, args.push)?;
+        // Before the signature, which makes a stage image promotable: an
+        // image that fails its check stays unsigned.
+        if args.smoke {
+            smoke(
+                runner,
+                &prefix,
+                image,
+                digest.as_deref().filter(|_| args.push),
+            )?;
+        }
         if let Some((key, target)) = signing {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
-        }
-        if args.smoke {
-            smoke(runner, &prefix, image)?;
         }
         Ok(digest)
     });
@@ -395,14 +402,18 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
 }
 
 /// Start the image and run its `check`: it must start, and say it is the
-/// variant and architecture it was built as.
-fn smoke(runner: &Runner, prefix: &str, image: &Image) -> Result<()> {
+/// variant and architecture it was built as. A pushed image runs by its
+/// `digest`, which no other run's push can move.
+fn smoke(runner: &Runner, prefix: &str, image: &Image, digest: Option<&str>) -> Result<()> {
     let variant = &image.variant;
     if let Some(why) = cannot_run(image.arch) {
         eprintln!("{prefix}smoke check skipped: {why}");
         return Ok(());
     }
-    let reference = &image.references()[0];
+    let reference = &match digest {
+        Some(digest) => format!("{}@{digest}", image.image),
+        None => image.references()[0].clone(),
+    };
     let Some(text) = runner
         .read(prefix, &docker::run_check(reference, image.platform))
         .with_context(|| format!("smoke check of the {variant} image failed"))?
