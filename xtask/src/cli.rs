@@ -211,6 +211,11 @@ fn parse_switch(text: &str) -> Result<bool, String> {
 
 fn parse_build_arg(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
+        // The image would then report another variant or commit than its
+        // tags and labels name.
+        Some((key, _)) if crate::docker::SET_BY_XTASK.contains(&key) => Err(format!(
+            "{key} is set by cargo xtask from the variant and the commit; leave it out"
+        )),
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!(
             "expected KEY=VALUE, e.g. RUNTIME_IMAGE=debian:bookworm-slim, found \"{text}\""

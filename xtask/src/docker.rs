@@ -55,11 +55,12 @@ pub fn build(
         args.extend(["--label".into(), format!("{key}={value}")]);
     }
     // The application reports these at run time (`batch-probe check`).
-    for (arg, value) in [
-        ("VARIANT", image.variant.as_str()),
-        ("REVISION", &image.labels[crate::plan::REVISION_LABEL]),
-        ("VERSION", &image.labels[crate::plan::VERSION_LABEL]),
-    ] {
+    let values = [
+        image.variant.as_str(),
+        &image.labels[crate::plan::REVISION_LABEL],
+        &image.labels[crate::plan::VERSION_LABEL],
+    ];
+    for (arg, value) in SET_BY_XTASK.into_iter().zip(values) {
         args.extend(["--build-arg".into(), format!("{arg}={value}")]);
     }
     for (key, value) in build_args {
@@ -71,6 +72,10 @@ pub fn build(
     args.push(".".into());
     docker(args)
 }
+
+/// The build arguments every build gets from the image's variant, revision
+/// and version, in that order; a user's `--build-arg` cannot set them.
+pub const SET_BY_XTASK: [&str; 3] = ["VARIANT", "REVISION", "VERSION"];
 
 /// The registry cache flags for one variant and architecture: never one
 /// cache shared by both variants, whose layers have nothing in common. ECR

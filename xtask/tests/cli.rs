@@ -671,6 +671,7 @@ fn bad_flag_variables_are_named_not_their_flags() {
         ("XTASK_PROGRESS", "fancy", "XTASK_PROGRESS=\"fancy\" (the variable behind --progress) is not valid"),
         ("XTASK_SMOKE", "maybe", "XTASK_SMOKE=\"maybe\" (the variable behind --smoke) is not valid: invalid value 'maybe': expected true or false (or 1/0, yes/no, on/off)"),
         ("XTASK_BUILD_ARGS", "NOEQUALS", "XTASK_BUILD_ARGS=\"NOEQUALS\" (the variable behind --build-arg) is not valid: invalid value 'NOEQUALS': expected KEY=VALUE"),
+        ("XTASK_BUILD_ARGS", "X=1\nVARIANT=gpu", "XTASK_BUILD_ARGS=\"X=1\\nVARIANT=gpu\" (the variable behind --build-arg) is not valid: invalid value 'VARIANT=gpu': VARIANT is set by cargo xtask from the variant and the commit; leave it out"),
     ] {
         let output = run(fixture
             .xtask()
