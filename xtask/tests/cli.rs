@@ -257,6 +257,14 @@ fn bad_flags_exit_2_and_run_nothing() {
             "--env prod: prod is written only by `cargo xtask promote`",
         ),
         (
+            vec!["build", "--push", "--env", "stage", "--registry", "r.example", "--context", "pr", "--pr-number", "3"],
+            "--env stage takes the default branch's images (--context push, dispatch or terminal), not a pull request #3's",
+        ),
+        (
+            vec!["push", "--env", "stage", "--registry", "r.example", "--context", "release", "--release-tag", "v1.0.0"],
+            "--env stage takes the default branch's images (--context push, dispatch or terminal), not a release v1.0.0's",
+        ),
+        (
             vec!["build", "--cache", "registry"],
             "--cache registry keeps the cache in a registry: no dev registry: pass --registry or set ECR_REGISTRY_DEV",
         ),

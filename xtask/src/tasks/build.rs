@@ -63,7 +63,14 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         ),
         other => other.clone(),
     };
-    let plan = super::load_plan(runner, root, &images.variant, &images.context, &image)?;
+    let plan = super::load_plan(
+        runner,
+        root,
+        &images.variant,
+        &images.context,
+        &image,
+        args.push.then_some(images.target.env),
+    )?;
     if github::is_actions() {
         check_checkout(runner, &plan.revision)?;
     }

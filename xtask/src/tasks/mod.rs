@@ -21,7 +21,8 @@ use crate::context::{self, ContextArgs, Purpose};
 use crate::error::Usage;
 use crate::exec::Runner;
 use crate::plan::{Meta, Plan};
-use crate::target::{self, Target};
+use crate::tags::Context;
+use crate::target::{self, Env, Target};
 
 pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
     match command {
@@ -63,13 +64,14 @@ pub fn image_name(args: &TargetArgs) -> Result<String> {
 }
 
 /// Everything a task needs to know before it runs anything: the selected
-/// variants, their tags and labels.
+/// variants, their tags and labels; `push` is the environment they go to.
 pub fn load_plan(
     runner: &Runner,
     root: &Path,
     variant: &VariantArgs,
     flags: &ContextArgs,
     image: &str,
+    push: Option<Env>,
 ) -> Result<Plan> {
     let architectures = architectures(root)?;
     let selected = architectures
@@ -77,6 +79,21 @@ pub fn load_plan(
         .map_err(Usage)?;
     let github = context::github_env()?;
     let context = context::load(flags, github.as_ref(), runner, Purpose::Build)?;
+    // Stage holds the default branch's images, signed, which promote takes
+    // to prod: a pull request's head is not that, and a release is promoted
+    // from stage, never built into it.
+    if push == Some(Env::Stage)
+        && matches!(
+            context,
+            Context::PullRequest { .. } | Context::Release { .. }
+        )
+    {
+        return Err(Usage(format!(
+            "--env stage takes the default branch's images (--context push, dispatch or terminal), not a {}'s; push a pull request to dev (--env dev), and release with `cargo xtask promote`",
+            context.describe()
+        ))
+        .into());
+    }
     let meta = Meta {
         source: crate::git::source_url(runner),
         created: crate::plan::rfc3339(created_epoch()?),

@@ -10,7 +10,7 @@ use crate::github;
 
 pub fn plan(args: PlanArgs, runner: &Runner, root: &Path) -> Result<()> {
     let image = super::image_name(&args.target)?;
-    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image)?;
+    let plan = super::load_plan(runner, root, &args.variant, &args.context, &image, None)?;
     match args.format {
         Format::Table => print!("{}", plan.table()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),

@@ -16,7 +16,14 @@ use crate::{docker, github};
 
 pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::push_target(&args.target)?;
-    let plan = super::load_plan(runner, root, &args.variant, &args.context, &target.image())?;
+    let plan = super::load_plan(
+        runner,
+        root,
+        &args.variant,
+        &args.context,
+        &target.image(),
+        Some(args.target.env),
+    )?;
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
     super::login::login(runner, &target, &args.aws, args.target.env)?;
