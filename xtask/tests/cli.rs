@@ -257,11 +257,11 @@ fn bad_flags_exit_2_and_run_nothing() {
             "--env prod: prod is written only by `cargo xtask promote`",
         ),
         (
-            vec!["build", "--push", "--env", "stage", "--registry", "r.example", "--context", "pr", "--pr-number", "3"],
+            vec!["build", "--push", "--env", "stage", "--registry", "r.example", "--context", "pr", "--pr-number", "3", "--signing-key", "awskms:///alias/stage"],
             "--env stage takes the default branch's images (--context push, dispatch or terminal), not a pull request #3's",
         ),
         (
-            vec!["push", "--env", "stage", "--registry", "r.example", "--context", "release", "--release-tag", "v1.0.0"],
+            vec!["push", "--env", "stage", "--registry", "r.example", "--context", "release", "--release-tag", "v1.0.0", "--signing-key", "awskms:///alias/stage"],
             "--env stage takes the default branch's images (--context push, dispatch or terminal), not a release v1.0.0's",
         ),
         (
