@@ -114,6 +114,24 @@ impl Reply {
     }
 }
 
+/// Variables whose values are secrets, which reach a tool in its
+/// environment (a key file's password, for cosign).
+const SECRET_VARIABLES: [&str; 1] = [crate::cosign::PASSWORD_VAR];
+
+/// A tool's output with every secret it may repeat shown as `***`: the
+/// step's stdin, and the values of [`SECRET_VARIABLES`].
+fn mask(text: &str, stdin: Option<&str>) -> String {
+    let variables = SECRET_VARIABLES
+        .iter()
+        .filter_map(|v| std::env::var(v).ok());
+    let secrets = stdin.map(str::to_string).into_iter().chain(variables);
+    secrets
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_string(), |text, secret| {
+            text.replace(&secret, "***")
+        })
+}
+
 /// The secret-producing step of a pipe failed (`aws ecr get-login-password`):
 /// the message is its stderr; its stdout, the secret, is never shown.
 #[derive(Debug)]
@@ -301,7 +319,7 @@ impl Runner {
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let stderr = mask(String::from_utf8_lossy(&output.stderr).trim(), None);
         Err(if stderr.is_empty() {
             format!("exited with {}", output.status)
         } else {
@@ -352,10 +370,7 @@ impl Runner {
     ) -> VecDeque<String> {
         let mut tail = VecDeque::with_capacity(TAIL);
         for line in BufReader::new(output).split(b'\n').map_while(Result::ok) {
-            let mut line = String::from_utf8_lossy(&line).into_owned();
-            if let Some(secret) = secret.filter(|s| !s.is_empty()) {
-                line = line.replace(secret, "***");
-            }
+            let line = mask(&String::from_utf8_lossy(&line), secret);
             let line = line.trim_end();
             let _ = writeln!(log, "{line}");
             if line.trim().is_empty() {

@@ -813,6 +813,51 @@ fn a_tool_that_repeats_the_password_never_shows_it() {
     }
 }
 
+/// The key password in COSIGN_PASSWORD never shows either, from a cosign
+/// that repeats it (in its log, its error, or a read's answer): it used to
+/// be masked only when it was a step's stdin.
+#[test]
+fn a_tool_that_repeats_the_signing_password_never_shows_it() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let tools = ToolLog::with("echo-cosign", &["docker", "cosign"], |tool| match tool {
+        "docker" => format!("[ \"$1\" = image ] && echo '[\"r.example/app@{digest}\"]'\nexit 0\n"),
+        _ => {
+            "echo \"error: decrypting the key with password $COSIGN_PASSWORD failed\" >&2\nexit 1\n"
+                .into()
+        }
+    });
+    let fixture = Fixture::standard("echo-cosign");
+    let output = run(fixture
+        .xtask()
+        .args([
+            "push",
+            "--env",
+            "stage",
+            "--registry",
+            "r.example",
+            "--repository",
+            "app",
+        ])
+        .args([
+            "--no-login",
+            "--variant",
+            "cpu",
+            "--signing-key",
+            "awskms:///alias/stage",
+        ])
+        .env("COSIGN_PASSWORD", "SIGNINGSECRET456")
+        .env("PATH", tools.path()));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        tools.calls().iter().any(|c| c.starts_with("cosign sign")),
+        "{:?}",
+        tools.calls()
+    );
+    let shown = everything_shown(&fixture, &output);
+    assert!(!shown.contains("SIGNINGSECRET456"), "{shown}");
+    assert!(shown.contains("with password *** failed"), "{shown}");
+}
+
 /// Under GitHub Actions a failure's `::error::` line comes after its group
 /// is closed, so the log shows it unfolded: for push and promote, whose
 /// steps are grouped.
