@@ -204,6 +204,19 @@ pub fn image_inspect(reference: &str) -> Step {
     docker(["image", "inspect", reference])
 }
 
+/// The ID of each local image `references` name, one per line; an error
+/// naming any that is not there.
+pub fn local_ids(references: &[String]) -> Step {
+    let mut args = vec![
+        "image".to_string(),
+        "inspect".into(),
+        "--format".into(),
+        "{{.Id}}".into(),
+    ];
+    args.extend(references.iter().cloned());
+    docker(args)
+}
+
 /// The image config of a pushed image, read from the registry.
 pub fn registry_inspect(reference: &str) -> Step {
     imagetools_inspect(reference, "{{json .Image}}")

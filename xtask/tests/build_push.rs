@@ -298,6 +298,25 @@ fn build_loads_locally_then_push_reports_the_registry_digest_and_clean_removes_i
         "build without --push pushed"
     );
 
+    // A commit since the build: its tags are not in the engine, and nothing
+    // is pushed (it used to push `latest-*`, the earlier build's, first).
+    let built = fixture.head();
+    fixture.commit("later");
+    let push = run(fixture
+        .xtask()
+        .args(["push", "--repository", &repo])
+        .env("DOCKER_CONFIG", &config));
+    let err = stderr(&push);
+    assert_eq!(push.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not every tag of this commit's image is in the local engine (")
+            && err.contains("build it first: cargo xtask build --variant "),
+        "{err}"
+    );
+    assert!(!err.contains("$ docker push"), "{err}");
+    assert_eq!(tags(&rig.dev, &repo), Vec::<String>::new());
+    fixture.git(&["checkout", "--quiet", &built]);
+
     let push = run(fixture
         .xtask()
         .args(["push", "--repository", &repo])

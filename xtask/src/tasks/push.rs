@@ -3,16 +3,19 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Context, Result};
 
 use super::build::{report, Outcome};
 use super::signatures;
 use crate::cli::PushArgs;
 use crate::cosign::Key;
-use crate::exec::{self, Runner};
+use crate::error::Usage;
+use crate::exec::{self, Reply, Runner};
 use crate::plan::Image;
 use crate::target::Target;
-use crate::{docker, github};
+use crate::{docker, github, tags};
 
 pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::push_target(&args.target)?;
@@ -26,6 +29,9 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     )?;
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
+    for image in &plan.images {
+        check_local(runner, image)?;
+    }
     super::login::login(runner, &target, &args.aws, args.target.env)?;
     let what = format!("push {} to {}", plan.variants(), target.image());
     let group = github::group(&format!("{what} ({})", plan.context));
@@ -39,11 +45,44 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     report(runner, &outcomes, true)
 }
 
-/// Push every tag of one image; for stage, sign what arrived by its digest.
+/// Every tag of `image` names one local image, checked before anything is
+/// pushed: a tag left from another commit's build (a `git pull` since the
+/// build) would otherwise go out beside this commit's.
+fn check_local(runner: &Runner, image: &Image) -> Result<()> {
+    let variant = &image.variant;
+    let build = format!("build it first: cargo xtask build --variant {variant}");
+    let ids = match runner.ask(
+        &exec::prefix(variant),
+        &docker::local_ids(&image.references()),
+    ) {
+        Reply::DryRun => return Ok(()),
+        Reply::Out(text) => text,
+        Reply::Failed(why) if why.contains("No such image") => bail!(Usage(format!(
+            "{variant}: not every tag of this commit's image is in the local engine ({}); {build}",
+            super::reason(&why)
+        ))),
+        Reply::Failed(why) => bail!("cannot read the local {variant} images: {why}"),
+    };
+    let distinct: BTreeSet<&str> = ids.lines().map(str::trim).collect();
+    if distinct.len() > 1 {
+        bail!(Usage(format!(
+            "{variant}: the tags {} name {} different local images, so some are another build's; {build}",
+            image.tags.join(", "),
+            distinct.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Push every tag of one image, `latest-*` last (a failed push leaves it
+/// where it was); for stage, sign what arrived by its digest.
 fn push_one(runner: &Runner, image: &Image, target: &Target, key: Option<&Key>) -> Outcome {
     let prefix = exec::prefix(&image.variant);
+    let mut tags = image.tags.clone();
+    tags.sort_by_key(|tag| !tags::is_immutable(tag));
     Outcome::of(image, || {
-        for reference in image.references() {
+        for tag in &tags {
+            let reference = format!("{}:{tag}", image.image);
             runner
                 .run_with_retry(&prefix, &docker::push(&reference))
                 .with_context(|| format!("push of {reference} ({}) failed", image.variant))?;
