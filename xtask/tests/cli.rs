@@ -858,6 +858,41 @@ fn a_tool_that_repeats_the_signing_password_never_shows_it() {
     assert!(shown.contains("with password *** failed"), "{shown}");
 }
 
+/// A push whose tags name different local images (one left from another
+/// commit's build under a tag this one reuses) pushes nothing, exit 2.
+#[test]
+fn a_push_of_tags_that_name_different_images_pushes_nothing() {
+    let tools = ToolLog::with("mixed-ids", &["docker", "aws"], |tool| match tool {
+        "docker" => "[ \"$1\" = image ] && printf 'sha256:1\\nsha256:2\\n'\nexit 0\n".into(),
+        _ => "exit 0\n".into(),
+    });
+    let fixture = Fixture::standard("mixed-ids");
+    let output = run(fixture
+        .xtask()
+        .args([
+            "push",
+            "--registry",
+            "r.example",
+            "--repository",
+            "app",
+            "--variant",
+            "cpu",
+        ])
+        .env("PATH", tools.path()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    let sha8 = &fixture.head()[..8];
+    let says = format!("cpu: the tags latest-arm64-cpu, make-{sha8}-arm64-cpu name 2 different local images, so some are another build's; build it first: cargo xtask build --variant cpu");
+    assert!(err.contains(&says), "{err}");
+    let calls = tools.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("docker push") || c.starts_with("docker login")),
+        "{calls:?}"
+    );
+}
+
 /// Under GitHub Actions a failure's `::error::` line comes after its group
 /// is closed, so the log shows it unfolded: for push and promote, whose
 /// steps are grouped.
