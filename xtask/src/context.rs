@@ -207,6 +207,19 @@ pub fn resolve(
     purpose: Purpose,
 ) -> Result<Context, String> {
     let kind = kind(args.context, github)?;
+    // A flag for another context would be ignored: its tags never made.
+    for (given, flag, wants) in [
+        (args.pr_number.is_some(), "--pr-number", Kind::Pr),
+        (args.release_tag.is_some(), "--release-tag", Kind::Release),
+    ] {
+        if given && kind != wants {
+            let context = flag_value(kind);
+            return Err(format!(
+                "{flag} is for --context {}, but this runs as --context {context}, which would ignore it; pass --context {0} too, or leave {flag} out",
+                flag_value(wants)
+            ));
+        }
+    }
     let event = deciding_event(args, github);
     let flag = args
         .sha
@@ -555,6 +568,34 @@ mod tests {
         }
     }
 
+    /// `--pr-number` and `--release-tag` outside their contexts would be
+    /// ignored, and the images tagged as another context's: bad input.
+    #[test]
+    fn a_flag_of_another_context_is_refused() {
+        let cases = [
+            (Kind::Auto, None, Some("v1.2.3"), "--release-tag is for --context release, but this runs as --context terminal, which would ignore it; pass --context release too, or leave --release-tag out"),
+            (Kind::Push, Some(3), None, "--pr-number is for --context pr, but this runs as --context push, which would ignore it; pass --context pr too, or leave --pr-number out"),
+            (Kind::Pr, Some(3), Some("v1"), "--release-tag is for --context release, but this runs as --context pr"),
+        ];
+        for (kind, pr_number, release_tag, want) in cases {
+            let args = ContextArgs {
+                pr_number,
+                release_tag: release_tag.map(str::to_string),
+                ..args(kind)
+            };
+            let err = build(&args, None, head(false)).unwrap_err();
+            assert!(err.starts_with(want), "{kind:?}: {err}");
+        }
+        // Under GitHub Actions, the event decides the context.
+        let release = github("release", json!({"release": {"tag_name": "v2"}}));
+        let args = ContextArgs {
+            pr_number: Some(3),
+            ..args(Kind::Auto)
+        };
+        let err = build(&args, Some(&release), None).unwrap_err();
+        assert!(err.contains("but this runs as --context release"), "{err}");
+    }
+
     #[test]
     fn terminal_uses_git_and_marks_dirty_trees() {
         let ctx = build(&args(Kind::Auto), None, head(true)).unwrap();
@@ -573,8 +614,8 @@ mod tests {
     fn a_terminal_build_claims_a_commit_only_with_a_clean_tree_at_it() {
         let with = |kind: Kind, sha_flag: Option<&str>| ContextArgs {
             sha: sha_flag.map(str::to_string),
-            pr_number: Some(1),
-            release_tag: Some("v1".into()),
+            pr_number: (kind == Kind::Pr).then_some(1),
+            release_tag: (kind == Kind::Release).then(|| "v1".into()),
             ..args(kind)
         };
         for kind in [Kind::Pr, Kind::Push, Kind::Dispatch, Kind::Release] {

@@ -220,6 +220,10 @@ fn bad_flags_exit_2_and_run_nothing() {
         ),
         (vec!["plan", "--sha", "abc123"], "is not a full commit SHA"),
         (
+            vec!["build", "--release-tag", "v1.2.3"],
+            "--release-tag is for --context release, but this runs as --context terminal",
+        ),
+        (
             vec!["promote", "--context", "push"],
             "promote runs for a release or a manual re-promote",
         ),
@@ -769,10 +773,13 @@ fn echoing_login(name: &str) -> ToolLog {
     ToolLog::with(
         name,
         &["aws", "docker", "skopeo", "cosign"],
-        |tool| match tool {
+        |tool| {
+            match tool {
             "aws" => "echo SUPERSECRET123\n".into(),
-            "docker" => "echo \"denied: password $(cat) rejected\" >&2\nexit 1\n".into(),
+            // The local images are there: a push reads them first.
+            "docker" => "[ \"$1\" = image ] && exit 0\necho \"denied: password $(cat) rejected\" >&2\nexit 1\n".into(),
             _ => "exit 1\n".into(),
+        }
         },
     )
 }
