@@ -20,9 +20,21 @@ fn query(runner: &Runner, args: &[&str]) -> Result<String> {
     runner.query_local(&git(args))
 }
 
-/// Clone `source`'s `main` into `dest`.
-pub fn clone_main(source: &str, dest: &str) -> Step {
-    git(&["clone", "--quiet", "--branch", "main", source, dest])
+/// Clone `source`'s `branch` into `dest`.
+pub fn clone_branch(source: &str, branch: &str, dest: &str) -> Step {
+    git(&["clone", "--quiet", "--branch", branch, source, dest])
+}
+
+/// The default branch a repository's own clone has: `main`, else `master`.
+pub fn main_branch(runner: &Runner, root: &str) -> Option<&'static str> {
+    ["main", "master"].into_iter().find(|branch| {
+        let reference = format!("refs/heads/{branch}");
+        query(
+            runner,
+            &["-C", root, "rev-parse", "--verify", "--quiet", &reference],
+        )
+        .is_ok()
+    })
 }
 
 /// An empty bare repository at `dir`.

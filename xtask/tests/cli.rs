@@ -770,18 +770,14 @@ fn an_empty_xtask_root_is_unset() {
 /// Stand-ins for a login whose `docker` repeats its stdin, the ECR password,
 /// and fails: as a tool quoting what it was given in its error would.
 fn echoing_login(name: &str) -> ToolLog {
-    ToolLog::with(
-        name,
-        &["aws", "docker", "skopeo", "cosign"],
-        |tool| {
-            match tool {
+    ToolLog::with(name, &["aws", "docker", "skopeo", "cosign"], |tool| {
+        match tool {
             "aws" => "echo SUPERSECRET123\n".into(),
             // The local images are there: a push reads them first.
             "docker" => "[ \"$1\" = image ] && exit 0\necho \"denied: password $(cat) rejected\" >&2\nexit 1\n".into(),
             _ => "exit 1\n".into(),
         }
-        },
-    )
+    })
 }
 
 /// Everything a run left where a person could read it: its output and its logs.

@@ -21,11 +21,39 @@ fn rehearsals_run_the_pipeline_and_a_broken_release_fails() {
     let full = rehearse(root, &repository, &[]);
     assert_full_rehearsal(&rig, &full, &repository);
 
+    // From a clone whose default branch is master, as many repositories'
+    // is (it used to clone `main`, and fail): the same rig, by RIG_DIR.
+    let master = common::scratch_dir("rehearsal-master").join("repo");
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    git(&[
+        "clone",
+        "--quiet",
+        &root.display().to_string(),
+        &master.display().to_string(),
+    ]);
+    git(&[
+        "-C",
+        &master.display().to_string(),
+        "branch",
+        "--move",
+        "master",
+    ]);
     let broken_repository = unique("rehearsal-broken");
-    let broken = rehearse(root, &broken_repository, &["--broken-release"]);
+    let broken = rehearse(&master, &broken_repository, &["--broken-release"]);
     assert_eq!(broken.status.code(), Some(1));
     let err = stderr(&broken);
     assert!(err.contains("==> stage release FAILED"), "{err}");
+    assert!(err.contains(" clone --quiet --branch master "), "{err}");
     // The hint checks out what the stage ran on, then runs the stage.
     let hint = err
         .lines()

@@ -551,7 +551,7 @@ fn workflows_under_act_push_promote_and_refuse_what_they_should() {
     let runner = Runner::new(root, false, false);
     let workspace = Workspace::new(root, &common::unique("workflows"));
     workspace.create(&runner).unwrap();
-    workspace.clone_tree(&runner, root).unwrap();
+    workspace.clone_tree(&runner, root, "main").unwrap();
     write_fixtures(&workspace.clone_dir());
     let commits = workspace.pull_request(&runner).unwrap().unwrap();
     let side = workspace

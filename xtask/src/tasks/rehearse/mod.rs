@@ -78,6 +78,13 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
             "--repository \"{repository}\" is not a repository name: {why}; use lowercase letters, digits and single '.', '_', '-' or '/' between them (e.g. rehearsal-1)"
         ))
     })?;
+    // Before the rig comes up, which takes minutes on a fresh machine.
+    let branch = crate::git::main_branch(runner, &root.display().to_string()).ok_or_else(|| {
+        Usage(format!(
+            "rehearse starts from the default branch, main or master, but {} has neither; create one (git branch main)",
+            root.display()
+        ))
+    })?;
     let release_tag = format!("v0.0.{stamp}-rehearsal");
     let workspace = Workspace::new(root, &repository);
     workspace.create(runner)?;
@@ -98,7 +105,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     result("rig", "up", rig_started);
 
-    let rehearsed = rehearse(&args, runner, root, &workspace, &release_tag);
+    let rehearsed = rehearse(&args, runner, root, &workspace, branch, &release_tag);
     if args.keep {
         eprintln!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it");
     } else if !was_up {
@@ -115,13 +122,14 @@ fn rehearse(
     runner: &Runner,
     root: &Path,
     workspace: &Workspace,
+    branch: &str,
     release_tag: &str,
 ) -> Result<()> {
     let clone_started = announce(
         "clone",
         "the working tree, committed as a pull request and merged",
     );
-    workspace.clone_tree(runner, root)?;
+    workspace.clone_tree(runner, root, branch)?;
     let commits = workspace.pull_request(runner)?;
     let release_sha = if args.broken_release {
         workspace.side_commit(runner, "rehearsal-unmerged")?

@@ -77,15 +77,21 @@ impl Workspace {
         )
     }
 
-    /// Clone `root`'s `main`, then copy the working tree over it, tracked and
-    /// untracked (not ignored) files, so uncommitted changes (a workflow
-    /// edit, say) are rehearsed too. Nothing is committed yet: the caller
-    /// may change the tree before [`Workspace::pull_request`].
-    pub fn clone_tree(&self, runner: &Runner, root: &Path) -> Result<()> {
+    /// Clone `root`'s `branch` (its `main` or `master`), then copy the
+    /// working tree over it, tracked and untracked (not ignored) files, so
+    /// uncommitted changes (a workflow edit, say) are rehearsed too. Nothing
+    /// is committed yet: the caller may change the tree before
+    /// [`Workspace::pull_request`].
+    pub fn clone_tree(&self, runner: &Runner, root: &Path, branch: &str) -> Result<()> {
         let clone = self.clone_dir().display().to_string();
         let origin = self.dir.join("origin.git").display().to_string();
         let source = root.display().to_string();
-        runner.run("[git] ", &git::clone_main(&source, &clone))?;
+        runner.run("[git] ", &git::clone_branch(&source, branch, &clone))?;
+        if branch != "main" {
+            // The rehearsal's stand-in GitHub calls its default branch
+            // main, in every payload: a name only, the commits are the same.
+            self.run_git(runner, &["branch", "--move", branch, "main"])?;
+        }
         runner.run("[git] ", &git::init_bare(&origin))?;
         // The clone's own origin is the real repository, whose main never
         // sees the rehearsal's merge: a throwaway one stands in for GitHub.
