@@ -330,6 +330,11 @@ fn stage_push(c: &mut Checks, run: &Run) {
         "stage has no dev tags (PR-1)",
         !run.after.has("stage", "PR-1-amd64-gpu"),
     );
+    // The variable reaches the role's session, which must outlast the build.
+    c.expect(
+        "the stage role's session lasts STAGE_ROLE_DURATION_SECONDS (5400)",
+        run.log.contains("(session GitHubActions, 5400s, "),
+    );
     for (variant, arch, _) in LEGS {
         let digest = run
             .after
