@@ -896,6 +896,55 @@ fn a_push_of_tags_that_name_different_images_pushes_nothing() {
     );
 }
 
+/// The variants build at the same time: with a docker whose builds each
+/// take a second, the two builds overlap (one after the other, the second
+/// would start after the first ended).
+#[test]
+fn the_variants_build_concurrently() {
+    let fixture = Fixture::standard("concurrent");
+    let times = fixture.root.with_extension("times.log");
+    let script = format!(
+        r#"case "$1 $2" in
+"buildx build")
+  start=$(date +%s.%N)
+  prev=
+  for arg in "$@"; do
+    [ "$prev" = --metadata-file ] && metadata=$arg
+    [ "$prev" = --platform ] && platform=$arg
+    prev=$arg
+  done
+  sleep 1
+  echo '{{"containerimage.digest": "sha256:{digest}"}}' >"$metadata"
+  echo "$platform $start $(date +%s.%N)" >>'{times}' ;;
+"image inspect")
+  case "$3" in *amd64*) arch=amd64 ;; *) arch=arm64 ;; esac
+  echo "[{{\"Os\": \"linux\", \"Architecture\": \"$arch\"}}]" ;;
+esac
+exit 0
+"#,
+        digest = "b".repeat(64),
+        times = times.display()
+    );
+    let tools = ToolLog::with("concurrent", &["docker"], |_| script.clone());
+    let output = run(fixture.xtask().args(["build"]).env("PATH", tools.path()));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&times).unwrap();
+    let spans: Vec<(f64, f64)> = text
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(spans.len(), 2, "{text}");
+    let latest_start = spans.iter().map(|s| s.0).fold(f64::MIN, f64::max);
+    let first_end = spans.iter().map(|s| s.1).fold(f64::MAX, f64::min);
+    assert!(
+        latest_start < first_end,
+        "the builds did not overlap: {text}"
+    );
+}
+
 /// Under GitHub Actions a failure's `::error::` line comes after its group
 /// is closed, so the log shows it unfolded: for push and promote, whose
 /// steps are grouped.

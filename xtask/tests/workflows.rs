@@ -713,6 +713,68 @@ fn pushes_to_a_main_or_master_default_branch_trigger_ci_and_stage() {
     );
 }
 
+/// The rules the earlier workflows broke, or that the brief sets, read from
+/// the files in a plain `cargo test`: so GitHub's own ci checks a workflow
+/// edit too, where act (which proves the whole runs) does not run.
+#[test]
+fn the_workflows_keep_the_rules_the_earlier_ones_broke() {
+    let read = |name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.github/workflows")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    // On a release event the ref is the tag: a job that compared it to
+    // the default branch was skipped at every release, silently.
+    let prod = read("prod.yml");
+    for line in prod.lines().map(str::trim).filter(|l| l.starts_with("if:")) {
+        assert!(
+            !line.contains("github.ref") && !line.contains("ref_name"),
+            "prod.yml: {line}"
+        );
+    }
+    assert!(
+        prod.contains("\n    environment: prod\n"),
+        "prod.yml runs in the prod environment"
+    );
+    // dev: a newer push to the pull request cancels the older run; stage
+    // and prod: every run queues and none is cancelled halfway.
+    let concurrency = |text: &str| -> Vec<String> {
+        let block = text
+            .split("\nconcurrency:\n")
+            .nth(1)
+            .expect("a concurrency block");
+        block
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.starts_with('#') && !l.starts_with("group:"))
+            .collect()
+    };
+    assert_eq!(concurrency(&read("dev.yml")), ["cancel-in-progress: true"]);
+    for name in ["stage.yml", "prod.yml"] {
+        assert_eq!(
+            concurrency(&read(name)),
+            ["cancel-in-progress: false", "queue: max"],
+            "{name}"
+        );
+    }
+    // A build job frees the disk, then sets up a builder that can export a
+    // cache, then builds.
+    for name in ["dev.yml", "stage.yml"] {
+        let text = read(name);
+        let at = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{name}: no {needle}"))
+        };
+        assert!(
+            at("- name: Free disk space") < at("driver: docker-container")
+                && at("driver: docker-container") < at("run: cargo xtask build --push"),
+            "{name}: the build job's steps are out of order"
+        );
+    }
+}
+
 /// The rust-cache stand-in (rig/actions/rust-cache/build-xtask) reuses a
 /// build only for the sources it was made from: a fresh copy of the same
 /// sources finds it fresh; changed sources, and then the first ones again,

@@ -50,7 +50,7 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     // Host names are case-insensitive: R.example is r.example.
     if stage.registry.eq_ignore_ascii_case(&prod.registry) && stage.repository == prod.repository {
         bail!(Usage(format!(
-            "stage and prod are both {}: promote copies from one to the other; point ECR_REGISTRY_PROD (--prod-registry) or ECR_REPOSITORY_PROD (--prod-repository) at prod",
+            "stage and prod are both {}: promote copies from one to the other; point the side that is wrong elsewhere: stage with --stage-registry (ECR_REGISTRY_STAGE) or --stage-repository (ECR_REPOSITORY_STAGE), prod with --prod-registry (ECR_REGISTRY_PROD) or --prod-repository (ECR_REPOSITORY_PROD)",
             stage.image()
         )));
     }
