@@ -265,7 +265,11 @@ impl Runner {
         if self.dry_run {
             return Reply::DryRun;
         }
-        self.capture(step).map_or_else(Reply::Failed, Reply::Out)
+        // Masked here, not in `capture`, which also reads a secret's source.
+        match self.capture(step) {
+            Ok(out) => Reply::Out(mask(&out, None)),
+            Err(why) => Reply::Failed(mask(&why, None)),
+        }
     }
 
     /// Run a read-only step and return its stdout; `None` in a dry run. A
@@ -319,7 +323,7 @@ impl Runner {
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
-        let stderr = mask(String::from_utf8_lossy(&output.stderr).trim(), None);
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         Err(if stderr.is_empty() {
             format!("exited with {}", output.status)
         } else {

@@ -1,12 +1,14 @@
 //! git: the queries that decide a plan (the commit to tag, whether the tree
 //! is dirty, whether a commit is on the default branch, a commit's own
-//! files, where the source lives), read-only and run in dry runs too; and
-//! the steps the rehearsal makes its clone with.
+//! files, where the source lives), read-only and run in dry runs too; the
+//! check that a CI checkout is the commit its images name; and the steps
+//! the rehearsal makes its clone with.
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::cli::env_var;
 use crate::context::Head;
+use crate::error::Usage;
 use crate::exec::{Runner, Step};
 use crate::tags::Sha;
 
@@ -72,6 +74,44 @@ pub fn head_sha(runner: &Runner) -> Result<Sha> {
     let sha =
         query(runner, &["rev-parse", "HEAD"]).context("cannot read the commit to tag from git")?;
     Sha::parse(&sha).map_err(anyhow::Error::msg)
+}
+
+/// Under GitHub Actions the event names the commit, but the image is built
+/// from the checkout: it must be that commit, unchanged, or a workflow's
+/// checkout of another one (a pull request's merge commit, say), or a file
+/// an earlier step wrote into it, would be labelled as the named commit.
+/// (In a terminal the checkout names the commit, and a change makes the
+/// tags `make-<sha8>-dirty`.)
+pub fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
+    let named = revision.trim_end_matches("-dirty");
+    let head = head_sha(runner).map_err(|err| {
+        Usage(format!(
+            "{err:#}; a build runs in a git checkout of the commit it tags, {named} (actions/checkout, with git on the runner's PATH)"
+        ))
+    })?;
+    if head.full() != named {
+        bail!(Usage(format!(
+            "the checkout is at {}, but the tags name commit {named}, so the images would be built from other code than they say; check out {named} first (actions/checkout with ref: set to it)",
+            head.short()
+        )));
+    }
+    // A `-dirty` revision (`--context terminal`) already says so in its tags.
+    if revision.ends_with("-dirty") {
+        return Ok(());
+    }
+    let changes = changes(runner).context("cannot list the checkout's changes")?;
+    if !changes.is_empty() {
+        let lines: Vec<&str> = changes.lines().collect();
+        let more = match lines.len() {
+            n if n > 10 => format!("\n... and {} more", n - 10),
+            _ => String::new(),
+        };
+        bail!(Usage(format!(
+            "the checkout of {named} has uncommitted changes (git status --porcelain):\n{}{more}\nso its images would carry that commit's tags without being it; a step before the build changed the tree: commit the change, or write the file outside the checkout (under $RUNNER_TEMP)",
+            lines[..lines.len().min(10)].join("\n")
+        )));
+    }
+    Ok(())
 }
 
 /// The branch `origin/HEAD` points at (`git clone` sets it to the remote's

@@ -885,7 +885,7 @@ fn a_push_of_tags_that_name_different_images_pushes_nothing() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     let sha8 = &fixture.head()[..8];
-    let says = format!("cpu: the tags latest-arm64-cpu, make-{sha8}-arm64-cpu name 2 different local images, so some are another build's; build it first: cargo xtask build --variant cpu");
+    let says = format!("cpu: the tags latest-arm64-cpu, make-{sha8}-arm64-cpu name 2 different local images, so some are another build's; build it first: cargo xtask build --variant cpu, with this push's --env, --registry, --repository and context flags");
     assert!(err.contains(&says), "{err}");
     let calls = tools.calls();
     assert!(

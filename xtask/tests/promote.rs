@@ -240,7 +240,7 @@ fn a_rerun_of_an_earlier_release_leaves_prods_latest_at_the_later_one() {
             stage_digest(&rig, &repo, &b, variant, arch),
             "{latest}"
         );
-        let says = format!("[{variant}] {latest}: prod's is commit {b}, not an ancestor of this release; left as it is");
+        let says = format!("[{variant}] {latest}: prod's is commit {b}, which is neither this release's commit nor one before it in this checkout; left as it is");
         assert!(stderr.contains(&says), "{stderr}");
     }
 }
@@ -277,8 +277,24 @@ fn stage_latest_of_a_later_commit_blocks_every_variant() {
         "gpu passed its own checks"
     );
     assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
+    // And how to promote the commit after all.
+    let hint = format!("(stage's latest is another commit's: to promote {} after all, re-run stage's run for it (Re-run all jobs), which tags its images latest again without building, then re-run this)", sha8(&a));
+    assert!(stderr.contains(&hint), "{stderr}");
     // gpu passed, and still nothing of it reached prod.
     assert_nothing_copied(&log, &rig.prod, &repo);
+    // The hint holds: stage's run for A again (its checkout) tags A's
+    // images latest, without building, and A is promoted.
+    fixture.git(&["checkout", "--quiet", &a]);
+    let again = run(fixture
+        .xtask()
+        .args(["build", "--push", "--env", "stage", "--context", "push"])
+        .args(["--sha", &a, "--repository", &repo]));
+    let err = common::stderr(&again);
+    assert_eq!(exit_code(&again), Some(0), "{err}");
+    assert!(err.contains("is already this commit's image"), "{err}");
+    let output = run(&mut promote(&fixture, &a, &repo));
+    assert_eq!(exit_code(&output), Some(0), "{}", common::stderr(&output));
+    assert_released(&rig, &rig.prod, &repo, &a);
 }
 
 #[test]
@@ -396,8 +412,16 @@ fn prod_outage_mid_promotion_then_rerun_completes() {
     const PORT: u16 = 5247;
     let mut prod = Registry::start("promote-outage-prod", PORT, None);
     let fixture = Fixture::standard("promote-outage");
-    let sha = fixture.head();
     let repo = unique("promote-outage");
+    // An earlier release holds prod's latest, which this one must move.
+    let earlier = fixture.head();
+    stage_push(&fixture, Some(&earlier), &repo, &[]);
+    let output =
+        run(promote_as(&fixture, &earlier, &repo, "v0.9.0")
+            .args(["--prod-registry", &prod.address]));
+    assert_eq!(exit_code(&output), Some(0), "{}", stderr(&output));
+    let before = digests(&prod.address, &repo);
+    let sha = fixture.commit("the release");
     stage_push(&fixture, Some(&sha), &repo, &[]);
 
     // A skopeo that, when asked to copy cpu's image, first takes prod down
@@ -455,10 +479,12 @@ exec '{}' "$@"
     prod.resume();
     let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
     let partial = digests(&prod.address, &repo);
-    let expected: BTreeMap<String, String> = [sha8(&sha), RELEASE]
-        .iter()
-        .map(|what| (format!("{what}-amd64-gpu"), gpu.clone()))
-        .collect();
+    let mut expected = before.clone();
+    expected.extend(
+        [sha8(&sha), RELEASE]
+            .iter()
+            .map(|what| (format!("{what}-amd64-gpu"), gpu.clone())),
+    );
     assert_eq!(partial, expected, "after the outage");
 
     // A later commit reaches stage meanwhile, as merges go on: stage's
@@ -472,7 +498,9 @@ exec '{}' "$@"
     let stderr = common::stderr(&output);
     assert_eq!(exit_code(&output), Some(0), "{stderr}");
     assert!(
-        gate_row(&stderr, "cpu").ends_with("ok: finishing an earlier run's promotion, though a later commit has reached stage since"),
+        gate_row(&stderr, "cpu").ends_with(
+            "ok: finishing an earlier run's promotion, though stage's latest is another commit's"
+        ),
         "{stderr}"
     );
     for what in [sha8(&sha), RELEASE] {
@@ -481,7 +509,19 @@ exec '{}' "$@"
             "{stderr}"
         );
     }
-    assert_released(&rig, &prod.address, &repo, &sha);
+    // Every tag of the release at stage's digest, latest moved from the
+    // earlier release to this one, and the earlier release's tags kept.
+    let after = digests(&prod.address, &repo);
+    for (variant, arch) in VARIANTS {
+        let want = stage_digest(&rig, &repo, &sha, variant, arch);
+        for what in [sha8(&sha), RELEASE, "latest"] {
+            let tag = format!("{what}-{arch}-{variant}");
+            assert_eq!(after.get(&tag), Some(&want), "{tag}");
+        }
+        let tag = format!("v0.9.0-{arch}-{variant}");
+        assert_eq!(after.get(&tag), before.get(&tag), "{tag}");
+        assert_ne!(before[&format!("latest-{arch}-{variant}")], want);
+    }
 }
 
 #[test]

@@ -10,7 +10,6 @@ use super::{short, signatures};
 use crate::arch::Arch;
 use crate::cli::{flag_value, BuildArgs, Cache};
 use crate::cosign::{self, Key};
-use crate::error::Usage;
 use crate::exec::{self, concurrently, Reply, Runner};
 use crate::plan::{render_table, Image, REVISION_LABEL};
 use crate::target::Target;
@@ -72,7 +71,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         args.push.then_some(images.target.env),
     )?;
     if github::is_actions() {
-        check_checkout(runner, &plan.revision)?;
+        crate::git::check_checkout(runner, &plan.revision)?;
     }
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
     let login = registry.is_some() && !images.aws.no_login;
@@ -103,44 +102,6 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         signatures::push_summary(runner, &outcomes, signing_key.as_ref());
     }
     report(runner, &outcomes, args.push)
-}
-
-/// Under GitHub Actions the event names the commit, but the image is built
-/// from the checkout: it must be that commit, unchanged, or a workflow's
-/// checkout of another one (a pull request's merge commit, say), or a file
-/// an earlier step wrote into it, would be labelled as the named commit.
-/// (In a terminal the checkout names the commit, and a change makes the
-/// tags `make-<sha8>-dirty`.)
-fn check_checkout(runner: &Runner, revision: &str) -> Result<()> {
-    let named = revision.trim_end_matches("-dirty");
-    let head = crate::git::head_sha(runner).map_err(|err| {
-        Usage(format!(
-            "{err:#}; a build runs in a git checkout of the commit it tags, {named} (actions/checkout, with git on the runner's PATH)"
-        ))
-    })?;
-    if head.full() != named {
-        bail!(Usage(format!(
-            "the checkout is at {}, but the tags name commit {named}, so the images would be built from other code than they say; check out {named} first (actions/checkout with ref: set to it)",
-            head.short()
-        )));
-    }
-    // A `-dirty` revision (`--context terminal`) already says so in its tags.
-    if revision.ends_with("-dirty") {
-        return Ok(());
-    }
-    let changes = crate::git::changes(runner).context("cannot list the checkout's changes")?;
-    if !changes.is_empty() {
-        let lines: Vec<&str> = changes.lines().collect();
-        let more = match lines.len() {
-            n if n > 10 => format!("\n... and {} more", n - 10),
-            _ => String::new(),
-        };
-        bail!(Usage(format!(
-            "the checkout of {named} has uncommitted changes (git status --porcelain):\n{}{more}\nso its images would carry that commit's tags without being it; a step before the build changed the tree: commit the change, or write the file outside the checkout (under $RUNNER_TEMP)",
-            lines[..lines.len().min(10)].join("\n")
-        )));
-    }
-    Ok(())
 }
 
 /// Where BuildKit writes each variant's metadata file, under `root`.

@@ -50,7 +50,7 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
 /// build) would otherwise go out beside this commit's.
 fn check_local(runner: &Runner, image: &Image) -> Result<()> {
     let variant = &image.variant;
-    let build = format!("build it first: cargo xtask build --variant {variant}");
+    let build = format!("build it first: cargo xtask build --variant {variant}, with this push's --env, --registry, --repository and context flags");
     let ids = match runner.ask(
         &exec::prefix(variant),
         &docker::local_ids(&image.references()),

@@ -94,8 +94,8 @@ pub(super) fn gate(
     });
     // Prod holds this release's own tag (`v1.2.3-*`, each variant's first
     // copy) at stage's digest only if an earlier run passed the whole gate,
-    // since copies start after it. That promotion is finished even when a
-    // later commit has reached stage's `latest` since.
+    // since copies start after it. That promotion is finished even when
+    // stage's `latest` has moved to another commit since.
     let resumed = checks.iter().any(|(_, check)| {
         check.as_ref().is_ok_and(|(p, _)| {
             let sha_tag = tags::tag(sha.short(), p.variant.arch, &p.variant.name);
@@ -108,10 +108,12 @@ pub(super) fn gate(
     let mut promotions = Vec::new();
     // Every reason at once, the commit's first: one re-run can follow all.
     let mut failures: Vec<String> = on_branch.as_ref().err().cloned().into_iter().collect();
+    let mut moved = false;
     for (variant, (stage_tags, check)) in variants.iter().zip(checks) {
+        moved |= !resumed && check.as_ref().is_ok_and(|(_, moved_on)| moved_on.is_some());
         let check = check.and_then(|(promotion, moved_on)| match moved_on {
             Some(why) if !resumed => Err(why),
-            Some(_) => Ok((promotion, "ok: finishing an earlier run's promotion, though a later commit has reached stage since")),
+            Some(_) => Ok((promotion, "ok: finishing an earlier run's promotion, though stage's latest is another commit's")),
             None => Ok((promotion, "ok")),
         });
         let (digest, verdict) = match check {
@@ -143,8 +145,14 @@ pub(super) fn gate(
     let table = github::markdown_table(&rows);
     github::summary(runner, &format!("{title}{table}\n{commit}\n"));
     if !failures.is_empty() {
+        // A run that failed before its first copy left no proof behind.
+        let hint = if moved {
+            format!("\n(stage's latest is another commit's: to promote {} after all, re-run stage's run for it (Re-run all jobs), which tags its images latest again without building, then re-run this)", sha.short())
+        } else {
+            String::new()
+        };
         bail!(
-            "promotion gate failed, nothing was copied to prod:\n  {}",
+            "promotion gate failed, nothing was copied to prod:\n  {}{hint}",
             failures.join("\n  ")
         );
     }
@@ -176,7 +184,6 @@ fn check(
         runner.ask(&prefix, &skopeo::inspect(target, tag, variant.arch))
     });
     let in_prod = answers.split_off(2);
-    let revisions: Vec<Option<String>> = in_prod.iter().map(revision).collect();
     let [by_sha, latest] = answers.try_into().expect("one answer per read");
     let (digest, moved_on) = match check_stage(by_sha, latest, sha_tag, latest_tag, context.sha())?
     {
@@ -193,24 +200,24 @@ fn check(
         digest.as_deref(),
         key,
     )?;
+    // Finishing an earlier run (see `gate`): the `latest` tags that stay.
+    let kept: Vec<Option<String>> = prod_tags
+        .iter()
+        .zip(&in_prod)
+        .map(|(tag, reply)| {
+            let moving = moved_on.is_some() && !tags::is_immutable(tag);
+            moving.then(|| kept(runner, reply, context.sha())).flatten()
+        })
+        .collect();
     let mut tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
-    let mut left = Vec::new();
-    if moved_on.is_some() {
-        // Finishing an earlier run: a prod `latest` of a later commit (a
-        // later release, promoted since) stays where it is.
-        let mut revisions = revisions.into_iter();
-        tags.retain(|(tag, done)| {
-            let later = revisions.next().flatten().filter(|rev| {
-                !*done && !tags::is_immutable(tag) && !is_older(runner, rev, context.sha())
-            });
-            if let Some(rev) = &later {
-                left.push(format!(
-                    "{tag}: prod's is commit {rev}, not an ancestor of this release; left as it is"
-                ));
-            }
-            later.is_none()
-        });
-    }
+    let (mut kept, mut left) = (kept.into_iter(), Vec::new());
+    tags.retain(|(tag, _)| match kept.next().flatten() {
+        Some(why) => {
+            left.push(format!("{tag}: {why}; left as it is"));
+            false
+        }
+        None => true,
+    });
     let promotion = Promotion {
         variant: variant.clone(),
         digest,
@@ -221,23 +228,32 @@ fn check(
     Ok((promotion, moved_on))
 }
 
-/// The revision label of the image a read found.
-fn revision(reply: &Reply) -> Option<String> {
-    let Reply::Out(text) = reply else { return None };
-    skopeo::parse_inspect(text)
-        .ok()?
-        .labels?
-        .remove(REVISION_LABEL)
-}
-
-/// Whether commit `revision` is `sha` or one of its ancestors; a label that
-/// is no commit of this checkout is not.
-fn is_older(runner: &Runner, revision: &str, sha: &Sha) -> bool {
-    Sha::parse(revision).is_ok_and(|rev| git::is_ancestor(runner, &rev, sha.full()))
+/// Why a prod `latest` tag, read as `reply`, stays as it is when an earlier
+/// run's promotion of `sha` is finished: its image is of a commit that is
+/// neither `sha` nor one before it (a later release, promoted since), or it
+/// cannot be read. Never moved back, nor overwritten unseen.
+fn kept(runner: &Runner, reply: &Reply, sha: &Sha) -> Option<String> {
+    match reply {
+        Reply::Out(text) => {
+            let revision = skopeo::parse_inspect(text)
+                .ok()?
+                .labels?
+                .remove(REVISION_LABEL)?;
+            let older =
+                Sha::parse(&revision).is_ok_and(|rev| git::is_ancestor(runner, &rev, sha.full()));
+            (!older).then(|| {
+                format!("prod's is commit {revision}, which is neither this release's commit nor one before it in this checkout")
+            })
+        }
+        Reply::Failed(stderr) if !skopeo::is_not_found(stderr) => {
+            Some(format!("prod's cannot be read ({})", reason(stderr)))
+        }
+        _ => None,
+    }
 }
 
 /// Stage's image of the release: its digest, and why stage's `latest` is
-/// not it, when a later commit has reached stage since.
+/// not it, when it is another commit's.
 struct Staged {
     digest: String,
     moved_on: Option<String>,
@@ -326,4 +342,27 @@ fn judge_prod(
         out.push((tag, done));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finishing an earlier run never writes over a prod `latest` it cannot
+    /// read; one that is not there is written.
+    #[test]
+    fn a_prod_latest_that_cannot_be_read_is_kept() {
+        let runner = Runner::new(&std::env::temp_dir(), false, false);
+        let sha = Sha::parse(&"a".repeat(40)).unwrap();
+        let kept = |reply| kept(&runner, &reply, &sha);
+        assert_eq!(
+            kept(Reply::Failed(
+                "dial tcp 127.0.0.1:5003: connection refused".into()
+            ))
+            .as_deref(),
+            Some("prod's cannot be read (dial tcp 127.0.0.1:5003: connection refused)")
+        );
+        assert_eq!(kept(Reply::Failed("manifest unknown".into())), None);
+        assert_eq!(kept(Reply::DryRun), None);
+    }
 }

@@ -1,19 +1,21 @@
 //! `promote`: copy a release's images from stage to prod, all variants or none.
 //!
 //! 1. Gate, before anything is copied: for every variant, stage's `<sha8>` and
-//!    `latest` tags exist, point at the same digest, and carry the release
+//!    `latest` tags exist, point at the same digest (unless an earlier run of
+//!    this promotion passed the gate: see `gate`), and carry the release
 //!    commit as their revision label; the image carries the stage pipeline's
 //!    signature, for that digest; the commit is on the default branch; no
 //!    immutable prod tag already points elsewhere.
 //! 2. Copy registry to registry by digest with skopeo (nothing pulled, nothing
 //!    unpacked, the digest preserved): immutable tags (the release's own
-//!    first) and the signature first, `latest` last, once every variant's immutable tags are in place.
+//!    first) and the signature first, `latest` last, once every variant's
+//!    immutable tags are in place.
 //! 3. Verify every prod tag resolves to the stage digest, and every prod
 //!    image's signature verifies with the same key.
 //!
 //! Tags already in prod at the right digest are skipped, so a re-run after a
 //! success changes nothing and a re-run after a failure finishes the job,
-//! even once stage's `latest` has moved on (see `gate`).
+//! even once stage's `latest` is another commit's (see `gate`).
 
 mod gate;
 
