@@ -24,30 +24,12 @@ fn rehearsals_run_the_pipeline_and_a_broken_release_fails() {
     // From a clone whose default branch is master, as many repositories'
     // is (it used to clone `main`, and fail): the same rig, by RIG_DIR.
     let master = common::scratch_dir("rehearsal-master").join("repo");
-    let git = |args: &[&str]| {
-        let output = std::process::Command::new("git")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    git(&[
-        "clone",
-        "--quiet",
-        &root.display().to_string(),
-        &master.display().to_string(),
-    ]);
-    git(&[
-        "-C",
-        &master.display().to_string(),
-        "branch",
-        "--move",
-        "master",
-    ]);
+    let dest = master.display().to_string();
+    common::git_in(
+        root,
+        &["clone", "--quiet", &root.display().to_string(), &dest],
+    );
+    common::git_in(&master, &["branch", "--move", "master"]);
     let broken_repository = unique("rehearsal-broken");
     let broken = rehearse(&master, &broken_repository, &["--broken-release"]);
     assert_eq!(broken.status.code(), Some(1));
