@@ -596,6 +596,45 @@ fn clean_dry_run_lists_both_names_and_leaves_the_build_cache() {
     assert_eq!(tools.calls(), Vec::<String>::new(), "a dry run ran");
 }
 
+/// A blank profile or region (`--profile " "`) counts as unset too: it
+/// reached the aws CLI, which failed the login (exit 1).
+#[test]
+fn blank_profiles_count_as_unset() {
+    let fixture = Fixture::standard("blank-profile");
+    let mut login = fixture.xtask();
+    login.args(["--dry-run", "login", "--env", "stage"]);
+    login.args(["--profile", " ", "--region", "  "]);
+    fake_ecr_registries(&mut login);
+    let output = run(&mut login);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("$ aws ecr get-login-password --region us-east-1 | docker login"),
+        "{err}"
+    );
+    assert!(!err.contains("--profile"), "{err}");
+}
+
+/// A reader that stops reading ends the output, not the run: `plan | head`
+/// used to panic on the closed pipe (exit 101).
+#[test]
+fn a_closed_stdout_ends_the_output_not_the_run() {
+    let fixture = Fixture::standard("closed-stdout");
+    let mut child = fixture
+        .xtask()
+        .args(["plan", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before xtask, which reads git first, writes anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// A variable set to "" is unset: a flag's variable does not become the
 /// flag's value, `ECR_REPOSITORY_PROD=` falls back to `ECR_REPOSITORY`,
 /// `STAGE_AWS_PROFILE=` passes no `--profile ''` to aws, and

@@ -455,7 +455,7 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
             outcome.tags.join(", "),
         ]);
     }
-    print!("{}", render_table(&rows));
+    super::print_out(&render_table(&rows))?;
     // The same table on the run's page, failures included.
     let summary = format!("### Images {verb}\n\n{}", github::markdown_table(&rows));
     github::summary(runner, &summary);

@@ -23,9 +23,11 @@ pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
 /// The login step for `target`: the region comes from a flag, else from the
 /// ECR host name, else the aws CLI's settings.
 pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) -> Step {
-    // An empty value (`--profile "$UNSET"`) counts as not given.
-    let region = region.filter(|r| !r.is_empty()).or(target.ecr_region());
-    let profile = profile.filter(|p| !p.is_empty());
+    // An empty or blank value (`--profile "$UNSET"`) counts as not given.
+    let region = region
+        .filter(|r| !r.trim().is_empty())
+        .or(target.ecr_region());
+    let profile = profile.filter(|p| !p.trim().is_empty());
     docker::login(&target.registry, aws::ecr_password(region, profile))
 }
 

@@ -133,6 +133,19 @@ fn require_push_tools(runner: &Runner, login: bool, signing: bool) -> Result<()>
     runner.require_tools(&tools)
 }
 
+/// Write `text` to stdout. A reader that stops reading (`| head`) ends the
+/// output there, as for any command-line tool, not the run with a panic.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(err).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A digest cut to `sha256:` and its first 12 hex digits, for messages.
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)

@@ -12,10 +12,9 @@ pub fn plan(args: PlanArgs, runner: &Runner, root: &Path) -> Result<()> {
     let image = super::image_name(&args.target)?;
     let plan = super::load_plan(runner, root, &args.variant, &args.context, &image, None)?;
     match args.format {
-        Format::Table => print!("{}", plan.table()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Table => super::print_out(&plan.table()),
+        Format::Json => super::print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?)),
     }
-    Ok(())
 }
 
 pub fn matrix(args: MatrixArgs, root: &Path) -> Result<()> {
@@ -25,6 +24,5 @@ pub fn matrix(args: MatrixArgs, root: &Path) -> Result<()> {
     if args.github_output {
         github::set_output("matrix", &matrix)?;
     }
-    println!("{matrix}");
-    Ok(())
+    super::print_out(&format!("{matrix}\n"))
 }

@@ -290,7 +290,7 @@ fn report(
         let tags: Vec<&str> = p.tags.iter().map(|(tag, _)| tag.as_str()).collect();
         rows.push([p.variant.name.clone(), digest.to_string(), tags.join(", ")]);
     }
-    print!("{}", render_table(&rows));
+    super::print_out(&render_table(&rows))?;
     // The page's table is the terminal's, with each signature's verdict.
     let signature = format!("verified with `{}` in stage and prod", key.0);
     let mut page = vec![["variant", "digest", "tags", "signature"].map(String::from)];

@@ -194,8 +194,7 @@ fn rehearse(
     );
     registries::login(runner, &workspace.repository)?;
     let snapshot = registries::read(runner, &workspace.repository)?;
-    println!("\n{}", registries::closing_table(&snapshot)?);
-    Ok(())
+    super::print_out(&format!("\n{}\n", registries::closing_table(&snapshot)?))
 }
 
 #[cfg(test)]
