@@ -1,9 +1,9 @@
-//! `push`: push images already built into the local engine, every tag, and
+//! `push`: push images already built into the local engine, every tag
+//! (`latest-*` last) once each is checked to name one local image, and
 //! report the digest the registry received.
 
-use std::path::Path;
-
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
