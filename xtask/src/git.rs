@@ -28,15 +28,10 @@ pub fn clone_branch(source: &str, branch: &str, dest: &str) -> Step {
 }
 
 /// The default branch a repository's own clone has: `main`, else `master`.
-pub fn main_branch(runner: &Runner, root: &str) -> Option<&'static str> {
-    ["main", "master"].into_iter().find(|branch| {
-        let reference = format!("refs/heads/{branch}");
-        query(
-            runner,
-            &["-C", root, "rev-parse", "--verify", "--quiet", &reference],
-        )
-        .is_ok()
-    })
+pub fn main_branch(runner: &Runner) -> Option<&'static str> {
+    ["main", "master"]
+        .into_iter()
+        .find(|branch| has_ref(runner, &format!("refs/heads/{branch}")))
 }
 
 /// An empty bare repository at `dir`.
@@ -131,14 +126,18 @@ pub fn origin_head(runner: &Runner) -> Option<String> {
 /// branch when the checkout has it (a CI checkout), else the local branch,
 /// else `None`: the branch was not fetched.
 pub fn branch_ref(runner: &Runner, branch: &str) -> Option<String> {
-    let exists = |full: &str| query(runner, &["rev-parse", "--verify", "--quiet", full]).is_ok();
-    if exists(&format!("refs/remotes/origin/{branch}")) {
+    if has_ref(runner, &format!("refs/remotes/origin/{branch}")) {
         Some(format!("origin/{branch}"))
-    } else if exists(&format!("refs/heads/{branch}")) {
+    } else if has_ref(runner, &format!("refs/heads/{branch}")) {
         Some(branch.to_string())
     } else {
         None
     }
+}
+
+/// Whether the reference (`refs/heads/main`...) exists.
+fn has_ref(runner: &Runner, full: &str) -> bool {
+    query(runner, &["rev-parse", "--verify", "--quiet", full]).is_ok()
 }
 
 /// Whether the checkout holds `sha` as a commit.

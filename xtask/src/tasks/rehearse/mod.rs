@@ -79,7 +79,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
         ))
     })?;
     // Before the rig comes up, which takes minutes on a fresh machine.
-    let branch = crate::git::main_branch(runner, &root.display().to_string()).ok_or_else(|| {
+    let branch = crate::git::main_branch(runner).ok_or_else(|| {
         Usage(format!(
             "rehearse starts from the default branch, main or master, but {} has neither; create one (git branch main)",
             root.display()
