@@ -142,9 +142,9 @@ pub fn variants_of_dockerfiles(names: impl IntoIterator<Item = String>) -> Vec<S
     let mut variants: Vec<String> = names
         .into_iter()
         // `Dockerfile-gpu.dockerignore` is BuildKit's per-Dockerfile ignore
-        // file, not a variant.
+        // file, not a variant; nor are an editor's backups (`.orig`, `~`).
         .filter_map(|name| name.strip_prefix("Dockerfile-").map(str::to_string))
-        .filter(|variant| !variant.is_empty() && !variant.contains('.'))
+        .filter(|variant| !variant.is_empty() && !variant.contains('.') && !variant.ends_with('~'))
         .collect();
     variants.sort();
     variants
@@ -469,15 +469,17 @@ pub(crate) mod tests {
     }
 
     /// What is beside the file, as a directory lists it: a directory named
-    /// Dockerfile-x and a bare `Dockerfile-` are no Dockerfiles; a
-    /// Dockerfile whose name can be no variant says to rename it; a BOM,
-    /// which some editors write, is not JSON's problem.
+    /// Dockerfile-x, a bare `Dockerfile-` and an editor's backup are no
+    /// Dockerfiles; a Dockerfile whose name can be no variant says to rename
+    /// it; a BOM, which some editors write, is not JSON's problem.
     #[test]
     fn what_is_beside_the_file_is_read_as_a_person_meant_it() {
         let dir = std::env::temp_dir().join(format!("xtask-arch-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("Dockerfile-dir")).unwrap();
         std::fs::write(dir.join("Dockerfile-gpu"), "FROM scratch\n").unwrap();
         std::fs::write(dir.join("Dockerfile-"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.join("Dockerfile-gpu~"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.join("Dockerfile-gpu.orig"), "FROM scratch\n").unwrap();
         std::fs::write(dir.join(FILE), "\u{feff}{\"gpu\": \"linux/amd64\"}").unwrap();
         let loaded = Architectures::load(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
