@@ -1185,6 +1185,26 @@ fn a_rehearsal_repository_is_a_name_never_a_path() {
     }
 }
 
+/// rehearse starts from the branch `origin/HEAD` names (`git clone` sets it
+/// to the remote's default), before `main` or `master`: here `trunk`, beside
+/// a stale `main`. (It took `main`, and refused a clone with neither.)
+#[test]
+fn a_rehearsal_starts_from_the_default_branch_origin_names() {
+    let fixture = Fixture::standard("rehearse-trunk");
+    fixture.git(&["checkout", "--quiet", "-b", "trunk"]);
+    fixture.git(&["update-ref", "refs/remotes/origin/trunk", "HEAD"]);
+    let origin = "refs/remotes/origin/trunk";
+    fixture.git(&["symbolic-ref", "refs/remotes/origin/HEAD", origin]);
+    let output = run(fixture.xtask().args(["rehearse", "--dry-run"]));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(" clone --quiet --branch trunk "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" branch --move trunk main"), "{stderr}");
+}
+
 /// A token in the clone's origin URL (how some CI checkouts authenticate)
 /// never reaches the source label, which is stored with the image, nor the
 /// printed build command.

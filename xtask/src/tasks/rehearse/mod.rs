@@ -81,7 +81,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     // Before the rig comes up, which takes minutes on a fresh machine.
     let branch = crate::git::main_branch(runner).ok_or_else(|| {
         Usage(format!(
-            "rehearse starts from the default branch, main or master, but {} has neither; create one (git branch main)",
+            "rehearse starts from the default branch (origin/HEAD's, else main or master), but {} has none of them; create one (git branch main)",
             root.display()
         ))
     })?;
@@ -105,7 +105,7 @@ pub fn run(args: RehearseArgs, runner: &Runner, root: &Path) -> Result<()> {
     }
     result("rig", "up", rig_started);
 
-    let rehearsed = rehearse(&args, runner, root, &workspace, branch, &release_tag);
+    let rehearsed = rehearse(&args, runner, root, &workspace, &branch, &release_tag);
     if args.keep {
         eprintln!("the rig keeps running (--keep): try `rig/rig exec skopeo list-tags --tls-verify=false docker://127.0.0.1:5003/{repository}`; `rig/rig down` stops it");
     } else if !was_up {
