@@ -207,13 +207,8 @@ pub fn image_inspect(reference: &str) -> Step {
 /// The ID of each local image `references` name, one per line; an error
 /// naming any that is not there.
 pub fn local_ids(references: &[String]) -> Step {
-    let mut args = vec![
-        "image".to_string(),
-        "inspect".into(),
-        "--format".into(),
-        "{{.Id}}".into(),
-    ];
-    args.extend(references.iter().cloned());
+    let mut args = vec!["image", "inspect", "--format", "{{.Id}}"];
+    args.extend(references.iter().map(String::as_str));
     docker(args)
 }
 

@@ -114,18 +114,14 @@ impl Reply {
     }
 }
 
-/// Variables whose values are secrets, which reach a tool in its
-/// environment (a key file's password, for cosign).
-const SECRET_VARIABLES: [&str; 1] = [crate::cosign::PASSWORD_VAR];
-
 /// A tool's output with every secret it may repeat shown as `***`: the
-/// step's stdin, and the values of [`SECRET_VARIABLES`].
+/// step's stdin, and a key file's password, which reaches cosign in its
+/// environment.
 fn mask(text: &str, stdin: Option<&str>) -> String {
-    let variables = SECRET_VARIABLES
-        .iter()
-        .filter_map(|v| std::env::var(v).ok());
-    let secrets = stdin.map(str::to_string).into_iter().chain(variables);
-    secrets
+    let password = std::env::var(crate::cosign::PASSWORD_VAR).ok();
+    [stdin.map(str::to_string), password]
+        .into_iter()
+        .flatten()
         .filter(|secret| !secret.is_empty())
         .fold(text.to_string(), |text, secret| {
             text.replace(&secret, "***")
