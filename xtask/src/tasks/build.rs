@@ -287,51 +287,62 @@ fn already_pushed(
         return Ok(None);
     };
     let reference = format!("{}:{tag}", image.image);
-    let why = match runner.ask(prefix, &docker::registry_describe(&reference)) {
+    let found = match runner.ask(prefix, &docker::registry_describe(&reference)) {
         Reply::DryRun => {
             eprintln!("{prefix}dry run: when {reference} is already this commit's image, a real run tags it instead of building");
             return Ok(None);
         }
-        Reply::Failed(why) if why.contains(": not found") => "not in the registry".to_string(),
+        Reply::Failed(why) if why.contains(": not found") => Err("not in the registry".to_string()),
         Reply::Failed(why) => bail!(
             "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); building would move the tag, so re-run when the registry answers",
             super::reason(&why)
         ),
-        Reply::Out(text) => match docker::parse_pushed(&text) {
-            Ok(found)
-                if found.revision.as_ref() == Some(revision)
-                    && found.platform == image.platform =>
-            {
-                // cosign verifies with a public key: the signing key's own.
-                let public = Key(format!("{METADATA_DIR}/{}-signing.pub", image.variant));
-                let verify = |(key, target): (&Key, &Target)| {
-                    match runner.ask(prefix, &cosign::public_key(key, &public.0)) {
-                        Reply::Failed(why) => Reply::Failed(why),
-                        _ => runner.ask(prefix, &cosign::verify(target, &found.digest, &public, true)),
-                    }
-                };
-                match signing.map(|s| (s.0, verify(s))) {
-                    Some((key, Reply::Failed(why))) => format!(
-                        "no signature on it verifies with {} ({})",
-                        key.0,
-                        super::reason(&why)
-                    ),
-                    _ => {
-                        eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
-                        return Ok(Some(found.digest));
-                    }
+        Reply::Out(text) => docker::parse_pushed(&text).map_err(|err| format!("{err:#}")),
+    };
+    let why = match found {
+        Err(why) => why,
+        Ok(found)
+            if found.revision.as_ref() != Some(revision) || found.platform != image.platform =>
+        {
+            let revision = found.revision.as_deref().unwrap_or("(no label)");
+            format!("it is revision {revision} for {}", found.platform)
+        }
+        Ok(found) => {
+            match signing.and_then(|s| unsigned(runner, prefix, s, &found.digest, image)) {
+                Some(why) => why,
+                None => {
+                    eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
+                    return Ok(Some(found.digest));
                 }
             }
-            Ok(found) => format!(
-                "it is revision {} for {}",
-                found.revision.as_deref().unwrap_or("(no label)"),
-                found.platform
-            ),
-            Err(err) => format!("{err:#}"),
-        },
+        }
     };
     eprintln!("{prefix}building: {reference} cannot be reused ({why})");
     Ok(None)
+}
+
+/// Why no signature on `digest` verifies with the signing key's public half
+/// (cosign verifies with a public key), or `None` when one does.
+fn unsigned(
+    runner: &Runner,
+    prefix: &str,
+    (key, target): (&Key, &Target),
+    digest: &str,
+    image: &Image,
+) -> Option<String> {
+    let public = Key(format!("{METADATA_DIR}/{}-signing.pub", image.variant));
+    let verified = match runner.ask(prefix, &cosign::public_key(key, &public.0)) {
+        Reply::Failed(why) => Reply::Failed(why),
+        _ => runner.ask(prefix, &cosign::verify(target, digest, &public, true)),
+    };
+    let Reply::Failed(why) = verified else {
+        return None;
+    };
+    Some(format!(
+        "no signature on it verifies with {} ({})",
+        key.0,
+        super::reason(&why)
+    ))
 }
 
 /// The commit's own tag of `image` (`<sha8>-…`, `make-<sha8>-…`), which no
