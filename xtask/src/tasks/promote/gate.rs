@@ -200,24 +200,16 @@ fn check(
         digest.as_deref(),
         key,
     )?;
-    // Finishing an earlier run (see `gate`): the `latest` tags that stay.
-    let kept: Vec<Option<String>> = prod_tags
-        .iter()
-        .zip(&in_prod)
-        .map(|(tag, reply)| {
-            let moving = moved_on.is_some() && !tags::is_immutable(tag);
-            moving.then(|| kept(runner, reply, context.sha())).flatten()
-        })
-        .collect();
-    let mut tags = judge_prod(prod_tags, in_prod, digest.as_deref())?;
-    let (mut kept, mut left) = (kept.into_iter(), Vec::new());
-    tags.retain(|(tag, _)| match kept.next().flatten() {
-        Some(why) => {
-            left.push(format!("{tag}: {why}; left as it is"));
-            false
+    let judged = judge_prod(prod_tags, &in_prod, digest.as_deref())?;
+    let (mut tags, mut left) = (Vec::new(), Vec::new());
+    for ((tag, done), reply) in judged.into_iter().zip(&in_prod) {
+        // Finishing an earlier run (see `gate`): the `latest` tags that stay.
+        let moving = moved_on.is_some() && !tags::is_immutable(&tag);
+        match moving.then(|| kept(runner, reply, context.sha())).flatten() {
+            Some(why) => left.push(format!("{tag}: {why}; left as it is")),
+            None => tags.push((tag, done)),
         }
-        None => true,
-    });
+    }
     let promotion = Promotion {
         variant: variant.clone(),
         digest,
@@ -309,14 +301,14 @@ fn check_stage(
 /// stops the promotion.
 fn judge_prod(
     tags: Vec<String>,
-    answers: Vec<Reply>,
+    answers: &[Reply],
     digest: Option<&str>,
 ) -> Result<Vec<(String, bool)>, String> {
     let mut out = Vec::new();
     for (tag, answer) in tags.into_iter().zip(answers) {
         let done = match (digest, answer) {
             (Some(want), Reply::Out(text)) => {
-                let have = skopeo::parse_inspect(&text).map_err(message)?.digest;
+                let have = skopeo::parse_inspect(text).map_err(message)?.digest;
                 if have != want && tags::is_immutable(&tag) {
                     return Err(format!(
                         "prod already has {tag} at {}, not {}; immutable tags are never overwritten",
@@ -330,11 +322,11 @@ fn judge_prod(
             // cannot be read (an index without this architecture, a
             // registry error) may point elsewhere and must not be overwritten.
             (Some(_), Reply::Failed(stderr))
-                if tags::is_immutable(&tag) && !skopeo::is_not_found(&stderr) =>
+                if tags::is_immutable(&tag) && !skopeo::is_not_found(stderr) =>
             {
                 return Err(format!(
                     "cannot read prod {tag} ({}); an immutable tag is never overwritten unseen",
-                    reason(&stderr)
+                    reason(stderr)
                 ));
             }
             _ => false,
