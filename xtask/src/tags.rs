@@ -190,6 +190,18 @@ const MAX_TAG: usize = 128;
 /// Check a tag against both grammars: OCI's `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
 /// and ECR's `[a-zA-Z0-9-_.]{1,300}` (so, in effect, OCI's).
 pub fn validate(tag: &str) -> Result<(), String> {
+    check_characters(tag)?;
+    if tag.len() > MAX_TAG {
+        return Err(format!(
+            "image tag \"{tag}\" is {} characters; the limit is {MAX_TAG}",
+            tag.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Everything [`validate`] checks but the length.
+fn check_characters(tag: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
     if tag.is_empty() {
         return Err("an image tag cannot be empty".into());
@@ -204,20 +216,15 @@ pub fn validate(tag: &str) -> Result<(), String> {
             "image tag \"{tag}\" must start with a letter, digit or '_'"
         ));
     }
-    if tag.len() > MAX_TAG {
-        return Err(format!(
-            "image tag \"{tag}\" is {} characters; the limit is {MAX_TAG}",
-            tag.len()
-        ));
-    }
     Ok(())
 }
 
 /// Check a release tag before anything runs: it becomes part of an image tag,
 /// and is an error rather than something silently rewritten. Its length
-/// limit depends on the variant and is checked with the variant's tags.
+/// limit depends on the variant and is checked with the variant's tags, so
+/// that it is said in one way however long the tag is.
 pub fn validate_release_tag(release: &str) -> Result<(), String> {
-    validate(release).map_err(|why| {
+    check_characters(release).map_err(|why| {
         format!(
             "release tag \"{release}\" cannot be used in image tags ({why}); publish the release under a tag such as v1.2.3"
         )
@@ -479,6 +486,12 @@ mod tests {
             image_tags(&release("v".repeat(120)), &shipped()[0]).unwrap_err(),
             format!("release tag \"{}\" is 120 characters; the limit is 118, since every image tag (-amd64-gpu added for variant gpu) must fit in 128; publish the release under a shorter tag", "v".repeat(120))
         );
+        // Past an image tag's own 128 too, the limit is said the same way:
+        // cut to 128, the tag would still be refused.
+        let long = "v".repeat(200);
+        assert_eq!(validate_release_tag(&long), Ok(()));
+        let err = image_tags(&release(long), &shipped()[0]).unwrap_err();
+        assert!(err.contains("is 200 characters; the limit is 118,"), "{err}");
     }
 
     #[test]
