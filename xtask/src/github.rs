@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exec::Runner;
 
@@ -18,8 +18,13 @@ pub fn set_output(key: &str, value: &str) -> Result<()> {
             "--github-output: GITHUB_OUTPUT is not set; it is set by GitHub Actions (or set it to a file path)".into(),
         )
     })?;
-    append(&path, &format!("{key}={value}\n"))
-        .with_context(|| format!("cannot write to GITHUB_OUTPUT={}", path.to_string_lossy()))
+    append(&path, &format!("{key}={value}\n")).map_err(|err| {
+        let path = path.to_string_lossy();
+        crate::error::Usage(format!(
+            "--github-output: cannot write to GITHUB_OUTPUT={path} ({err}); point it at a file that can be written (GitHub Actions sets it to one)"
+        ))
+        .into()
+    })
 }
 
 /// Append Markdown to the job summary, when running under GitHub Actions and

@@ -491,7 +491,10 @@ mod tests {
         let long = "v".repeat(200);
         assert_eq!(validate_release_tag(&long), Ok(()));
         let err = image_tags(&release(long), &shipped()[0]).unwrap_err();
-        assert!(err.contains("is 200 characters; the limit is 118,"), "{err}");
+        assert!(
+            err.contains("is 200 characters; the limit is 118,"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -129,6 +129,31 @@ fn matrix_without_github_output_variable_is_bad_input() {
     }
 }
 
+/// A `GITHUB_OUTPUT` that cannot be written (a missing directory, a
+/// directory) is bad input too, exit 2, naming the variable. (It was exit 1.)
+#[test]
+fn matrix_with_an_unwritable_github_output_is_bad_input() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for path in [dir.join("no-such-dir/out"), dir.to_path_buf()] {
+        let output = run(xtask(&workspace_root())
+            .args(["matrix", "--github-output"])
+            .env("GITHUB_OUTPUT", &path));
+        let stderr = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{}: {stderr}",
+            path.display()
+        );
+        let named = format!("cannot write to GITHUB_OUTPUT={} (", path.display());
+        assert!(stderr.contains(&named), "{stderr}");
+        assert!(
+            stderr.contains("point it at a file that can be written"),
+            "{stderr}"
+        );
+    }
+}
+
 /// Every malformed `.aws-architecture` exits 2, names the file and the
 /// problem, and runs no external command.
 #[test]
