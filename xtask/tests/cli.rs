@@ -640,6 +640,47 @@ fn blank_profiles_count_as_unset() {
     assert!(!err.contains("--profile"), "{err}");
 }
 
+/// A `--region` other than the ECR host's is bad input, before any login:
+/// the password would be for another region's registries, and docker login
+/// refused it (exit 1, after promote's other login or build's checks). The
+/// host's own region, given again, is fine.
+#[test]
+fn a_region_other_than_the_registry_hosts_is_bad_input() {
+    let fixture = Fixture::standard("region");
+    let login = |region: &str| {
+        let mut command = fixture.xtask();
+        command.args(["--dry-run", "login", "--env", "stage", "--region", region]);
+        run(fake_ecr_registries(&mut command))
+    };
+    let output = login("us-east-1");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = login("eu-west-1");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--region eu-west-1 is not the region of the stage registry 111111111111.dkr.ecr.us-east-1.amazonaws.com (us-east-1)"),
+        "{err}"
+    );
+    assert_eq!(common::commands(&err), Vec::<&str>::new(), "{err}");
+
+    let mut promote = fixture.xtask();
+    promote.args(["--dry-run", "promote", "--context", "release"]);
+    promote.args(["--release-tag", "v1.0.0", "--default-branch", "main"]);
+    promote.args(["--region", "eu-west-1"]);
+    promote.env("COSIGN_PUBLIC_KEY", "awskms:///alias/region-test");
+    let output = run(fake_ecr_registries(&mut promote));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--region eu-west-1 is not the region of the"),
+        "{err}"
+    );
+    let logins = common::commands(&err)
+        .into_iter()
+        .filter(|c| c.contains(" login "));
+    assert_eq!(logins.count(), 0, "{err}");
+}
+
 /// A reader that stops reading ends the output, not the run: `plan | head`
 /// used to panic on the closed pipe (exit 101).
 #[test]

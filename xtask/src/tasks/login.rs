@@ -31,6 +31,24 @@ pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) 
     docker::login(&target.registry, aws::ecr_password(region, profile))
 }
 
+/// A `--region` that is not the ECR host's own is bad input: the password
+/// the aws CLI gives logs in to that region's registries only, so the login
+/// would be refused, after whatever ran before it.
+pub fn check_region(target: &Target, aws: &AwsArgs, env: Env) -> Result<(), Usage> {
+    let given = aws
+        .region
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    match (given, target.ecr_region()) {
+        (Some(given), Some(host)) if !aws.no_login && given != host => Err(Usage(format!(
+            "--region {given} is not the region of the {env} registry {} ({host}): an ECR password logs in to one region's registries only; leave --region out, the host names its region",
+            target.registry
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Log in unless told to reuse an existing login.
 pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Result<()> {
     let registry = &target.registry;
@@ -38,6 +56,7 @@ pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Resul
         eprintln!("reusing the existing Docker login for {registry} (--no-login)");
         return Ok(());
     }
+    check_region(target, aws, env)?;
     let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());
     // Its own prefix and log: promote's two logins run at once.
     runner.run(&exec::prefix(&env.to_string()), &step).map_err(|err| {

@@ -83,8 +83,12 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         stage.image(),
         prod.image()
     ));
-    // Both logins at once: each is mostly the aws CLI starting up.
+    // Both logins at once: each is mostly the aws CLI starting up. Both
+    // regions are checked first, so a bad one runs neither login.
     let logins = [(&stage, Env::Stage), (&prod, Env::Prod)];
+    for (target, env) in logins {
+        super::login::check_region(target, &args.aws(env), env)?;
+    }
     let mut failed = concurrently(&logins, |(target, env)| {
         super::login::login(runner, target, &args.aws(*env), *env)
     })
