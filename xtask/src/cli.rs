@@ -489,6 +489,12 @@ pub fn project_root(
     if dir.join(FILE).is_file() {
         return Ok(dir);
     }
+    if !dir.is_dir() {
+        return Err(format!(
+            "{source}: {} is not a directory; point it at the repository root, which holds {FILE}",
+            dir.display()
+        ));
+    }
     Err(format!(
         "{FILE}: not found in {} (from {source}); point it at the repository root, which holds {FILE}",
         dir.display()
@@ -540,8 +546,19 @@ mod tests {
             project_root(Some(repo.clone()), Some(String::new()), &elsewhere),
             Ok(repo.clone())
         );
-        let cases: [(Option<PathBuf>, Option<String>, &str); 4] = [
+        let missing = repo.join("no-such-dir");
+        let cases: [(Option<PathBuf>, Option<String>, &str); 6] = [
             (Some(PathBuf::new()), None, "--root is empty"),
+            (
+                Some(missing.clone()),
+                None,
+                &format!("--root: {} is not a directory", missing.display()),
+            ),
+            (
+                None,
+                var(&missing),
+                &format!("XTASK_ROOT={0}: {0} is not a directory", missing.display()),
+            ),
             (Some(inner.clone()), None, "(from --root)"),
             (
                 None,

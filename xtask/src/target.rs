@@ -212,8 +212,9 @@ pub fn repository_name(
 /// separated by `/`, 2 to 256 characters in all.
 pub fn check_repository(name: &str) -> Result<(), String> {
     if !(2..=256).contains(&name.len()) {
+        let plural = if name.len() == 1 { "" } else { "s" };
         return Err(format!(
-            "it is {} characters; ECR allows 2 to 256",
+            "it is {} character{plural}; ECR allows 2 to 256",
             name.len()
         ));
     }
@@ -341,7 +342,7 @@ pub(crate) mod tests {
         }
         let long = "a".repeat(257);
         let bad = [
-            ("a", "it is 1 characters"),
+            ("a", "it is 1 character;"),
             (long.as_str(), "it is 257 characters"),
             ("App", "it contains 'A'"),
             ("my app", "it contains ' '"),
