@@ -41,7 +41,7 @@ pub struct ContextArgs {
     #[arg(long, value_name = "SHA")]
     pub sha: Option<String>,
     /// Pull request number [default: from the event payload]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub pr_number: Option<u64>,
     /// Release tag [default: from the event payload]
     #[arg(long, value_name = "TAG")]

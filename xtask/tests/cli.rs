@@ -243,6 +243,11 @@ fn bad_flags_exit_2_and_run_nothing() {
             vec!["plan", "--context", "pr"],
             "a pull request context needs --pr-number",
         ),
+        (
+            // GitHub numbers pull requests from 1: PR-0 tags no pull request.
+            vec!["plan", "--context", "pr", "--pr-number", "0"],
+            "invalid value '0' for '--pr-number <N>'",
+        ),
         (vec!["plan", "--sha", "abc123"], "is not a full commit SHA"),
         (
             vec!["build", "--release-tag", "v1.2.3"],
