@@ -49,6 +49,10 @@ pub enum Command {
     /// Log Docker in to an environment's registry through the aws CLI
     Login(LoginArgs),
     /// Copy a release's images from stage to prod, verified and all-or-nothing
+    ///
+    /// It runs for a published release (`--context release`) or a manual
+    /// re-promote (`--context dispatch`); under GitHub Actions the event
+    /// decides. The other contexts are refused.
     Promote(PromoteArgs),
     /// Remove this repository's local images (not other projects')
     Clean(TargetArgs),
@@ -73,7 +77,7 @@ pub struct VariantArgs {
 /// Where images go.
 #[derive(Args, Clone, Debug)]
 pub struct TargetArgs {
-    /// Environment whose registry to use
+    /// Environment whose registry to use (build and push write dev or stage; only promote writes prod)
     #[arg(long = "env", value_enum, default_value = "dev")]
     pub env: Env,
     /// Registry host [default: $ECR_REGISTRY_<ENV>]
