@@ -6,9 +6,10 @@
 //! every command, the Makefile and the workflows read it through this model.
 //! Nothing has a default: the version this replaces defaulted a missing file or
 //! key to `linux/amd64`, which is how an image gets built for the wrong machine.
+//! The file also marks the repository root, which [`project_root`] finds.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Serialize;
@@ -282,6 +283,47 @@ impl<'de> Visitor<'de> for Entries {
     }
 }
 
+/// The repository to work on: `--root`, else `XTASK_ROOT` (unless empty),
+/// else the nearest directory from `cwd` upwards that holds
+/// `.aws-architecture`. Never the checkout the binary was compiled in: a
+/// binary run elsewhere must not quietly plan another repository. Errors
+/// name where the value came from.
+pub fn project_root(
+    flag: Option<PathBuf>,
+    var: Option<String>,
+    cwd: &Path,
+) -> Result<PathBuf, String> {
+    let (dir, source) = match (flag, var) {
+        (Some(dir), _) if dir.as_os_str().is_empty() => {
+            return Err("--root is empty; pass the repository root".into())
+        }
+        (Some(dir), _) => (dir, "--root".to_string()),
+        (None, Some(dir)) => (PathBuf::from(&dir), format!("XTASK_ROOT={dir}")),
+        (None, None) => {
+            let found = cwd.ancestors().find(|dir| dir.join(FILE).is_file());
+            return found.map(Path::to_path_buf).ok_or_else(|| {
+                format!(
+                    "{FILE}: not found in {} or any directory above it; run cargo xtask inside the repository, or pass --root DIR",
+                    cwd.display()
+                )
+            });
+        }
+    };
+    if dir.join(FILE).is_file() {
+        return Ok(dir);
+    }
+    if !dir.is_dir() {
+        return Err(format!(
+            "{source}: {} is not a directory; point it at the repository root, which holds {FILE}",
+            dir.display()
+        ));
+    }
+    Err(format!(
+        "{FILE}: not found in {} (from {source}); point it at the repository root, which holds {FILE}",
+        dir.display()
+    ))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -508,5 +550,57 @@ pub(crate) mod tests {
             arch.select(Some("tpu")).unwrap_err(),
             "--variant tpu: not in .aws-architecture; use one of: gpu, cpu, all"
         );
+    }
+
+    /// Where the root comes from, and errors that name that source.
+    #[test]
+    fn project_root_table() {
+        let repo = std::env::temp_dir().join(format!("xtask-root-{}", std::process::id()));
+        let inner = repo.join("app/src");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::write(repo.join(FILE), "{}").unwrap();
+        let elsewhere = std::env::temp_dir();
+        let var = |dir: &Path| Some(dir.display().to_string());
+        assert_eq!(project_root(None, None, &inner), Ok(repo.clone()));
+        assert_eq!(
+            project_root(Some(repo.clone()), None, &elsewhere),
+            Ok(repo.clone())
+        );
+        assert_eq!(project_root(None, var(&repo), &elsewhere), Ok(repo.clone()));
+        assert_eq!(
+            project_root(Some(repo.clone()), Some(String::new()), &elsewhere),
+            Ok(repo.clone())
+        );
+        let missing = repo.join("no-such-dir");
+        let cases: [(Option<PathBuf>, Option<String>, &str); 6] = [
+            (Some(PathBuf::new()), None, "--root is empty"),
+            (
+                Some(missing.clone()),
+                None,
+                &format!("--root: {} is not a directory", missing.display()),
+            ),
+            (
+                None,
+                var(&missing),
+                &format!("XTASK_ROOT={0}: {0} is not a directory", missing.display()),
+            ),
+            (Some(inner.clone()), None, "(from --root)"),
+            (
+                None,
+                var(&inner),
+                &format!("(from XTASK_ROOT={})", inner.display()),
+            ),
+            (None, None, "or any directory above it"),
+        ];
+        for (flag, env, want) in cases {
+            let cwd = if flag.is_none() && env.is_none() {
+                Path::new("/")
+            } else {
+                elsewhere.as_path()
+            };
+            let err = project_root(flag.clone(), env.clone(), cwd).unwrap_err();
+            assert!(err.contains(want), "{flag:?} {env:?}: {err}");
+        }
+        std::fs::remove_dir_all(&repo).unwrap();
     }
 }

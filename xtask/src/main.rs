@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use xtask::{cli, error, exec, github, tasks};
+use xtask::{arch, cli, error, exec, github, tasks};
 
 fn main() -> ExitCode {
     cli::normalize_flag_variables();
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
     let root =
-        cli::project_root(cli.root, cli::env_var("XTASK_ROOT"), &cwd).map_err(error::Usage)?;
+        arch::project_root(cli.root, cli::env_var("XTASK_ROOT"), &cwd).map_err(error::Usage)?;
     // A GitHub runner's files go with the job: there, the tools' output
     // belongs in the job's log, folded into its groups.
     let verbose = cli.verbose || github::is_actions();
