@@ -1009,6 +1009,35 @@ fn a_push_of_tags_that_name_different_images_pushes_nothing() {
 /// The variants build at the same time: with a docker whose builds each
 /// take a second, the two builds overlap (one after the other, the second
 /// would start after the first ended).
+/// An earlier build's metadata file never passes for this one's: a build
+/// that writes none is an error, not the earlier digest. (It reported the
+/// earlier build's digest, which stage would have signed.)
+#[test]
+fn an_earlier_builds_metadata_is_never_taken_for_this_ones() {
+    let fixture = Fixture::standard("stale-metadata");
+    let stale = format!("sha256:{}", "5".repeat(64));
+    let dir = fixture.root.join("target/xtask");
+    std::fs::create_dir_all(&dir).unwrap();
+    let metadata = format!(
+        r#"{{"containerimage.digest": "{stale}", "containerimage.config.digest": "{stale}"}}"#
+    );
+    std::fs::write(dir.join("cpu-metadata.json"), metadata).unwrap();
+    let script = r#"case "$1 $2" in
+"image inspect") echo '[{"Os": "linux", "Architecture": "arm64"}]' ;;
+esac
+exit 0
+"#;
+    let tools = ToolLog::with("stale-metadata", &["docker"], |_| script.to_string());
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--variant", "cpu"])
+        .env("PATH", tools.path()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("BuildKit wrote no metadata file"), "{err}");
+    assert!(!err.contains("555555555555"), "{err}");
+}
+
 #[test]
 fn the_variants_build_concurrently() {
     let fixture = Fixture::standard("concurrent");

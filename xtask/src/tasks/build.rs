@@ -213,6 +213,16 @@ fn build_one(
             reused = true;
             return Ok(Some(digest));
         }
+        // An earlier build's file would pass for this one's if BuildKit
+        // wrote none: its digest reported, and on stage signed.
+        if !runner.dry_run {
+            match std::fs::remove_file(root.join(&metadata)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err).context("cannot remove the earlier build's metadata file");
+                }
+                _ => {}
+            }
+        }
         // A push failure is retried: BuildKit's cache makes the retry cost
         // only the upload. A Dockerfile error fails the same way each time.
         if args.push {
