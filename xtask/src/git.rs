@@ -31,15 +31,7 @@ pub fn clone_branch(source: &str, branch: &str, dest: &str) -> Step {
 /// calls default (`origin/HEAD`, which `git clone` sets), else `main`, else
 /// `master`; only a branch the clone has.
 pub fn main_branch(runner: &Runner) -> Option<String> {
-    let head = [
-        "symbolic-ref",
-        "--quiet",
-        "--short",
-        "refs/remotes/origin/HEAD",
-    ];
-    let origin = query(runner, &head).unwrap_or_default();
-    let origin = origin.trim().strip_prefix("origin/").map(str::to_string);
-    origin
+    origin_head(runner)
         .into_iter()
         .chain(["main".to_string(), "master".to_string()])
         .find(|branch| has_ref(runner, &format!("refs/heads/{branch}")))
