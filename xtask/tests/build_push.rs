@@ -191,6 +191,42 @@ fn registry_down_during_push_fails_clearly_and_a_rerun_finishes() {
 
 #[test]
 #[ignore = "needs the rig: make test"]
+fn a_build_that_fails_runs_once_and_names_buildkits_answer() {
+    let rig = rig();
+    let fixture = Fixture::standard("fails");
+    // A Dockerfile error fails the same way every time: retrying the step
+    // would build again (from nothing under `--cache none`) for nothing.
+    std::fs::write(
+        fixture.root.join("Dockerfile-gpu"),
+        "FROM scratch\nCOPY no-such-file /x\n",
+    )
+    .unwrap();
+    fixture.commit("a broken gpu Dockerfile");
+    let repo = unique("fails").to_lowercase();
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--push", "--env", "dev", "--cache", "none"])
+        .args(["--variant", "gpu", "--repository", &repo])
+        .env("DOCKER_CONFIG", fresh_docker_config()));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let builds = commands(&err)
+        .iter()
+        .filter(|c| c.contains("$ docker buildx build"))
+        .count();
+    assert_eq!(builds, 1, "the failed build ran {builds} times:\n{err}");
+    assert!(!err.contains("retrying"), "{err}");
+    assert!(
+        err.contains("build and push of gpu for linux/amd64 to")
+            && err.contains("no-such-file")
+            && err.contains("not found"),
+        "{err}"
+    );
+    assert!(tags(&rig.dev, &repo).is_empty());
+}
+
+#[test]
+#[ignore = "needs the rig: make test"]
 fn missing_tools_are_named_before_anything_runs() {
     let rig = rig();
     let fixture = Fixture::standard("tools");

@@ -223,20 +223,21 @@ fn build_one(
                 _ => {}
             }
         }
-        // A push failure is retried: BuildKit's cache makes the retry cost
-        // only the upload. A Dockerfile error fails the same way each time.
-        if args.push {
-            runner.run_with_retry(&prefix, &step).with_context(|| {
+        // Run once, not retried: BuildKit already retries each blob and
+        // manifest upload of `--push` (util/resolver/retryhandler, wrapped
+        // around every push in util/push: 5xx, EOF, resets, broken pipes,
+        // with 1, 2, 4 s of backoff). Retrying the step here would run a
+        // failed build again, from nothing under `--cache none`.
+        runner.run(&prefix, &step).with_context(|| {
+            if args.push {
                 format!(
                     "build and push of {} for {} to {} failed",
                     image.variant, image.platform, image.image
                 )
-            })?;
-        } else {
-            runner.run(&prefix, &step).with_context(|| {
+            } else {
                 format!("build of {} for {} failed", image.variant, image.platform)
-            })?;
-        }
+            }
+        })?;
         // A dry run builds nothing, so it has no metadata file to read.
         let digest = if runner.dry_run {
             None
