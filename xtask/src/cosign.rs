@@ -45,6 +45,14 @@ impl Key {
     /// A key file must exist (relative paths are from the repository root,
     /// where cosign runs); `source` names the flag or variable it came from.
     pub fn check_file(&self, root: &Path, source: &str) -> Result<(), String> {
+        if let Some(rest) = self.0.strip_prefix("awskms://") {
+            return aws_kms_key(rest).then_some(()).ok_or_else(|| {
+                format!(
+                    "{source}: {} names no KMS key: cosign reads awskms://[ENDPOINT]/KEY, so write awskms:///alias/NAME (three slashes, no endpoint), or a key's ARN or id after the third",
+                    self.0
+                )
+            });
+        }
         if self.is_kms() || root.join(&self.0).is_file() {
             return Ok(());
         }
@@ -60,6 +68,19 @@ impl Key {
             root.join(&self.0).display()
         ))
     }
+}
+
+/// Whether `rest` (after `awskms://`) is `[ENDPOINT]/KEY` with KEY an alias,
+/// an ARN or a key id, as cosign's own patterns read it: in the common
+/// slip `awskms://alias/NAME`, `alias` is taken for the endpoint.
+fn aws_kms_key(rest: &str) -> bool {
+    let Some((_endpoint, key)) = rest.split_once('/') else {
+        return false;
+    };
+    let id = key.strip_prefix("mrk").unwrap_or(key);
+    key.starts_with("alias/")
+        || key.starts_with("arn:")
+        || (!id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
 }
 
 /// Checks before a signing run: the key exists, and a key file's password is
@@ -187,6 +208,29 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let kms = Key("awskms:///alias/x".into());
         assert!(kms.is_kms());
+        for good in [
+            "awskms://127.0.0.1:4566/alias/x",
+            "awskms:///arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "awskms:///1234abcd-12ab-34cd-56ef-1234567890ab",
+            "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+        ] {
+            assert_eq!(
+                Key(good.into()).check_file(root, "--signing-key"),
+                Ok(()),
+                "{good}"
+            );
+        }
+        // Two slashes: `alias` is read as the endpoint, and cosign fails
+        // only when it signs, after the push.
+        for bad in ["awskms://alias/x", "awskms://x", "awskms:///"] {
+            let err = Key(bad.into())
+                .check_file(root, "--signing-key")
+                .unwrap_err();
+            assert_eq!(
+                err,
+                format!("--signing-key: {bad} names no KMS key: cosign reads awskms://[ENDPOINT]/KEY, so write awskms:///alias/NAME (three slashes, no endpoint), or a key's ARN or id after the third")
+            );
+        }
         assert_eq!(
             check_signing_key(&kms, root, false, "--signing-key"),
             Ok(())

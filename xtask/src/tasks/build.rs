@@ -76,6 +76,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     let signing_key = signatures::signing_key(&images.signing, images.target.env, args.push, root)?;
     let login = registry.is_some() && !images.aws.no_login;
     super::require_push_tools(runner, login, signing_key.is_some())?;
+    if let Some(key) = &signing_key {
+        signatures::check_key(runner, root, key)?;
+    }
     if github::is_actions() {
         report_disk(runner, args.min_free_gb)?;
     }
@@ -171,8 +174,28 @@ fn build_one(
     if let Some(network) = args.network {
         extra.extend(["--network".to_string(), flag_value(network)]);
     }
+    // On stage the build pushes only the tags that never move; the others
+    // (`latest-*`) follow once the image is signed, so a failed signature
+    // leaves them at the last signed image.
+    let (built, moving) = match signing {
+        Some(_) => {
+            let (fixed, moving) = image
+                .tags
+                .iter()
+                .cloned()
+                .partition(|t| tags::is_immutable(t));
+            (
+                Image {
+                    tags: fixed,
+                    ..image.clone()
+                },
+                moving,
+            )
+        }
+        None => (image.clone(), Vec::new()),
+    };
     let step = docker::build(
-        image,
+        &built,
         &metadata,
         args.push,
         args.progress,
@@ -204,12 +227,7 @@ fn build_one(
                 .filter(|t| Some(*t) != read)
                 .cloned()
                 .collect();
-            if !others.is_empty() {
-                let retag = docker::retag(&image.image, &digest, &others);
-                runner.run_with_retry(&prefix, &retag).with_context(|| {
-                    format!("tagging {} in {} failed", short(&digest), image.image)
-                })?;
-            }
+            retag(runner, &prefix, image, &digest, &others)?;
             reused = true;
             return Ok(Some(digest));
         }
@@ -271,11 +289,31 @@ fn build_one(
         }
         if let Some((key, target)) = signing {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
+            // A dry run has no digest yet: `<digest>` stands for it.
+            let signed = digest.as_deref().unwrap_or("<digest>");
+            retag(runner, &prefix, image, signed, &moving)?;
         }
         Ok(digest)
     });
     outcome.reused = reused;
     outcome
+}
+
+/// Point `tags` of `image` at the pushed `digest`, in the registry.
+fn retag(
+    runner: &Runner,
+    prefix: &str,
+    image: &Image,
+    digest: &str,
+    tags: &[String],
+) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let step = docker::retag(&image.image, digest, tags);
+    runner
+        .run_with_retry(prefix, &step)
+        .with_context(|| format!("tagging {} in {} failed", short(digest), image.image))
 }
 
 /// The digest of this commit's image for `image`'s platform when the
@@ -318,34 +356,29 @@ fn already_pushed(
             let revision = found.revision.as_deref().unwrap_or("(no label)");
             format!("it is revision {revision} for {}", found.platform)
         }
-        Ok(found) => {
-            match signing.and_then(|s| unsigned(runner, prefix, s, &found.digest, image)) {
-                Some(why) => why,
-                None => {
-                    eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
-                    return Ok(Some(found.digest));
-                }
+        Ok(found) => match signing.and_then(|s| unsigned(runner, prefix, s, &found.digest)) {
+            Some(why) => why,
+            None => {
+                eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
+                return Ok(Some(found.digest));
             }
-        }
+        },
     };
     eprintln!("{prefix}building: {reference} cannot be reused ({why})");
     Ok(None)
 }
 
 /// Why no signature on `digest` verifies with the signing key's public half
-/// (cosign verifies with a public key), or `None` when one does.
+/// (cosign verifies with a public key, which `check_key` wrote), or `None`
+/// when one does.
 fn unsigned(
     runner: &Runner,
     prefix: &str,
     (key, target): (&Key, &Target),
     digest: &str,
-    image: &Image,
 ) -> Option<String> {
-    let public = Key(format!("{METADATA_DIR}/{}-signing.pub", image.variant));
-    let verified = match runner.ask(prefix, &cosign::public_key(key, &public.0)) {
-        Reply::Failed(why) => Reply::Failed(why),
-        _ => runner.ask(prefix, &cosign::verify(target, digest, &public, true)),
-    };
+    let public = Key(signatures::SIGNING_PUBLIC_KEY.to_string());
+    let verified = runner.ask(prefix, &cosign::verify(target, digest, &public, true));
     let Reply::Failed(why) = verified else {
         return None;
     };

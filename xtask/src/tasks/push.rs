@@ -29,6 +29,9 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     )?;
     let key = signatures::signing_key(&args.signing, args.target.env, true, root)?;
     super::require_push_tools(runner, !args.aws.no_login, key.is_some())?;
+    if let Some(key) = &key {
+        signatures::check_key(runner, root, key)?;
+    }
     for image in &plan.images {
         check_local(runner, image)?;
     }
@@ -75,18 +78,23 @@ fn check_local(runner: &Runner, image: &Image) -> Result<()> {
 }
 
 /// Push every tag of one image, `latest-*` last (a failed push leaves it
-/// where it was); for stage, sign what arrived by its digest.
+/// where it was); for stage, sign what arrived by its digest before
+/// `latest-*` moves to it.
 fn push_one(runner: &Runner, image: &Image, target: &Target, key: Option<&Key>) -> Outcome {
     let prefix = exec::prefix(&image.variant);
-    let mut tags = image.tags.clone();
-    tags.sort_by_key(|tag| !tags::is_immutable(tag));
-    Outcome::of(image, || {
-        for tag in &tags {
+    let (fixed, moving): (Vec<&String>, Vec<&String>) =
+        image.tags.iter().partition(|tag| tags::is_immutable(tag));
+    let push = |tags: &[&String]| -> Result<()> {
+        for tag in tags {
             let reference = format!("{}:{tag}", image.image);
             runner
                 .run_with_retry(&prefix, &docker::push(&reference))
                 .with_context(|| format!("push of {reference} ({}) failed", image.variant))?;
         }
+        Ok(())
+    };
+    Outcome::of(image, || {
+        push(&fixed)?;
         let digest = runner
             .read(&prefix, &docker::repo_digests(&image.references()[0]))?
             .map(|text| docker::parse_repo_digest(&text, &image.image))
@@ -94,6 +102,7 @@ fn push_one(runner: &Runner, image: &Image, target: &Target, key: Option<&Key>) 
         if let Some(key) = key {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
         }
+        push(&moving)?;
         Ok(digest)
     })
 }

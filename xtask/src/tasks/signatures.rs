@@ -47,6 +47,37 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
     Ok(Some(key))
 }
 
+/// Where [`check_key`] writes the signing key's public half: build verifies
+/// a stage image it would reuse against it.
+pub const SIGNING_PUBLIC_KEY: &str = "target/xtask/signing.pub";
+
+/// The signing key works, checked before anything is built or pushed:
+/// cosign derives its public half, which needs what signing needs (a
+/// private key file and its password, or a KMS key these credentials may
+/// use). Unchecked, a public key or a wrong password failed only at
+/// `cosign sign`, after the push.
+pub fn check_key(runner: &Runner, root: &Path, key: &Key) -> Result<()> {
+    if !runner.dry_run {
+        let dir = root.join(SIGNING_PUBLIC_KEY);
+        std::fs::create_dir_all(dir.parent().unwrap_or(root))
+            .context("cannot create target/xtask")?;
+    }
+    let why = match runner.ask("", &cosign::public_key(key, SIGNING_PUBLIC_KEY)) {
+        Reply::DryRun | Reply::Out(_) => return Ok(()),
+        Reply::Failed(why) => why,
+    };
+    let answer = reason(&why);
+    if key.is_kms() {
+        // The service's answer: a missing key, a denied role, no network.
+        bail!("cannot use the KMS key {} (cosign public-key: {answer}); check that it exists in this region and that these AWS credentials may use it (kms:GetPublicKey, kms:Sign)", key.0);
+    }
+    bail!(Usage(format!(
+        "--signing-key (COSIGN_KEY): cosign cannot sign with {} ({answer}); give the private key file (cosign.key, not cosign.pub) with its password in {}",
+        key.0,
+        cosign::PASSWORD_VAR
+    )))
+}
+
 /// The public key promote verifies with, checked before anything runs.
 /// An empty value (an unset repository variable) means the default.
 pub fn verify_key(text: &str, root: &Path) -> Result<Key> {
