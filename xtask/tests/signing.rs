@@ -555,7 +555,8 @@ fn the_key_password_never_appears_in_any_output() {
         build_push(&fixture, &sha, &repo, &["--env", "stage"])
             .env("COSIGN_PASSWORD", format!("{password}-wrong")),
     );
-    assert_eq!(failed.status.code(), Some(1), "a wrong password signed");
+    // Refused at the key check, before the push (exit 2: the input).
+    assert_eq!(failed.status.code(), Some(2), "a wrong password signed");
 
     let summary = std::fs::read_to_string(&summary).unwrap();
     for (variant, arch) in VARIANTS {
@@ -693,6 +694,50 @@ fn a_key_that_cannot_sign_stops_a_stage_push_before_anything_is_pushed() {
         }
     }
     assert_eq!(tags(&rig.stage, &repo), Vec::<String>::new());
+
+    // A KMS key moto holds passes the check and signs (moto's signatures do
+    // not verify: README, "Signatures").
+    let alias = format!("alias/{}", unique("stage-signing"));
+    let aws = |args: &[&str]| -> String {
+        let output = Command::new("aws").args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let id = aws(&[
+        "kms",
+        "create-key",
+        "--key-usage",
+        "SIGN_VERIFY",
+        "--key-spec",
+        "ECC_NIST_P256",
+    ])
+    .parse::<serde_json::Value>()
+    .unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws(&[
+        "kms",
+        "create-alias",
+        "--alias-name",
+        &alias,
+        "--target-key-id",
+        &id,
+    ]);
+    let kms = format!("awskms:///{alias}");
+    let output = run(&mut build_push(
+        &fixture,
+        &sha,
+        &repo,
+        &["--env", "stage", "--variant", "gpu", "--signing-key", &kms],
+    ));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let digest = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    assert_eq!(signature_tags(&rig.stage, &repo), [signature_tag(&digest)]);
 }
 
 /// A signature that fails after the push (a KMS outage) leaves stage's
