@@ -845,6 +845,34 @@ fn bad_flag_variables_are_named_not_their_flags() {
         );
     }
 
+    // With --push the smoke check runs the pushed digest, and the dry run
+    // prints that command, not a run of the tag.
+    let output = run(fixture
+        .xtask()
+        .args([
+            "--dry-run",
+            "build",
+            "--push",
+            "--smoke",
+            "--variant",
+            "gpu",
+        ])
+        .args([
+            "--registry",
+            "r.example",
+            "--repository",
+            "app",
+            "--no-login",
+        ])
+        .env("PATH", tools.path()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let runs: Vec<&str> = err.lines().filter(|l| l.contains("$ docker run")).collect();
+    assert!(
+        runs.len() == 1 && runs[0].ends_with(" 'r.example/app@<digest>' check"),
+        "{err}"
+    );
+
     // XTASK_BUILD_ARGS as a workflow writes it, a YAML block (`|`), ends
     // with a newline and may hold blank lines: they are no items. (The
     // trailing newline used to be refused as a build argument "".)
@@ -1374,6 +1402,12 @@ fn a_source_date_epoch_out_of_range_is_bad_input_not_a_panic() {
         assert_eq!(output.status.code(), Some(2), "{value}: {err}");
         assert!(
             err.contains(&format!("SOURCE_DATE_EPOCH={value} is not a number of seconds since 1970 (at most 253402300799")),
+            "{value}: {err}"
+        );
+        // Not the commit's time, which the README advises against: it
+        // changes per commit, and so rebuilds every step.
+        assert!(
+            err.contains("unset it (the image is then dated now)") && !err.contains("git log"),
             "{value}: {err}"
         );
     }

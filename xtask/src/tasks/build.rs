@@ -280,12 +280,10 @@ fn build_one(
         // Before the signature, which makes a stage image promotable: an
         // image that fails its check stays unsigned.
         if args.smoke {
-            smoke(
-                runner,
-                &prefix,
-                image,
-                digest.as_deref().filter(|_| args.push),
-            )?;
+            // A pushed image by its digest; a dry run has none yet, and
+            // `<digest>` stands for it, as in the signing step.
+            let pushed = args.push.then(|| digest.as_deref().unwrap_or("<digest>"));
+            smoke(runner, &prefix, image, pushed)?;
         }
         if let Some((key, target)) = signing {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;

@@ -114,7 +114,7 @@ fn created_epoch() -> Result<u64> {
     match text.trim().parse() {
         Ok(secs) if secs <= LAST => Ok(secs),
         _ => Err(Usage(format!(
-            "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970 (at most {LAST}, the end of 9999); set it to the commit's time, `git log -1 --format=%ct`, or unset it"
+            "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970 (at most {LAST}, the end of 9999); unset it (the image is then dated now), or set a fixed number such as 1700000000: one that changes per commit defeats the build cache (README, \"Commands\")"
         ))
         .into()),
     }
