@@ -314,6 +314,23 @@ fn bad_flags_exit_2_and_run_nothing() {
             vec!["build", "--frobnicate"],
             "unexpected argument '--frobnicate'",
         ),
+        // Flags that would do nothing: they used to be taken without a word.
+        (
+            vec!["build", "--no-login"],
+            "--no-login is for the registry login, and a build without --push or --cache registry logs in nowhere; add --push, or drop --no-login",
+        ),
+        (
+            vec!["build", "--region", "eu-west-1"],
+            "--region is for the registry login, and a build without --push or --cache registry logs in nowhere",
+        ),
+        (
+            vec!["build", "--signing-key", "cosign.key"],
+            "--signing-key signs stage pushes, and a build without --push pushes nothing; push with --env stage, or drop --signing-key",
+        ),
+        (
+            vec!["push", "--registry", "r.example", "--signing-key", "cosign.key"],
+            "--signing-key signs stage pushes, and dev pushes are not signed",
+        ),
     ] {
         let output = run(fixture
             .xtask()
@@ -329,6 +346,15 @@ fn bad_flags_exit_2_and_run_nothing() {
         );
     }
     assert_eq!(tools.calls(), Vec::<String>::new(), "bad input ran");
+
+    // COSIGN_KEY set for a whole workflow job reaches its every step: the
+    // variable is not refused where the flag is.
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build"])
+        .env("PATH", tools.path())
+        .env("COSIGN_KEY", "awskms:///alias/job-wide"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
 /// `--dry-run` prints the login, each build and each check, hides the

@@ -62,6 +62,9 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         ),
         other => other.clone(),
     };
+    if registry.is_none() {
+        super::login::refuse_unused(&images.aws)?;
+    }
     let plan = super::load_plan(
         runner,
         root,

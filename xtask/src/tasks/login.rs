@@ -9,6 +9,24 @@ use crate::exec::{self, Runner, SecretSourceFailed, Step};
 use crate::target::{Env, Target};
 use crate::{aws, docker};
 
+/// The login flags, refused where no login happens (a build without
+/// `--push` or `--cache registry`): whoever typed them expects them to
+/// matter. A blank value (`--profile "$UNSET"`) counts as not given.
+pub fn refuse_unused(aws: &AwsArgs) -> Result<()> {
+    let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let flags = [
+        ("--region", given(&aws.region)),
+        ("--profile", given(&aws.profile)),
+        ("--no-login", aws.no_login),
+    ];
+    match flags.into_iter().find(|(_, given)| *given) {
+        Some((flag, _)) => bail!(Usage(format!(
+            "{flag} is for the registry login, and a build without --push or --cache registry logs in nowhere; add --push, or drop {flag}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
     if args.aws.no_login {
         bail!(Usage(

@@ -31,10 +31,27 @@ fn check_environment() -> Result<()> {
     Ok(())
 }
 
+/// The variable behind `--signing-key`.
+const SIGNING_KEY_VAR: &str = "COSIGN_KEY";
+
 /// The key a push signs with: stage pushes are signed and need one, every
 /// other push (dev) is not signed.
 pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Result<Option<Key>> {
     if !push || env != Env::Stage {
+        // COSIGN_KEY is set for a whole workflow job, every step of which
+        // then carries it: only a typed --signing-key is refused.
+        let typed = args.signing_key.as_ref().filter(|key| {
+            !key.is_empty() && std::env::var(SIGNING_KEY_VAR).ok().as_ref() != Some(*key)
+        });
+        if typed.is_some() {
+            let why = match push {
+                true => "dev pushes are not signed",
+                false => "a build without --push pushes nothing",
+            };
+            bail!(Usage(format!(
+                "--signing-key signs stage pushes, and {why}; push with --env stage, or drop --signing-key"
+            )));
+        }
         return Ok(None);
     }
     check_environment()?;
