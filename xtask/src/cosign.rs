@@ -77,10 +77,12 @@ fn aws_kms_key(rest: &str) -> bool {
     let Some((_endpoint, key)) = rest.split_once('/') else {
         return false;
     };
-    let id = key.strip_prefix("mrk").unwrap_or(key);
+    // A key id: 32 hex digits, dashes between the groups optional, after an
+    // optional `mrk` (a multi-region key).
+    let id = key.strip_prefix("mrk").unwrap_or(key).replace('-', "");
     key.starts_with("alias/")
         || key.starts_with("arn:")
-        || (!id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        || (id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Checks before a signing run: the key exists, and a key file's password is
@@ -127,6 +129,21 @@ pub fn sign(target: &Target, digest: &str, key: &Key) -> Step {
 /// from `COSIGN_PASSWORD` as for signing, or a KMS key) to `outfile`.
 pub fn public_key(key: &Key, outfile: &str) -> Step {
     let args = ["public-key", "--key", &key.0, "--outfile", outfile];
+    Step::new(TOOL.program, args)
+}
+
+/// Sign the file `blob` with `key`, offline, printing the signature: what
+/// proves a key can sign (a KMS key's `kms:Sign`, a key file's password)
+/// without touching a registry.
+pub fn sign_blob(key: &Key, blob: &str) -> Step {
+    let args = [
+        "sign-blob",
+        "--key",
+        &key.0,
+        "--tlog-upload=false",
+        "--yes",
+        blob,
+    ];
     Step::new(TOOL.program, args)
 }
 
@@ -212,6 +229,7 @@ mod tests {
             "awskms://127.0.0.1:4566/alias/x",
             "awskms:///arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "awskms:///1234abcd-12ab-34cd-56ef-1234567890ab",
+            "awskms:///mrk-1234abcd12ab34cd56ef1234567890ab",
             "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
         ] {
             assert_eq!(
@@ -222,7 +240,13 @@ mod tests {
         }
         // Two slashes: `alias` is read as the endpoint, and cosign fails
         // only when it signs, after the push.
-        for bad in ["awskms://alias/x", "awskms://x", "awskms:///"] {
+        for bad in [
+            "awskms://alias/x",
+            "awskms://alias/cafe",
+            "awskms://x",
+            "awskms:///",
+            "awskms:///abc",
+        ] {
             let err = Key(bad.into())
                 .check_file(root, "--signing-key")
                 .unwrap_err();

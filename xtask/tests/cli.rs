@@ -317,7 +317,7 @@ fn bad_flags_exit_2_and_run_nothing() {
         // Flags that would do nothing: they used to be taken without a word.
         (
             vec!["build", "--no-login"],
-            "--no-login is for the registry login, and a build without --push or --cache registry logs in nowhere; add --push, or drop --no-login",
+            "--no-login is for the registry login, and a build without --push or --cache registry logs in nowhere; add --push (or --cache registry), or drop --no-login",
         ),
         (
             vec!["build", "--region", "eu-west-1"],
@@ -1433,7 +1433,8 @@ fn a_source_date_epoch_out_of_range_is_bad_input_not_a_panic() {
         // Not the commit's time, which the README advises against: it
         // changes per commit, and so rebuilds every step.
         assert!(
-            err.contains("unset it (the image is then dated now)") && !err.contains("git log"),
+            err.contains("unset it, as the workflows do: the image is then dated now")
+                && !err.contains("git log"),
             "{value}: {err}"
         );
     }

@@ -21,7 +21,7 @@ pub fn refuse_unused(aws: &AwsArgs) -> Result<()> {
     ];
     match flags.into_iter().find(|(_, given)| *given) {
         Some((flag, _)) => bail!(Usage(format!(
-            "{flag} is for the registry login, and a build without --push or --cache registry logs in nowhere; add --push, or drop {flag}"
+            "{flag} is for the registry login, and a build without --push or --cache registry logs in nowhere; add --push (or --cache registry), or drop {flag}"
         ))),
         None => Ok(()),
     }

@@ -114,7 +114,7 @@ fn created_epoch() -> Result<u64> {
     match text.trim().parse() {
         Ok(secs) if secs <= LAST => Ok(secs),
         _ => Err(Usage(format!(
-            "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970 (at most {LAST}, the end of 9999); unset it (the image is then dated now), or set a fixed number such as 1700000000: one that changes per commit defeats the build cache (README, \"Commands\")"
+            "SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970 (at most {LAST}, the end of 9999); unset it, as the workflows do: the image is then dated now (README, \"Commands\")"
         ))
         .into()),
     }
@@ -160,12 +160,13 @@ fn message(err: anyhow::Error) -> String {
 /// is not blank, as skopeo and cosign log any warnings before their fatal
 /// error.
 fn reason(stderr: &str) -> &str {
-    stderr
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or_default()
+    let mut lines = stderr.lines().map(str::trim);
+    // A Go tool that panicked (cosign, on a KMS key that cannot sign) ends
+    // with its stack; the panic's own line is the one that says why.
+    if let Some(panic) = lines.clone().find(|line| line.starts_with("panic: ")) {
+        return panic;
+    }
+    lines.rfind(|line| !line.is_empty()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -177,5 +178,10 @@ mod tests {
         let stderr = "level=warning msg=\"no creds\"\nlevel=fatal msg=\"unauthorized\"\n\n";
         assert_eq!(reason(stderr), "level=fatal msg=\"unauthorized\"");
         assert_eq!(reason(""), "");
+        let panicked = "Using payload from: f\npanic: runtime error: index out of range [0] with length 0\n\ngoroutine 1 [running]:\nmain.main()\n\tgithub.com/sigstore/cosign/cmd/cosign/main.go:64 +0x44f\n";
+        assert_eq!(
+            reason(panicked),
+            "panic: runtime error: index out of range [0] with length 0"
+        );
     }
 }

@@ -69,24 +69,32 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
 pub const SIGNING_PUBLIC_KEY: &str = "target/xtask/signing.pub";
 
 /// The signing key works, checked before anything is built or pushed:
-/// cosign derives its public half, which needs what signing needs (a
-/// private key file and its password, or a KMS key these credentials may
-/// use). Unchecked, a public key or a wrong password failed only at
-/// `cosign sign`, after the push.
+/// cosign derives its public half and signs that file with the key, which
+/// needs what signing an image needs (a private key file and its password,
+/// or a KMS signing key these credentials may read and sign with).
+/// Unchecked, a public key, a wrong password or a missing `kms:Sign` failed
+/// only at `cosign sign`, after the push.
 pub fn check_key(runner: &Runner, root: &Path, key: &Key) -> Result<()> {
     if !runner.dry_run {
         let dir = root.join(SIGNING_PUBLIC_KEY);
         std::fs::create_dir_all(dir.parent().unwrap_or(root))
             .context("cannot create target/xtask")?;
     }
-    let why = match runner.ask("", &cosign::public_key(key, SIGNING_PUBLIC_KEY)) {
-        Reply::DryRun | Reply::Out(_) => return Ok(()),
-        Reply::Failed(why) => why,
+    let steps = [
+        cosign::public_key(key, SIGNING_PUBLIC_KEY),
+        cosign::sign_blob(key, SIGNING_PUBLIC_KEY),
+    ];
+    let failed = steps.iter().find_map(|step| match runner.ask("", step) {
+        Reply::Failed(why) => Some((step.args[0].clone(), why)),
+        Reply::DryRun | Reply::Out(_) => None,
+    });
+    let Some((command, why)) = failed else {
+        return Ok(());
     };
     let answer = reason(&why);
     if key.is_kms() {
         // The service's answer: a missing key, a denied role, no network.
-        bail!("cannot use the KMS key {} (cosign public-key: {answer}); check that it exists in this region and that these AWS credentials may use it (kms:GetPublicKey, kms:Sign)", key.0);
+        bail!("cannot use the KMS key {} (cosign {command}: {answer}); check that it is a signing key (SIGN_VERIFY) in this region and that these AWS credentials may use it (kms:GetPublicKey, kms:Sign)", key.0);
     }
     bail!(Usage(format!(
         "--signing-key (COSIGN_KEY): cosign cannot sign with {} ({answer}); give the private key file (cosign.key, not cosign.pub) with its password in {}",
@@ -144,7 +152,7 @@ pub fn push_summary(runner: &Runner, outcomes: &[Outcome], key: Option<&Key>) {
         let status = match &outcome.result {
             Ok(Some(digest)) => format!("signed `{digest}` with `{}`", key.0),
             // `Ok(None)` is a dry run's, and a dry run writes no summary.
-            _ => "not signed: the variant failed (see the error)".to_string(),
+            _ => "the variant failed (see the error); a re-run finishes it".to_string(),
         };
         rows.push([outcome.variant.clone(), status]);
     }
