@@ -20,14 +20,25 @@ fn docker(args: impl IntoIterator<Item = impl Into<String>>) -> Step {
     Step::new(TOOL.program, args)
 }
 
+/// Where a build's image goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Into the local engine's image store (`--load`).
+    Load,
+    /// To the registry, every tag (`--push`).
+    Push,
+    /// Nowhere: the builder's cache keeps every step, for the push's build
+    /// to reuse (`--output type=cacheonly`).
+    CacheOnly,
+}
+
 /// `docker buildx build` for one image: its platform, Dockerfile, tags and
-/// labels; the digest is written to `metadata` (never read from log text).
-/// `push` sends it straight to the registry, every tag; otherwise it is
-/// loaded into the local engine's image store.
+/// labels; the digest is written to `metadata` (never read from log text);
+/// the image goes to `output`.
 pub fn build(
     image: &Image,
     metadata: &Path,
-    push: bool,
+    output: Output,
     progress: Progress,
     cache: &[String],
     build_args: &[(String, String)],
@@ -68,7 +79,15 @@ pub fn build(
         args.extend(["--build-arg".into(), format!("{key}={value}")]);
     }
     args.extend(cache.iter().cloned());
-    args.push(if push { "--push" } else { "--load" }.into());
+    args.extend(
+        match output {
+            Output::Load => vec!["--load"],
+            Output::Push => vec!["--push"],
+            Output::CacheOnly => vec!["--output", "type=cacheonly"],
+        }
+        .into_iter()
+        .map(String::from),
+    );
     args.push(".".into());
     docker(args)
 }
@@ -434,7 +453,7 @@ mod tests {
         let step = build(
             &image(),
             Path::new("target/xtask/cpu.json"),
-            true,
+            Output::Push,
             Progress::Plain,
             &registry_cache(&image()),
             &[("RUNTIME_IMAGE".into(), "debian:12-{arch}".into())],

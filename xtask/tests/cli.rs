@@ -379,8 +379,9 @@ fn dry_run_prints_every_command_and_runs_none() {
     let err = stderr(&output);
     let commands = common::commands(&err);
     // The login; for each variant the read of its commit tag (a re-run
-    // tags the image already there), the build and the architecture check.
-    assert_eq!(commands.len(), 7, "{err}");
+    // tags the image already there), the build, its push (the build again,
+    // cached, with the upload: retried alone) and the architecture check.
+    assert_eq!(commands.len(), 9, "{err}");
     assert_eq!(
         commands[0],
         "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -388,9 +389,14 @@ fn dry_run_prints_every_command_and_runs_none() {
     let sha8 = &fixture.head()[..8];
     for (variant, platform) in [("gpu", "linux/amd64"), ("cpu", "linux/arm64")] {
         let arch = &platform[6..];
-        assert!(commands.iter().any(|c| c.starts_with(&format!("docker buildx build --platform {platform} --file Dockerfile-{variant}"))
-            && c.contains(&format!("--tag 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"))
-            && c.ends_with("--push .")), "{variant}: {commands:?}");
+        let builds: Vec<&&str> = commands.iter().filter(|c| c.starts_with(&format!("docker buildx build --platform {platform} --file Dockerfile-{variant}"))
+            && c.contains(&format!("--tag 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"))).collect();
+        assert!(
+            builds.len() == 2
+                && builds[0].ends_with("--output type=cacheonly .")
+                && builds[1].ends_with("--push ."),
+            "{variant}: {commands:?}"
+        );
         let reference = format!(
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:make-{sha8}-{arch}-{variant}"
         );
@@ -589,19 +595,30 @@ fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
     assert!(err.contains(caveat), "{err}");
     for (variant, arch) in [("gpu", "amd64"), ("cpu", "arm64")] {
         let cache = format!("{registry}/app:cache-{arch}-{variant}");
-        let build = commands
+        let builds: Vec<&String> = commands
             .iter()
-            .find(|c| c.contains(&format!("--file Dockerfile-{variant}")))
-            .unwrap();
+            .filter(|c| c.contains(&format!("--file Dockerfile-{variant}")))
+            .collect();
+        let [build, push] = builds[..] else {
+            panic!("not a build and a push: {builds:?}")
+        };
+        // The build imports and exports the cache (a failed push keeps
+        // it); the push's build reuses the builder's own.
         assert!(
             build.contains(&format!("--cache-from type=registry,ref={cache} "))
                 && build.contains(&format!(
                     "--cache-to type=registry,ref={cache},mode=max,image-manifest=true,oci-mediatypes=true "
                 ))
                 && build.contains("--provenance=false")
-                && build.ends_with("--push .")
+                && build.ends_with("--output type=cacheonly .")
                 && !build.contains("--load"),
             "{build}"
+        );
+        assert!(
+            push.ends_with("--push .")
+                && !push.contains("--cache-")
+                && push.contains("--provenance=false"),
+            "{push}"
         );
         // A pushed image is checked where it went: in the registry, never
         // loaded into the runner's engine (a docker-container builder has

@@ -10,6 +10,7 @@ use super::{short, signatures};
 use crate::arch::Arch;
 use crate::cli::{flag_value, BuildArgs, Cache};
 use crate::cosign::{self, Key};
+use crate::docker::Output;
 use crate::exec::{self, concurrently, Reply, Runner};
 use crate::plan::{render_table, Image, REVISION_LABEL};
 use crate::target::Target;
@@ -169,14 +170,16 @@ fn build_one(
 ) -> Outcome {
     let prefix = exec::prefix(&image.variant);
     let metadata = Path::new(METADATA_DIR).join(format!("{}-metadata.json", image.variant));
-    let mut extra = match args.cache {
+    let network = match args.network {
+        Some(network) => vec!["--network".to_string(), flag_value(network)],
+        None => Vec::new(),
+    };
+    let mut cache = match args.cache {
         Cache::None => vec!["--no-cache".to_string()],
         _ if registry_cache => docker::registry_cache(image),
         _ => Vec::new(),
     };
-    if let Some(network) = args.network {
-        extra.extend(["--network".to_string(), flag_value(network)]);
-    }
+    cache.extend(network.iter().cloned());
     // On stage the build pushes only the tags that never move; the others
     // (`latest-*`) follow once the image is signed, so a failed signature
     // leaves them at the last signed image.
@@ -197,14 +200,25 @@ fn build_one(
         }
         None => (image.clone(), Vec::new()),
     };
-    let step = docker::build(
-        &built,
-        &metadata,
-        args.push,
-        args.progress,
-        &extra,
-        &args.build_args,
-    );
+    let build = |output, extra: &[String]| {
+        docker::build(
+            &built,
+            &metadata,
+            output,
+            args.progress,
+            extra,
+            &args.build_args,
+        )
+    };
+    // With --push: the build, then the push, which builds again with every
+    // step cached (no --no-cache, no cache import or export) and uploads.
+    let steps = match args.push {
+        true => vec![
+            build(Output::CacheOnly, &cache),
+            build(Output::Push, &network),
+        ],
+        false => vec![build(Output::Load, &cache)],
+    };
     // Only a commit's clean tree, built as it always is: `--smoke` runs the
     // local image, which a reused one is not; build arguments may differ
     // from the first run's; `--cache none` asks for everything again.
@@ -244,21 +258,24 @@ fn build_one(
                 _ => {}
             }
         }
-        // Run once, not retried: BuildKit already retries each blob and
-        // manifest upload of `--push` (util/resolver/retryhandler, wrapped
-        // around every push in util/push: 5xx, EOF, resets, broken pipes,
-        // with 1, 2, 4 s of backoff). Retrying the step here would run a
-        // failed build again, from nothing under `--cache none`.
-        runner.run(&prefix, &step).with_context(|| {
-            if args.push {
+        // The build runs once: a Dockerfile error or a failing compile fails
+        // the same way each time, and `--cache none` would start it from
+        // nothing again. The push is retried, its build all cached: BuildKit
+        // retries an upload itself only on some errors (5xx, resets, broken
+        // pipes: util/resolver/retryhandler), not on throttling (429) or a
+        // refused connection. A failed push leaves the registry cache the
+        // build wrote, for a re-run to start from.
+        runner
+            .run(&prefix, &steps[0])
+            .with_context(|| format!("build of {} for {} failed", image.variant, image.platform))?;
+        if let Some(push) = steps.get(1) {
+            runner.run_with_retry(&prefix, push).with_context(|| {
                 format!(
-                    "build and push of {} for {} to {} failed",
+                    "push of {} for {} to {} failed (the build succeeded)",
                     image.variant, image.platform, image.image
                 )
-            } else {
-                format!("build of {} for {} failed", image.variant, image.platform)
-            }
-        })?;
+            })?;
+        }
         // A dry run builds nothing, so it has no metadata file to read.
         let digest = if runner.dry_run {
             None
