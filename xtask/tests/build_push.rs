@@ -127,9 +127,9 @@ fn dry_run_matches_the_real_run_command_for_command() {
     dry.sort();
     real.sort();
     assert_eq!(dry, real);
-    // The login; per variant the read of its commit tag, the build, the
-    // architecture check.
-    assert_eq!(real.len(), 7, "{real:?}");
+    // The login; per variant the read of its commit tag, the build, its
+    // push, the architecture check.
+    assert_eq!(real.len(), 9, "{real:?}");
 }
 
 #[test]

@@ -595,7 +595,7 @@ fn ci_builds_report_the_disk_and_use_a_cache_per_variant_and_arch() {
     assert!(err.contains(caveat), "{err}");
     for (variant, arch) in [("gpu", "amd64"), ("cpu", "arm64")] {
         let cache = format!("{registry}/app:cache-{arch}-{variant}");
-        let builds: Vec<&String> = commands
+        let builds: Vec<&&str> = commands
             .iter()
             .filter(|c| c.contains(&format!("--file Dockerfile-{variant}")))
             .collect();
