@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::{short, signatures};
+use super::{rerun, signatures};
 use crate::arch::Arch;
 use crate::cli::{flag_value, BuildArgs, Cache};
-use crate::cosign::{self, Key};
+use crate::cosign::Key;
 use crate::docker::Output;
 use crate::exec::{self, concurrently, Reply, Runner};
 use crate::plan::{render_table, Image, REVISION_LABEL};
@@ -230,21 +230,21 @@ fn build_one(
     let mut reused = false;
     let mut outcome = Outcome::of(image, || {
         let found = if reusable {
-            already_pushed(runner, &prefix, image, signing)?
+            rerun::already_pushed(runner, &prefix, image, signing)?
         } else {
             None
         };
         if let Some(digest) = found {
             // Not the commit's own tag, just read there: an immutable
             // repository refuses to write even the same digest again.
-            let read = commit_tag(image);
+            let read = rerun::commit_tag(image);
             let others: Vec<String> = image
                 .tags
                 .iter()
                 .filter(|t| Some(*t) != read)
                 .cloned()
                 .collect();
-            retag(runner, &prefix, image, &digest, &others)?;
+            rerun::retag(runner, &prefix, image, &digest, &others)?;
             reused = true;
             return Ok(Some(digest));
         }
@@ -309,108 +309,12 @@ fn build_one(
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
             // A dry run has no digest yet: `<digest>` stands for it.
             let signed = digest.as_deref().unwrap_or("<digest>");
-            retag(runner, &prefix, image, signed, &moving)?;
+            rerun::retag(runner, &prefix, image, signed, &moving)?;
         }
         Ok(digest)
     });
     outcome.reused = reused;
     outcome
-}
-
-/// Point `tags` of `image` at the pushed `digest`, in the registry.
-fn retag(
-    runner: &Runner,
-    prefix: &str,
-    image: &Image,
-    digest: &str,
-    tags: &[String],
-) -> Result<()> {
-    if tags.is_empty() {
-        return Ok(());
-    }
-    let step = docker::retag(&image.image, digest, tags);
-    runner
-        .run_with_retry(prefix, &step)
-        .with_context(|| format!("tagging {} in {} failed", short(digest), image.image))
-}
-
-/// The digest of this commit's image for `image`'s platform when the
-/// registry already holds it under the commit's own tag (a re-run of the
-/// job): the build then only tags it. Building it again would push another
-/// digest under that tag (an image is dated by its build), and once prod
-/// holds the first, promote would refuse the commit for good. On stage the
-/// image must also carry a signature the signing key verifies: anything
-/// that can push to stage can write the tag and the label, and must not get
-/// its image signed by a re-run. A read that fails other than "not found"
-/// is an error: building then would move the tag.
-fn already_pushed(
-    runner: &Runner,
-    prefix: &str,
-    image: &Image,
-    signing: Option<(&Key, &Target)>,
-) -> Result<Option<String>> {
-    let revision = &image.labels[REVISION_LABEL];
-    let Some(tag) = commit_tag(image) else {
-        return Ok(None);
-    };
-    let reference = format!("{}:{tag}", image.image);
-    let found = match runner.ask(prefix, &docker::registry_describe(&reference)) {
-        Reply::DryRun => {
-            eprintln!("{prefix}dry run: when {reference} is already this commit's image, a real run tags it instead of building");
-            return Ok(None);
-        }
-        Reply::Failed(why) if why.contains(": not found") => Err("not in the registry".to_string()),
-        Reply::Failed(why) => bail!(
-            "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); building would move the tag, so re-run when the registry answers",
-            super::reason(&why)
-        ),
-        Reply::Out(text) => docker::parse_pushed(&text).map_err(|err| format!("{err:#}")),
-    };
-    let why = match found {
-        Err(why) => why,
-        Ok(found)
-            if found.revision.as_ref() != Some(revision) || found.platform != image.platform =>
-        {
-            let revision = found.revision.as_deref().unwrap_or("(no label)");
-            format!("it is revision {revision} for {}", found.platform)
-        }
-        Ok(found) => match signing.and_then(|s| unsigned(runner, prefix, s, &found.digest)) {
-            Some(why) => why,
-            None => {
-                eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
-                return Ok(Some(found.digest));
-            }
-        },
-    };
-    eprintln!("{prefix}building: {reference} cannot be reused ({why})");
-    Ok(None)
-}
-
-/// Why no signature on `digest` verifies with the signing key's public half
-/// (cosign verifies with a public key, which `check_key` wrote), or `None`
-/// when one does.
-fn unsigned(
-    runner: &Runner,
-    prefix: &str,
-    (key, target): (&Key, &Target),
-    digest: &str,
-) -> Option<String> {
-    let public = Key(signatures::SIGNING_PUBLIC_KEY.to_string());
-    let verified = runner.ask(prefix, &cosign::verify(target, digest, &public, true));
-    let Reply::Failed(why) = verified else {
-        return None;
-    };
-    Some(format!(
-        "no signature on it verifies with {} ({})",
-        key.0,
-        super::reason(&why)
-    ))
-}
-
-/// The commit's own tag of `image` (`<sha8>-…`, `make-<sha8>-…`), which no
-/// other commit's build moves, as `latest-*` may be moved.
-fn commit_tag(image: &Image) -> Option<&String> {
-    image.tags.iter().find(|t| tags::is_immutable(t))
 }
 
 /// The built image must be for the platform asked for: the legacy builder,
@@ -421,7 +325,7 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
         // By the commit's own tag, which no other commit's build moves (as
         // `latest-*` may be): known before the build, so a dry run prints
         // this very command.
-        let tag = commit_tag(image).unwrap_or(&image.tags[0]);
+        let tag = rerun::commit_tag(image).unwrap_or(&image.tags[0]);
         docker::registry_inspect(&format!("{}:{tag}", image.image))
     } else {
         docker::image_inspect(&image.references()[0])

@@ -8,6 +8,7 @@ mod plan;
 mod promote;
 mod push;
 pub mod rehearse;
+mod rerun;
 mod signatures;
 
 use std::path::Path;
