@@ -1418,7 +1418,27 @@ fn a_key_pasted_into_cosign_key_is_never_repeated() {
         ));
     let shown = stdout(&output) + &stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{shown}");
-    assert!(shown.contains("(COSIGN_KEY) holds key material"), "{shown}");
+    assert!(
+        shown.contains("COSIGN_KEY (the variable behind --signing-key) holds key material"),
+        "{shown}"
+    );
+    // Given by the flag, the error names the flag alone.
+    let output = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--push", "--env", "stage"])
+        .args(["--signing-key", "no-such.key"])
+        .env("COSIGN_KEY", "other.key")
+        .env("COSIGN_PASSWORD", "pw")
+        .env(
+            "ECR_REGISTRY_STAGE",
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--signing-key: there is no key file") && !err.contains("COSIGN_KEY"),
+        "{err}"
+    );
     assert!(!shown.contains("SECRETKEY42"), "{shown}");
     let output = run(fixture
         .xtask()
@@ -1562,7 +1582,8 @@ fn a_missing_verify_key_is_named_as_the_user_gave_it() {
     );
     let other = promote(Some("keys/other.pub"));
     assert!(
-        other.contains("--verify-key (COSIGN_PUBLIC_KEY): there is no key file"),
+        other
+            .contains("COSIGN_PUBLIC_KEY (the variable behind --verify-key): there is no key file"),
         "{other}"
     );
     assert!(!other.contains("cosign.pub"), "{other}");

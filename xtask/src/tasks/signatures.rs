@@ -31,8 +31,18 @@ fn check_environment() -> Result<()> {
     Ok(())
 }
 
-/// The variable behind `--signing-key`.
+/// The signing key's flag, and the variable behind it.
+const SIGNING_FLAG: &str = "--signing-key";
 const SIGNING_KEY_VAR: &str = "COSIGN_KEY";
+
+/// What supplied a key's `value`, for an error to name: the variable behind
+/// `flag` when it holds that value (a CI job sets it), else the flag.
+fn source(flag: &str, var: &str, value: &str) -> String {
+    match std::env::var(var) {
+        Ok(set) if set == value => format!("{var} (the variable behind {flag})"),
+        _ => flag.to_string(),
+    }
+}
 
 /// The key a push signs with: stage pushes are signed and need one, every
 /// other push (dev) is not signed.
@@ -40,10 +50,8 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
     if !push || env != Env::Stage {
         // COSIGN_KEY is set for a whole workflow job, every step of which
         // then carries it: only a typed --signing-key is refused.
-        let typed = args.signing_key.as_ref().filter(|key| {
-            !key.is_empty() && std::env::var(SIGNING_KEY_VAR).ok().as_ref() != Some(*key)
-        });
-        if typed.is_some() {
+        let typed = args.signing_key.as_deref().filter(|key| !key.is_empty());
+        if typed.is_some_and(|key| source(SIGNING_FLAG, SIGNING_KEY_VAR, key) == SIGNING_FLAG) {
             let why = match push {
                 true => "dev pushes are not signed",
                 false => "a build without --push pushes nothing",
@@ -59,8 +67,8 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
         Usage("stage pushes are signed: pass --signing-key or set COSIGN_KEY (a cosign key file, or awskms:///alias/NAME in CI)".into())
     })?;
     let password_set = std::env::var_os(cosign::PASSWORD_VAR).is_some();
-    cosign::check_signing_key(&key, root, password_set, "--signing-key (COSIGN_KEY)")
-        .map_err(Usage)?;
+    let named = source(SIGNING_FLAG, SIGNING_KEY_VAR, &key.0);
+    cosign::check_signing_key(&key, root, password_set, &named).map_err(Usage)?;
     Ok(Some(key))
 }
 
@@ -97,7 +105,8 @@ pub fn check_key(runner: &Runner, root: &Path, key: &Key) -> Result<()> {
         bail!("cannot use the KMS key {} (cosign {command}: {answer}); check that it is a signing key (SIGN_VERIFY) in this region and that these AWS credentials may use it (kms:GetPublicKey, kms:Sign)", key.0);
     }
     bail!(Usage(format!(
-        "--signing-key (COSIGN_KEY): cosign cannot sign with {} ({answer}); give the private key file (cosign.key, not cosign.pub) with its password in {}",
+        "{}: cosign cannot sign with {} ({answer}); give the private key file (cosign.key, not cosign.pub) with its password in {}",
+        source(SIGNING_FLAG, SIGNING_KEY_VAR, &key.0),
         key.0,
         cosign::PASSWORD_VAR
     )))
@@ -109,7 +118,7 @@ pub fn verify_key(text: &str, root: &Path) -> Result<Key> {
     check_environment()?;
     if !text.is_empty() && text != DEFAULT_PUBLIC_KEY {
         let key = Key(text.to_string());
-        key.check_file(root, "--verify-key (COSIGN_PUBLIC_KEY)")
+        key.check_file(root, &source("--verify-key", "COSIGN_PUBLIC_KEY", text))
             .map_err(Usage)?;
         return Ok(key);
     }
