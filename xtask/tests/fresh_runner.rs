@@ -78,14 +78,33 @@ fn wipe(host: &str) {
     );
 }
 
+/// BuildKit's output for the last build of `variant`, from its log: the
+/// build step alone (`--output type=cacheonly`), not the push after it,
+/// which builds again with every step cached.
+fn build_log(fixture: &Fixture, variant: &str) -> String {
+    let path = fixture
+        .root
+        .join(format!("target/xtask/logs/{variant}.log"));
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let lines: Vec<&str> = log.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| {
+            l.starts_with("$ docker buildx build ") && l.ends_with("--output type=cacheonly .")
+        })
+        .unwrap_or_else(|| panic!("{}: no build step", path.display()));
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("$ "))
+        .map_or(lines.len(), |n| start + 1 + n);
+    lines[start..end].join("\n")
+}
+
 /// Each Dockerfile step's vertex (`[build 3/7] RUN ...`) of one variant, in
 /// order, with whether BuildKit took it from the cache, from the rawjson
 /// progress of the last build, which xtask keeps in `target/xtask/logs/`.
 fn steps(fixture: &Fixture, variant: &str) -> Vec<(String, bool)> {
-    let log = fixture
-        .root
-        .join(format!("target/xtask/logs/{variant}.log"));
-    let log = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let log = build_log(fixture, variant);
     let mut vertices: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
     for line in log.lines() {
         let Ok(status) = serde_json::from_str::<Value>(line) else {
@@ -116,11 +135,9 @@ fn steps(fixture: &Fixture, variant: &str) -> Vec<(String, bool)> {
 /// second or more, longest first, from the rawjson progress (for the
 /// benchmark's explanation, never asserted).
 fn time_spent(fixture: &Fixture, variant: &str) -> String {
-    let log = fixture
-        .root
-        .join(format!("target/xtask/logs/{variant}.log"));
+    let log = build_log(fixture, variant);
     let mut spans: BTreeMap<String, (String, f64, f64)> = BTreeMap::new();
-    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+    for line in log.lines() {
         let Ok(status) = serde_json::from_str::<Value>(line) else {
             continue;
         };
