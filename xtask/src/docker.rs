@@ -100,14 +100,25 @@ pub const SET_BY_XTASK: [&str; 3] = ["VARIANT", "REVISION", "VERSION"];
 /// cache shared by both variants, whose layers have nothing in common. ECR
 /// accepts a cache only as an OCI image manifest.
 pub fn registry_cache(image: &Image) -> Vec<String> {
-    let tag = crate::tags::cache_tag(image.arch, &image.variant);
-    let reference = format!("{}:{tag}", image.image);
-    vec![
-        "--cache-from".into(),
-        format!("type=registry,ref={reference}"),
+    let mut flags = registry_cache_from(image);
+    flags.extend([
         "--cache-to".into(),
-        format!("type=registry,ref={reference},mode=max,image-manifest=true,oci-mediatypes=true"),
-    ]
+        format!(
+            "{},mode=max,image-manifest=true,oci-mediatypes=true",
+            cache_ref(image)
+        ),
+    ]);
+    flags
+}
+
+/// The import half of [`registry_cache`] alone.
+pub fn registry_cache_from(image: &Image) -> Vec<String> {
+    vec!["--cache-from".into(), cache_ref(image)]
+}
+
+fn cache_ref(image: &Image) -> String {
+    let tag = crate::tags::cache_tag(image.arch, &image.variant);
+    format!("type=registry,ref={}:{tag}", image.image)
 }
 
 /// The digests BuildKit wrote to the metadata file (never read from log text).

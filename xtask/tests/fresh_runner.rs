@@ -78,10 +78,14 @@ fn wipe(host: &str) {
     );
 }
 
-/// BuildKit's output for the last build of `variant`, from its log: the
-/// build step alone (`--output type=cacheonly`), not the push after it,
-/// which builds again with every step cached.
-fn build_log(fixture: &Fixture, variant: &str) -> String {
+/// How a `build --push` step's command line ends: the build, then the
+/// push, which builds again and must find every step in the cache.
+const BUILD: &str = "--output type=cacheonly .";
+const PUSH: &str = "--push .";
+
+/// BuildKit's output for the last `step` ([`BUILD`] or [`PUSH`]) of
+/// `variant`, from its log.
+fn build_log(fixture: &Fixture, variant: &str, step: &str) -> String {
     let path = fixture
         .root
         .join(format!("target/xtask/logs/{variant}.log"));
@@ -89,10 +93,8 @@ fn build_log(fixture: &Fixture, variant: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     let start = lines
         .iter()
-        .rposition(|l| {
-            l.starts_with("$ docker buildx build ") && l.ends_with("--output type=cacheonly .")
-        })
-        .unwrap_or_else(|| panic!("{}: no build step", path.display()));
+        .rposition(|l| l.starts_with("$ docker buildx build ") && l.ends_with(step))
+        .unwrap_or_else(|| panic!("{}: no step ending {step}", path.display()));
     let end = lines[start + 1..]
         .iter()
         .position(|l| l.starts_with("$ "))
@@ -103,8 +105,8 @@ fn build_log(fixture: &Fixture, variant: &str) -> String {
 /// Each Dockerfile step's vertex (`[build 3/7] RUN ...`) of one variant, in
 /// order, with whether BuildKit took it from the cache, from the rawjson
 /// progress of the last build, which xtask keeps in `target/xtask/logs/`.
-fn steps(fixture: &Fixture, variant: &str) -> Vec<(String, bool)> {
-    let log = build_log(fixture, variant);
+fn steps(fixture: &Fixture, variant: &str, step: &str) -> Vec<(String, bool)> {
+    let log = build_log(fixture, variant, step);
     let mut vertices: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
     for line in log.lines() {
         let Ok(status) = serde_json::from_str::<Value>(line) else {
@@ -135,7 +137,7 @@ fn steps(fixture: &Fixture, variant: &str) -> Vec<(String, bool)> {
 /// second or more, longest first, from the rawjson progress (for the
 /// benchmark's explanation, never asserted).
 fn time_spent(fixture: &Fixture, variant: &str) -> String {
-    let log = build_log(fixture, variant);
+    let log = build_log(fixture, variant, BUILD);
     let mut spans: BTreeMap<String, (String, f64, f64)> = BTreeMap::new();
     for line in log.lines() {
         let Ok(status) = serde_json::from_str::<Value>(line) else {
@@ -190,6 +192,19 @@ fn is_step(name: &str) -> bool {
             n.split_once('/')
                 .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
         })
+}
+
+/// The push after the build ran no step: all came from the cache, the
+/// registry's included (an unchanged tree's build only marks them there).
+fn assert_push_cached(fixture: &Fixture, variant: &str) {
+    let steps = steps(fixture, variant, PUSH);
+    assert!(!steps.is_empty(), "{variant}: no steps in the push");
+    let ran: Vec<&String> = steps
+        .iter()
+        .filter(|(name, cached)| !cached && !name.contains("] FROM "))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(ran.is_empty(), "{variant}: the push built again: {ran:?}");
 }
 
 fn step_order(name: &str) -> (String, u32) {
@@ -307,7 +322,7 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
         );
     }
     for variant in ["gpu", "cpu"] {
-        assert!(steps(&fixture, variant)
+        assert!(steps(&fixture, variant, BUILD)
             .iter()
             .any(|(name, cached)| name.contains("cargo build") && !cached));
     }
@@ -332,7 +347,8 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
         );
     }
     for variant in ["gpu", "cpu"] {
-        let steps = steps(&fixture, variant);
+        assert_push_cached(&fixture, variant);
+        let steps = steps(&fixture, variant, BUILD);
         let copy = steps
             .iter()
             .position(|(name, _)| name.contains("COPY app/src app/src"))
@@ -374,7 +390,8 @@ fn a_fresh_runner_rebuilds_from_the_registry_cache_alone() {
         );
     }
     for variant in ["gpu", "cpu"] {
-        let steps = steps(&fixture, variant);
+        assert_push_cached(&fixture, variant);
+        let steps = steps(&fixture, variant, BUILD);
         assert!(!steps.is_empty());
         let rebuilt: Vec<&String> = steps
             .iter()

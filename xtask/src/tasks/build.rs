@@ -180,6 +180,16 @@ fn build_one(
         _ => Vec::new(),
     };
     cache.extend(network.iter().cloned());
+    // The push imports the registry cache too: where the build found every
+    // step there, it only marked them (BuildKit loads a cached layer
+    // lazily), and without the import the push would run them again. It
+    // exports nothing: the build wrote the cache already.
+    let mut import = match args.cache {
+        Cache::None => Vec::new(),
+        _ if registry_cache => docker::registry_cache_from(image),
+        _ => Vec::new(),
+    };
+    import.extend(network.iter().cloned());
     // On stage the build pushes only the tags that never move; the others
     // (`latest-*`) follow once the image is signed, so a failed signature
     // leaves them at the last signed image.
@@ -211,11 +221,11 @@ fn build_one(
         )
     };
     // With --push: the build, then the push, which builds again with every
-    // step cached (no --no-cache, no cache import or export) and uploads.
+    // step cached (no --no-cache, no cache export) and uploads.
     let steps = match args.push {
         true => vec![
             build(Output::CacheOnly, &cache),
-            build(Output::Push, &network),
+            build(Output::Push, &import),
         ],
         false => vec![build(Output::Load, &cache)],
     };
