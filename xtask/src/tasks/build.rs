@@ -170,26 +170,18 @@ fn build_one(
 ) -> Outcome {
     let prefix = exec::prefix(&image.variant);
     let metadata = Path::new(METADATA_DIR).join(format!("{}-metadata.json", image.variant));
-    let network = match args.network {
-        Some(network) => vec!["--network".to_string(), flag_value(network)],
-        None => Vec::new(),
-    };
-    let mut cache = match args.cache {
-        Cache::None => vec!["--no-cache".to_string()],
-        _ if registry_cache => docker::registry_cache(image),
-        _ => Vec::new(),
-    };
-    cache.extend(network.iter().cloned());
     // The push imports the registry cache too: where the build found every
     // step there, it only marked them (BuildKit loads a cached layer
     // lazily), and without the import the push would run them again. It
     // exports nothing: the build wrote the cache already.
-    let mut import = match args.cache {
-        Cache::None => Vec::new(),
-        _ if registry_cache => docker::registry_cache_from(image),
-        _ => Vec::new(),
+    let (build_cache, push_cache) = match args.cache {
+        Cache::None => (vec!["--no-cache".to_string()], Vec::new()),
+        _ if registry_cache => (
+            docker::registry_cache(image),
+            docker::registry_cache_from(image),
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
-    import.extend(network.iter().cloned());
     // On stage the build pushes only the tags that never move; the others
     // (`latest-*`) follow once the image is signed, so a failed signature
     // leaves them at the last signed image.
@@ -210,13 +202,17 @@ fn build_one(
         }
         None => (image.clone(), Vec::new()),
     };
-    let build = |output, extra: &[String]| {
+    let build = |output, cache: Vec<String>| {
+        let mut extra = cache;
+        if let Some(network) = args.network {
+            extra.extend(["--network".to_string(), flag_value(network)]);
+        }
         docker::build(
             &built,
             &metadata,
             output,
             args.progress,
-            extra,
+            &extra,
             &args.build_args,
         )
     };
@@ -224,10 +220,10 @@ fn build_one(
     // step cached (no --no-cache, no cache export) and uploads.
     let steps = match args.push {
         true => vec![
-            build(Output::CacheOnly, &cache),
-            build(Output::Push, &import),
+            build(Output::CacheOnly, build_cache),
+            build(Output::Push, push_cache),
         ],
-        false => vec![build(Output::Load, &cache)],
+        false => vec![build(Output::Load, build_cache)],
     };
     // Only a commit's clean tree, built as it always is: `--smoke` runs the
     // local image, which a reused one is not; build arguments may differ
@@ -310,15 +306,15 @@ fn build_one(
         // Before the signature, which makes a stage image promotable: an
         // image that fails its check stays unsigned.
         if args.smoke {
-            // A pushed image by its digest; a dry run has none yet, and
-            // `<digest>` stands for it, as in the signing step.
-            let pushed = args.push.then(|| digest.as_deref().unwrap_or("<digest>"));
+            // A pushed image by its digest, which a dry run has not read.
+            let pushed = args
+                .push
+                .then(|| digest.as_deref().unwrap_or(super::DRY_RUN_DIGEST));
             smoke(runner, &prefix, image, pushed)?;
         }
         if let Some((key, target)) = signing {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
-            // A dry run has no digest yet: `<digest>` stands for it.
-            let signed = digest.as_deref().unwrap_or("<digest>");
+            let signed = digest.as_deref().unwrap_or(super::DRY_RUN_DIGEST);
             rerun::retag(runner, &prefix, image, signed, &moving)?;
         }
         Ok(digest)

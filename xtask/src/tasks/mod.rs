@@ -157,6 +157,9 @@ fn message(err: anyhow::Error) -> String {
     format!("{err:#}")
 }
 
+/// What a dry run prints for a pushed image's digest, which it never reads.
+const DRY_RUN_DIGEST: &str = "<digest>";
+
 /// The line of a tool's stderr that says why it failed: the last one that
 /// is not blank, as skopeo and cosign log any warnings before their fatal
 /// error.

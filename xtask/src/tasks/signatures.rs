@@ -35,12 +35,18 @@ fn check_environment() -> Result<()> {
 const SIGNING_FLAG: &str = "--signing-key";
 const SIGNING_KEY_VAR: &str = "COSIGN_KEY";
 
+/// Whether `value` came from the variable `var` (a CI job sets it) rather
+/// than from its flag: the variable holds that very value.
+fn from_variable(var: &str, value: &str) -> bool {
+    std::env::var(var).is_ok_and(|set| set == value)
+}
+
 /// What supplied a key's `value`, for an error to name: the variable behind
-/// `flag` when it holds that value (a CI job sets it), else the flag.
+/// `flag`, or the flag.
 fn source(flag: &str, var: &str, value: &str) -> String {
-    match std::env::var(var) {
-        Ok(set) if set == value => format!("{var} (the variable behind {flag})"),
-        _ => flag.to_string(),
+    match from_variable(var, value) {
+        true => format!("{var} (the variable behind {flag})"),
+        false => flag.to_string(),
     }
 }
 
@@ -51,7 +57,7 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
         // COSIGN_KEY is set for a whole workflow job, every step of which
         // then carries it: only a typed --signing-key is refused.
         let typed = args.signing_key.as_deref().filter(|key| !key.is_empty());
-        if typed.is_some_and(|key| source(SIGNING_FLAG, SIGNING_KEY_VAR, key) == SIGNING_FLAG) {
+        if typed.is_some_and(|key| !from_variable(SIGNING_KEY_VAR, key)) {
             let why = match push {
                 true => "dev pushes are not signed",
                 false => "a build without --push pushes nothing",
@@ -84,8 +90,8 @@ pub const SIGNING_PUBLIC_KEY: &str = "target/xtask/signing.pub";
 /// only at `cosign sign`, after the push.
 pub fn check_key(runner: &Runner, root: &Path, key: &Key) -> Result<()> {
     if !runner.dry_run {
-        let dir = root.join(SIGNING_PUBLIC_KEY);
-        std::fs::create_dir_all(dir.parent().unwrap_or(root))
+        let file = root.join(SIGNING_PUBLIC_KEY);
+        std::fs::create_dir_all(file.parent().unwrap_or(root))
             .context("cannot create target/xtask")?;
     }
     let steps = [
@@ -142,7 +148,7 @@ pub fn sign(
     digest: Option<&str>,
     key: &Key,
 ) -> Result<()> {
-    let digest = digest.unwrap_or("<digest>");
+    let digest = digest.unwrap_or(super::DRY_RUN_DIGEST);
     runner
         .run_with_retry(prefix, &cosign::sign(target, digest, key))
         .with_context(|| format!("signing {} failed", target.at(digest)))?;
