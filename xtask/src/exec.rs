@@ -148,6 +148,26 @@ const TAIL: usize = 20;
 /// called failed.
 const ATTEMPTS: u32 = 3;
 
+/// Why a refused registry call is not retried, and what to check.
+const REFUSED: &str = "the registry refused the credentials: not retried; check the login (without --no-login, xtask logs in through the aws CLI) and the role's permissions on the repository";
+
+/// Whether a registry tool's answer is a refusal of its credentials: HTTP
+/// 401 or 403, or the distribution spec's `UNAUTHORIZED` and `DENIED`
+/// error codes (an expired ECR token, a role without push rights), as
+/// BuildKit, skopeo and cosign print them.
+fn refused_credentials(answer: &str) -> bool {
+    let answer = answer.to_ascii_lowercase();
+    [
+        "401 unauthorized",
+        "403 forbidden",
+        ": unauthorized:",
+        ": denied:",
+        "no basic auth credentials",
+    ]
+    .iter()
+    .any(|sign| answer.contains(sign))
+}
+
 /// What the output lines of `name`'s steps start with: `[gpu] `, whose log
 /// is `gpu.log`.
 pub fn prefix(name: &str) -> String {
@@ -238,12 +258,17 @@ impl Runner {
     }
 
     /// Run a step up to `ATTEMPTS` times, waiting longer after each failure:
-    /// for registry calls, where a dropped connection or a 5xx is worth a retry.
+    /// for registry calls, where a dropped connection, a 5xx or throttling
+    /// is worth a retry. A refusal of the credentials is not: it would be
+    /// answered the same way again.
     pub fn run_with_retry(&self, prefix: &str, step: &Step) -> Result<()> {
         for attempt in 1..ATTEMPTS {
             let Err(err) = self.run(prefix, step) else {
                 return Ok(());
             };
+            if refused_credentials(&format!("{err:#}")) {
+                return Err(err.context(REFUSED));
+            }
             let wait = Duration::from_secs(2u64.pow(attempt));
             eprintln!(
                 "{prefix}attempt {attempt}/{ATTEMPTS} failed ({err:#}); retrying in {wait:?}"
@@ -414,6 +439,31 @@ pub struct Tool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tools' own words: BuildKit's push to the rig without a login,
+    /// ECR's answers to an expired token and to a role without push rights
+    /// (through BuildKit and skopeo), go-containerregistry's (cosign); and
+    /// failures a retry may cure.
+    #[test]
+    fn only_a_refusal_of_the_credentials_is_final() {
+        for refused in [
+            "ERROR: failed to push x: unexpected status from HEAD request to http://127.0.0.1:5001/v2/x/blobs/sha256:95: 401 Unauthorized",
+            "failed to push x: denied: Your authorization token has expired. Reauthenticate and try again.",
+            "writing blob: initiating layer upload to /v2/x/blobs/uploads/ in 1.dkr.ecr.us-east-1.amazonaws.com: denied: User: arn:aws:sts::1:assumed-role/ci is not authorized to perform: ecr:InitiateLayerUpload",
+            "PUT https://1.dkr.ecr.us-east-1.amazonaws.com/v2/x/manifests/sha256-1.sig: UNAUTHORIZED: authentication required",
+            "pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials",
+        ] {
+            assert!(refused_credentials(refused), "{refused}");
+        }
+        for transient in [
+            "ERROR: failed to push: 429 Too Many Requests",
+            "unexpected status from PUT request to https://x/v2/y/manifests/z: 503 Service Unavailable",
+            "dial tcp 127.0.0.1:5001: connect: connection refused",
+            "open /var/run/docker.sock: permission denied",
+        ] {
+            assert!(!refused_credentials(transient), "{transient}");
+        }
+    }
 
     #[test]
     fn display_quotes_only_what_needs_it() {

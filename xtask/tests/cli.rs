@@ -1158,6 +1158,83 @@ exit 0
     );
 }
 
+/// Two runs in one checkout take turns: each writes its variants' metadata
+/// files, logs and the signing key's public half under target/xtask/, which
+/// the other would overwrite or remove (two builds reported one digest).
+/// The second says whom it waits for; a dry run writes nothing and waits
+/// for no one.
+#[test]
+fn two_runs_in_one_checkout_take_turns() {
+    let fixture = Fixture::standard("take-turns");
+    let times = fixture.root.with_extension("times.log");
+    let script = format!(
+        r#"case "$1 $2" in
+"buildx build")
+  start=$(date +%s.%N)
+  prev=
+  for arg in "$@"; do
+    [ "$prev" = --metadata-file ] && metadata=$arg
+    prev=$arg
+  done
+  sleep 1
+  echo '{{"containerimage.digest": "sha256:{digest}"}}' >"$metadata"
+  echo "$start $(date +%s.%N)" >>'{times}' ;;
+"image inspect")
+  echo '[{{"Os": "linux", "Architecture": "amd64"}}]' ;;
+esac
+exit 0
+"#,
+        digest = "c".repeat(64),
+        times = times.display()
+    );
+    let tools = ToolLog::with("take-turns", &["docker"], |_| script.clone());
+    let start = || {
+        fixture
+            .xtask()
+            .args(["build", "--variant", "gpu"])
+            .env("PATH", tools.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (start(), start());
+    let dry_run = run(fixture
+        .xtask()
+        .args(["--dry-run", "build", "--variant", "gpu"]));
+    let outputs = [first, second].map(|child| child.wait_with_output().unwrap());
+    let errs = outputs.each_ref().map(stderr);
+    for output in &outputs {
+        assert_eq!(output.status.code(), Some(0), "{errs:?}");
+    }
+    assert_eq!(
+        errs.iter()
+            .filter(|e| e.contains("waiting for the other cargo xtask"))
+            .count(),
+        1,
+        "{errs:?}"
+    );
+    assert!(
+        !stderr(&dry_run).contains("waiting"),
+        "{}",
+        stderr(&dry_run)
+    );
+    let text = std::fs::read_to_string(&times).unwrap();
+    let mut spans: Vec<(f64, f64)> = text
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields[0].parse().unwrap(), fields[1].parse().unwrap())
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(spans.len(), 2, "{text}");
+    assert!(
+        spans[0].1 <= spans[1].0,
+        "the two builds overlapped: {text}"
+    );
+}
+
 /// Under GitHub Actions a failure's `::error::` line comes after its group
 /// is closed, so the log shows it unfolded: for push and promote, whose
 /// steps are grouped.

@@ -525,3 +525,37 @@ fn the_real_dockerfiles_build_and_start_on_the_classic_engine() {
         );
     }
 }
+
+/// A push the registry refuses for its credentials (no login: 401) is not
+/// retried: trying the same credentials again cannot succeed, and "gave up
+/// after 3 attempts" would read as a flaky network. The error says so and
+/// names the fix. A real registry's refusal, not a stand-in's.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_push_the_registry_refuses_is_not_retried() {
+    let rig = rig();
+    let host = Engine::Containerd.host();
+    let fixture = Fixture::standard("pushrefused");
+    let repo = unique("pushrefused").to_lowercase();
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--push", "--env", "dev", "--repository", &repo])
+        // `--cache none`: no re-run check, whose read the registry refuses
+        // first.
+        .args(["--cache", "none", "--variant", "gpu", "--no-login"])
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_CONFIG", fresh_docker_config()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let pushes = err
+        .lines()
+        .filter(|l| l.contains("$ docker buildx build") && l.ends_with("--push ."))
+        .count();
+    assert_eq!(pushes, 1, "a refused push was tried again:\n{err}");
+    assert!(!err.contains("retrying in"), "{err}");
+    assert!(
+        err.contains("the registry refused the credentials: not retried"),
+        "{err}"
+    );
+    assert!(tags(&rig.dev, &repo).is_empty(), "{err}");
+}
