@@ -1112,60 +1112,9 @@ exit 0
     assert!(!err.contains("555555555555"), "{err}");
 }
 
-#[test]
-fn the_variants_build_concurrently() {
-    let fixture = Fixture::standard("concurrent");
-    let times = fixture.root.with_extension("times.log");
-    let script = format!(
-        r#"case "$1 $2" in
-"buildx build")
-  start=$(date +%s.%N)
-  prev=
-  for arg in "$@"; do
-    [ "$prev" = --metadata-file ] && metadata=$arg
-    [ "$prev" = --platform ] && platform=$arg
-    prev=$arg
-  done
-  sleep 1
-  echo '{{"containerimage.digest": "sha256:{digest}"}}' >"$metadata"
-  echo "$platform $start $(date +%s.%N)" >>'{times}' ;;
-"image inspect")
-  case "$3" in *amd64*) arch=amd64 ;; *) arch=arm64 ;; esac
-  echo "[{{\"Os\": \"linux\", \"Architecture\": \"$arch\"}}]" ;;
-esac
-exit 0
-"#,
-        digest = "b".repeat(64),
-        times = times.display()
-    );
-    let tools = ToolLog::with("concurrent", &["docker"], |_| script.clone());
-    let output = run(fixture.xtask().args(["build"]).env("PATH", tools.path()));
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let text = std::fs::read_to_string(&times).unwrap();
-    let spans: Vec<(f64, f64)> = text
-        .lines()
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields[1].parse().unwrap(), fields[2].parse().unwrap())
-        })
-        .collect();
-    assert_eq!(spans.len(), 2, "{text}");
-    let latest_start = spans.iter().map(|s| s.0).fold(f64::MIN, f64::max);
-    let first_end = spans.iter().map(|s| s.1).fold(f64::MAX, f64::min);
-    assert!(
-        latest_start < first_end,
-        "the builds did not overlap: {text}"
-    );
-}
-
-/// Two runs in one checkout take turns: each writes its variants' metadata
-/// files, logs and the signing key's public half under target/xtask/, which
-/// the other would overwrite or remove (two builds reported one digest).
-/// The second says whom it waits for; a dry run writes nothing and waits
-/// for no one.
-#[test]
-fn two_runs_in_one_checkout_take_turns() {
-    let fixture = Fixture::standard("take-turns");
+/// A stand-in docker whose builds take a second each and note when they ran
+/// in `<fixture>.times.log`; and those spans, earliest first.
+fn timed_builds(fixture: &Fixture, name: &str) -> (ToolLog, impl Fn() -> Vec<(f64, f64)>) {
     let times = fixture.root.with_extension("times.log");
     let script = format!(
         r#"case "$1 $2" in
@@ -1180,14 +1129,53 @@ fn two_runs_in_one_checkout_take_turns() {
   echo '{{"containerimage.digest": "sha256:{digest}"}}' >"$metadata"
   echo "$start $(date +%s.%N)" >>'{times}' ;;
 "image inspect")
-  echo '[{{"Os": "linux", "Architecture": "amd64"}}]' ;;
+  case "$3" in *amd64*) arch=amd64 ;; *) arch=arm64 ;; esac
+  echo "[{{\"Os\": \"linux\", \"Architecture\": \"$arch\"}}]" ;;
 esac
 exit 0
 "#,
-        digest = "c".repeat(64),
+        digest = "b".repeat(64),
         times = times.display()
     );
-    let tools = ToolLog::with("take-turns", &["docker"], |_| script.clone());
+    let tools = ToolLog::with(name, &["docker"], |_| script.clone());
+    let spans = move || {
+        let text = std::fs::read_to_string(&times).unwrap();
+        let mut spans: Vec<(f64, f64)> = text
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields[0].parse().unwrap(), fields[1].parse().unwrap())
+            })
+            .collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        spans
+    };
+    (tools, spans)
+}
+
+#[test]
+fn the_variants_build_concurrently() {
+    let fixture = Fixture::standard("concurrent");
+    let (tools, spans) = timed_builds(&fixture, "concurrent");
+    let output = run(fixture.xtask().args(["build"]).env("PATH", tools.path()));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let spans = spans();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!(
+        spans[1].0 < spans[0].1,
+        "the builds did not overlap: {spans:?}"
+    );
+}
+
+/// Two runs in one checkout take turns: each writes its variants' metadata
+/// files, logs and the signing key's public half under target/xtask/, which
+/// the other would overwrite or remove (two builds reported one digest).
+/// The second says whom it waits for; a dry run writes nothing and waits
+/// for no one.
+#[test]
+fn two_runs_in_one_checkout_take_turns() {
+    let fixture = Fixture::standard("take-turns");
+    let (tools, spans) = timed_builds(&fixture, "take-turns");
     let start = || {
         fixture
             .xtask()
@@ -1207,31 +1195,20 @@ exit 0
     for output in &outputs {
         assert_eq!(output.status.code(), Some(0), "{errs:?}");
     }
-    assert_eq!(
-        errs.iter()
-            .filter(|e| e.contains("waiting for the other cargo xtask"))
-            .count(),
-        1,
-        "{errs:?}"
-    );
+    let waited = errs
+        .iter()
+        .filter(|e| e.contains("waiting for the other cargo xtask"));
+    assert_eq!(waited.count(), 1, "{errs:?}");
     assert!(
         !stderr(&dry_run).contains("waiting"),
         "{}",
         stderr(&dry_run)
     );
-    let text = std::fs::read_to_string(&times).unwrap();
-    let mut spans: Vec<(f64, f64)> = text
-        .lines()
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields[0].parse().unwrap(), fields[1].parse().unwrap())
-        })
-        .collect();
-    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert_eq!(spans.len(), 2, "{text}");
+    let spans = spans();
+    assert_eq!(spans.len(), 2, "{spans:?}");
     assert!(
         spans[0].1 <= spans[1].0,
-        "the two builds overlapped: {text}"
+        "the two builds overlapped: {spans:?}"
     );
 }
 
