@@ -17,16 +17,15 @@ pub const TOOL: Tool = Tool {
 
 /// What promotion needs to know about one tag.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
 pub struct Inspect {
     /// The digest of the manifest the tag points at (an index's own digest
     /// for a multi-platform image).
-    #[serde(rename = "Digest")]
     pub digest: String,
-    #[serde(rename = "Labels")]
     pub labels: Option<BTreeMap<String, String>>,
     /// The architecture of the image picked for `--override-arch`: the
     /// rehearsal's read-back shows which image a tag really holds.
-    #[serde(rename = "Architecture", default)]
+    #[serde(default)]
     pub architecture: String,
 }
 
