@@ -155,16 +155,14 @@ pub fn check_host(text: &str) -> Result<(), String> {
             c => format!("it contains {c:?}"),
         });
     }
-    let (name, port) = match text.split_once(':') {
-        Some((name, port)) => (name, Some(port)),
-        None => (text, None),
-    };
-    if let Some(port) = port {
+    let name = match text.split_once(':') {
         // `parse` would take a leading '+', but the characters above exclude it.
-        if port.parse::<u16>().unwrap_or(0) == 0 {
+        Some((_, port)) if port.parse::<u16>().unwrap_or(0) == 0 => {
             return Err(format!("port \"{port}\" is not a number from 1 to 65535"));
         }
-    }
+        Some((name, _)) => name,
+        None => text,
+    };
     if name.len() > 253 {
         return Err("the host name is longer than 253 characters".into());
     }
