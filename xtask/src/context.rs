@@ -352,14 +352,13 @@ fn terminal_commit(
     head: Option<&Head>,
     purpose: Purpose,
 ) -> Result<Sha, String> {
+    let no_commit = "no commit: pass --sha <full SHA>";
     if purpose == Purpose::Promote {
-        return match (flag, head) {
-            (Some(sha), _) => Ok(sha),
-            (None, Some(head)) => Ok(head.sha.clone()),
-            (None, None) => Err("no commit: pass --sha <full SHA>".into()),
-        };
+        return flag
+            .or_else(|| head.map(|head| head.sha.clone()))
+            .ok_or_else(|| no_commit.into());
     }
-    let head = head.ok_or("no commit: pass --sha <full SHA>")?;
+    let head = head.ok_or(no_commit)?;
     // `kind` is resolved: never `Auto`.
     let claims_commit = flag.is_some() || kind != Kind::Terminal;
     if head.dirty && claims_commit {
@@ -389,10 +388,10 @@ fn check_push(github: &GithubEnv) -> Result<(), String> {
     let zeros = github
         .str_at("after")?
         .filter(|after| !after.is_empty() && after.chars().all(|c| c == '0'));
-    let deleted = match zeros {
-        _ if github.is_true("deleted")? => Some(format!("{} is true", github.field("deleted"))),
-        Some(after) => Some(format!("{} is {after}", github.field("after"))),
-        None => None,
+    let deleted = if github.is_true("deleted")? {
+        Some(format!("{} is true", github.field("deleted")))
+    } else {
+        zeros.map(|after| format!("{} is {after}", github.field("after")))
     };
     if let Some(deleted) = deleted {
         return Err(format!(
@@ -423,10 +422,10 @@ pub fn tag_error(
     github: Option<&GithubEnv>,
     why: String,
 ) -> Usage {
-    let source = match (&args.release_tag, github) {
-        _ if !matches!(context, Context::Release { .. }) => return Usage(why),
-        (None, Some(github)) => github.field("release.tag_name"),
-        _ => "--release-tag".to_string(),
+    let source = match (context, &args.release_tag, github) {
+        (Context::Release { .. }, None, Some(github)) => github.field("release.tag_name"),
+        (Context::Release { .. }, _, _) => "--release-tag".to_string(),
+        _ => return Usage(why),
     };
     Usage(format!("{source}: {why}"))
 }
