@@ -46,12 +46,12 @@ impl Key {
     /// where cosign runs); `source` names the flag or variable it came from.
     pub fn check_file(&self, root: &Path, source: &str) -> Result<(), String> {
         if let Some(rest) = self.0.strip_prefix("awskms://") {
-            return aws_kms_key(rest).then_some(()).ok_or_else(|| {
-                format!(
+            if !aws_kms_key(rest) {
+                return Err(format!(
                     "{source}: {} names no KMS key: cosign reads awskms://[ENDPOINT]/KEY, so write awskms:///alias/NAME (three slashes, no endpoint), or a key's ARN or id after the third",
                     self.0
-                )
-            });
+                ));
+            }
         }
         if self.is_kms() || root.join(&self.0).is_file() {
             return Ok(());
