@@ -12,12 +12,12 @@ pub const TOOL: Tool = Tool {
 /// otherwise the aws CLI's own settings (environment, config files, OIDC
 /// web identity in CI) apply.
 pub fn ecr_password(region: Option<&str>, profile: Option<&str>) -> Step {
-    let mut args = vec!["ecr".to_string(), "get-login-password".into()];
+    let mut args = vec!["ecr", "get-login-password"];
     if let Some(region) = region {
-        args.extend(["--region".into(), region.into()]);
+        args.extend(["--region", region]);
     }
     if let Some(profile) = profile {
-        args.extend(["--profile".into(), profile.into()]);
+        args.extend(["--profile", profile]);
     }
     Step::new(TOOL.program, args)
 }

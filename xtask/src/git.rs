@@ -44,9 +44,7 @@ pub fn init_bare(dir: &str) -> Step {
 
 /// A git command run in `dir`.
 pub fn in_repo(dir: &str, args: &[&str]) -> Step {
-    let mut all = vec!["-C", dir];
-    all.extend(args);
-    git(&all)
+    git(&[&["-C", dir], args].concat())
 }
 
 /// `HEAD` and whether the work tree has uncommitted changes. Read silently:
