@@ -1,6 +1,7 @@
 //! GitHub Actions I/O: step outputs, step summaries, log groups and error
 //! annotations. Outside GitHub Actions these are no-ops or plain stderr lines.
 
+use std::fs::OpenOptions;
 use std::io::Write;
 
 use anyhow::Result;
@@ -71,10 +72,7 @@ pub fn markdown_table<R: AsRef<[String]>>(rows: &[R]) -> String {
 }
 
 fn append(path: &std::ffi::OsStr, text: &str) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
     file.write_all(text.as_bytes())
 }
 
