@@ -122,12 +122,10 @@ fn registry_host(
     getenv: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<String>, String> {
     let var = format!("ECR_REGISTRY_{}", env.upper());
-    let (host, source) = match flags.registry {
-        Some(host) => (host.to_string(), format!("--{}registry", flags.prefix)),
-        None => match getenv(&var) {
-            Some(host) => (host, var),
-            None => return Ok(None),
-        },
+    let (host, source) = match (flags.registry, getenv(&var)) {
+        (Some(host), _) => (host.to_string(), format!("--{}registry", flags.prefix)),
+        (None, Some(host)) => (host, var),
+        (None, None) => return Ok(None),
     };
     check_host(&host).map_err(|why| {
         format!(
@@ -188,15 +186,11 @@ pub fn repository_name(
     getenv: &impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let per_env = format!("ECR_REPOSITORY_{}", env.upper());
-    let (name, source) = match flags.repository {
-        Some(name) => (name.to_string(), format!("--{}repository", flags.prefix)),
-        None => match getenv(&per_env) {
-            Some(name) => (name, per_env),
-            None => match getenv("ECR_REPOSITORY") {
-                Some(name) => (name, "ECR_REPOSITORY".into()),
-                None => return Ok(DEFAULT_REPOSITORY.to_string()),
-            },
-        },
+    let (name, source) = match (flags.repository, getenv(&per_env), getenv("ECR_REPOSITORY")) {
+        (Some(name), _, _) => (name.to_string(), format!("--{}repository", flags.prefix)),
+        (None, Some(name), _) => (name, per_env),
+        (None, None, Some(name)) => (name, "ECR_REPOSITORY".into()),
+        (None, None, None) => return Ok(DEFAULT_REPOSITORY.to_string()),
     };
     check_repository(&name).map_err(|why| {
         format!(
