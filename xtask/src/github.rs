@@ -91,11 +91,8 @@ impl Drop for Group {
 }
 
 pub fn group(title: &str) -> Group {
-    if is_actions() {
-        eprintln!("::group::{title}");
-    } else {
-        eprintln!("==> {title}");
-    }
+    let heading = if is_actions() { "::group::" } else { "==> " };
+    eprintln!("{heading}{title}");
     Group
 }
 
