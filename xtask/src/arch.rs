@@ -238,11 +238,8 @@ pub fn parse(text: &str, dockerfiles: &[String]) -> Result<Architectures, String
 }
 
 fn is_valid_variant_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 32
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=32).contains(&name.len()) && name.chars().all(allowed)
 }
 
 fn type_name(value: &Value) -> &'static str {
