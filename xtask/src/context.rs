@@ -324,8 +324,8 @@ fn parse_sha(text: &str, source: &str) -> Result<Sha, String> {
 /// describe), for a manual run its `sha` input when given, else `GITHUB_SHA`.
 fn event_commit(kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
     let input = github.str_at("inputs.sha")?.filter(|s| !s.is_empty());
-    match (kind, input) {
-        (Kind::Pr, _) => {
+    match (kind, input, &github.sha) {
+        (Kind::Pr, _, _) => {
             let head = "pull_request.head.sha";
             let text = github.required(
                 head,
@@ -333,13 +333,11 @@ fn event_commit(kind: Kind, github: &GithubEnv) -> Result<Sha, String> {
             )?;
             parse_sha(&text, &github.field(head))
         }
-        (Kind::Dispatch, Some(text)) => parse_sha(&text, &github.field("inputs.sha")),
-        _ => match &github.sha {
-            Some(text) => parse_sha(text, "GITHUB_SHA"),
-            None => {
-                Err("GITHUB_SHA is not set (GitHub Actions sets it); pass --sha <full SHA>".into())
-            }
-        },
+        (Kind::Dispatch, Some(text), _) => parse_sha(&text, &github.field("inputs.sha")),
+        (_, _, Some(text)) => parse_sha(text, "GITHUB_SHA"),
+        (_, _, None) => {
+            Err("GITHUB_SHA is not set (GitHub Actions sets it); pass --sha <full SHA>".into())
+        }
     }
 }
 
