@@ -319,14 +319,12 @@ pub fn parse_pushed(text: &str) -> Result<Pushed> {
 /// where `imagetools create` would otherwise wrap it in a new index (a new
 /// digest).
 pub fn retag(image: &str, digest: &str, tags: &[String]) -> Step {
-    let mut args = vec!["buildx", "imagetools", "create", "--prefer-index=false"];
-    let references: Vec<String> = tags.iter().map(|tag| format!("{image}:{tag}")).collect();
-    for reference in &references {
-        args.extend(["--tag", reference]);
+    let mut step = docker(["buildx", "imagetools", "create", "--prefer-index=false"]);
+    for tag in tags {
+        step.args.extend(["--tag".into(), format!("{image}:{tag}")]);
     }
-    let source = format!("{image}@{digest}");
-    args.push(&source);
-    docker(args)
+    step.args.push(format!("{image}@{digest}"));
+    step
 }
 
 #[derive(Deserialize, Debug, PartialEq, Eq)]
