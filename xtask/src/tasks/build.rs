@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use super::{rerun, signatures};
 use crate::arch::Arch;
@@ -334,12 +334,11 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
     let found = docker::parse_platform(&text)
         .with_context(|| format!("cannot read the architecture of the {variant} image"))?;
     let found = format!("{}/{}", found.os, found.architecture);
-    if found != image.platform {
-        bail!(
-            "the {variant} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
-            image.platform
-        );
-    }
+    ensure!(
+        found == image.platform,
+        "the {variant} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
+        image.platform
+    );
     eprintln!("{prefix}architecture check: {found}, as asked");
     Ok(())
 }
@@ -364,14 +363,13 @@ fn smoke(runner: &Runner, prefix: &str, image: &Image, digest: Option<&str>) -> 
         return Ok(());
     };
     let probe = docker::parse_probe(&text)?;
-    if probe.variant.as_ref() != Some(variant) || probe.arch != image.arch.as_str() {
-        bail!(
-            "smoke check: the {variant} image reports variant {:?} on {}, expected {variant} on {}",
-            probe.variant.unwrap_or_default(),
-            probe.arch,
-            image.arch
-        );
-    }
+    ensure!(
+        probe.variant.as_ref() == Some(variant) && probe.arch == image.arch.as_str(),
+        "smoke check: the {variant} image reports variant {:?} on {}, expected {variant} on {}",
+        probe.variant.unwrap_or_default(),
+        probe.arch,
+        image.arch
+    );
     let arch = probe.arch;
     eprintln!("{prefix}smoke check: {reference} starts and reports {variant} on {arch}");
     Ok(())
@@ -434,13 +432,12 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
     // The same table on the run's page, failures included.
     let summary = format!("### Images {verb}\n\n{}", github::markdown_table(&rows));
     github::summary(runner, &summary);
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} variants failed:\n  {}",
-            failures.len(),
-            outcomes.len(),
-            failures.join("\n  ")
-        );
-    }
+    ensure!(
+        failures.is_empty(),
+        "{} of {} variants failed:\n  {}",
+        failures.len(),
+        outcomes.len(),
+        failures.join("\n  ")
+    );
     Ok(())
 }

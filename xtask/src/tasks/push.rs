@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::build::{report, Outcome};
 use super::signatures;
@@ -67,13 +67,11 @@ fn check_local(runner: &Runner, image: &Image) -> Result<()> {
         Reply::Failed(why) => bail!("cannot read the local {variant} images: {why}"),
     };
     let distinct: BTreeSet<&str> = ids.lines().map(str::trim).collect();
-    if distinct.len() > 1 {
-        bail!(Usage(format!(
-            "{variant}: the tags {} name {} different local images, so some are another build's; {build}",
-            image.tags.join(", "),
-            distinct.len()
-        )));
-    }
+    ensure!(distinct.len() <= 1, Usage(format!(
+        "{variant}: the tags {} name {} different local images, so some are another build's; {build}",
+        image.tags.join(", "),
+        distinct.len()
+    )));
     Ok(())
 }
 

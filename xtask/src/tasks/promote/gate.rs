@@ -2,7 +2,7 @@
 //! verdicts are the table promote prints, one row per variant, and the
 //! commit's own line.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 
 use super::super::signatures::{self, Signature};
 use super::super::{message, reason, short};
@@ -45,11 +45,9 @@ pub(super) fn on_default_branch(
     source: &str,
 ) -> Result<Result<String, String>> {
     let fetch = "fetch it (git fetch origin, or actions/checkout with fetch-depth: 0)";
-    if !git::has_commit(runner, sha) {
-        bail!(Usage(format!(
-            "commit {sha} is not in this checkout, so whether it is on {branch} cannot be checked; {fetch}"
-        )));
-    }
+    ensure!(git::has_commit(runner, sha), Usage(format!(
+        "commit {sha} is not in this checkout, so whether it is on {branch} cannot be checked; {fetch}"
+    )));
     let Some(reference) = git::branch_ref(runner, branch) else {
         bail!(Usage(format!(
             "the default branch {branch} ({source}) is not in this checkout: neither origin/{branch} nor {branch} exists; {fetch}"
@@ -61,12 +59,10 @@ pub(super) fn on_default_branch(
             sha.short()
         )));
     }
-    if git::is_shallow(runner) {
-        bail!(Usage(format!(
-            "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
-            sha.short()
-        )));
-    }
+    ensure!(!git::is_shallow(runner), Usage(format!(
+        "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
+        sha.short()
+    )));
     Ok(Err(format!(
         "commit {} is not on {reference}: only commits merged to {branch} ({source}) are promoted to prod",
         sha.short()
