@@ -54,10 +54,8 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
 fn check_local(runner: &Runner, image: &Image) -> Result<()> {
     let variant = &image.variant;
     let build = format!("build it first: cargo xtask build --variant {variant}, with this push's --env, --registry, --repository and context flags");
-    let ids = match runner.ask(
-        &exec::prefix(variant),
-        &docker::local_ids(&image.references()),
-    ) {
+    let query = docker::local_ids(&image.references());
+    let ids = match runner.ask(&exec::prefix(variant), &query) {
         Reply::DryRun => return Ok(()),
         Reply::Out(text) => text,
         Reply::Failed(why) if why.contains("No such image") => bail!(Usage(format!(
