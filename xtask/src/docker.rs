@@ -79,15 +79,12 @@ pub fn build(
         args.extend(["--build-arg".into(), format!("{key}={value}")]);
     }
     args.extend(cache.iter().cloned());
-    args.extend(
-        match output {
-            Output::Load => vec!["--load"],
-            Output::Push => vec!["--push"],
-            Output::CacheOnly => vec!["--output", "type=cacheonly"],
-        }
-        .into_iter()
-        .map(String::from),
-    );
+    let output: &[&str] = match output {
+        Output::Load => &["--load"],
+        Output::Push => &["--push"],
+        Output::CacheOnly => &["--output", "type=cacheonly"],
+    };
+    args.extend(output.iter().map(|flag| flag.to_string()));
     args.push(".".into());
     docker(args)
 }
