@@ -79,15 +79,12 @@ pub fn build(
         args.extend(["--build-arg".into(), format!("{key}={value}")]);
     }
     args.extend(cache.iter().cloned());
-    args.extend(
-        match output {
-            Output::Load => vec!["--load"],
-            Output::Push => vec!["--push"],
-            Output::CacheOnly => vec!["--output", "type=cacheonly"],
-        }
-        .into_iter()
-        .map(String::from),
-    );
+    let output: &[&str] = match output {
+        Output::Load => &["--load"],
+        Output::Push => &["--push"],
+        Output::CacheOnly => &["--output", "type=cacheonly"],
+    };
+    args.extend(output.iter().map(|flag| flag.to_string()));
     args.push(".".into());
     docker(args)
 }
@@ -319,14 +316,12 @@ pub fn parse_pushed(text: &str) -> Result<Pushed> {
 /// where `imagetools create` would otherwise wrap it in a new index (a new
 /// digest).
 pub fn retag(image: &str, digest: &str, tags: &[String]) -> Step {
-    let mut args = vec!["buildx", "imagetools", "create", "--prefer-index=false"];
-    let references: Vec<String> = tags.iter().map(|tag| format!("{image}:{tag}")).collect();
-    for reference in &references {
-        args.extend(["--tag", reference]);
+    let mut step = docker(["buildx", "imagetools", "create", "--prefer-index=false"]);
+    for tag in tags {
+        step.args.extend(["--tag".into(), format!("{image}:{tag}")]);
     }
-    let source = format!("{image}@{digest}");
-    args.push(&source);
-    docker(args)
+    step.args.push(format!("{image}@{digest}"));
+    step
 }
 
 #[derive(Deserialize, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use super::{rerun, signatures};
 use crate::arch::Arch;
@@ -185,23 +185,15 @@ fn build_one(
     // On stage the build pushes only the tags that never move; the others
     // (`latest-*`) follow once the image is signed, so a failed signature
     // leaves them at the last signed image.
-    let (built, moving) = match signing {
-        Some(_) => {
-            let (fixed, moving) = image
-                .tags
-                .iter()
-                .cloned()
-                .partition(|t| tags::is_immutable(t));
-            (
-                Image {
-                    tags: fixed,
-                    ..image.clone()
-                },
-                moving,
-            )
-        }
-        None => (image.clone(), Vec::new()),
-    };
+    let mut built = image.clone();
+    let mut moving = Vec::new();
+    if signing.is_some() {
+        (built.tags, moving) = image
+            .tags
+            .iter()
+            .cloned()
+            .partition(|t| tags::is_immutable(t));
+    }
     let build = |output, cache: Vec<String>| {
         let mut extra = cache;
         if let Some(network) = args.network {
@@ -218,12 +210,12 @@ fn build_one(
     };
     // With --push: the build, then the push, which builds again with every
     // step cached (no --no-cache, no cache export) and uploads.
-    let steps = match args.push {
-        true => vec![
+    let (build_step, push_step) = match args.push {
+        true => (
             build(Output::CacheOnly, build_cache),
-            build(Output::Push, push_cache),
-        ],
-        false => vec![build(Output::Load, build_cache)],
+            Some(build(Output::Push, push_cache)),
+        ),
+        false => (build(Output::Load, build_cache), None),
     };
     // Only a commit's clean tree, built as it always is: `--smoke` runs the
     // local image, which a reused one is not; build arguments may differ
@@ -272,9 +264,9 @@ fn build_one(
         // refused connection. A failed push leaves the registry cache the
         // build wrote, for a re-run to start from.
         runner
-            .run(&prefix, &steps[0])
+            .run(&prefix, &build_step)
             .with_context(|| format!("build of {} for {} failed", image.variant, image.platform))?;
-        if let Some(push) = steps.get(1) {
+        if let Some(push) = &push_step {
             runner.run_with_retry(&prefix, push).with_context(|| {
                 format!(
                     "push of {} for {} to {} failed (the build succeeded)",
@@ -342,12 +334,11 @@ fn check_platform(runner: &Runner, prefix: &str, image: &Image, pushed: bool) ->
     let found = docker::parse_platform(&text)
         .with_context(|| format!("cannot read the architecture of the {variant} image"))?;
     let found = format!("{}/{}", found.os, found.architecture);
-    if found != image.platform {
-        bail!(
-            "the {variant} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
-            image.platform
-        );
-    }
+    ensure!(
+        found == image.platform,
+        "the {variant} image is {found}, but .aws-architecture asks for {}; build with BuildKit (docker buildx), which honours --platform",
+        image.platform
+    );
     eprintln!("{prefix}architecture check: {found}, as asked");
     Ok(())
 }
@@ -372,14 +363,13 @@ fn smoke(runner: &Runner, prefix: &str, image: &Image, digest: Option<&str>) -> 
         return Ok(());
     };
     let probe = docker::parse_probe(&text)?;
-    if probe.variant.as_ref() != Some(variant) || probe.arch != image.arch.as_str() {
-        bail!(
-            "smoke check: the {variant} image reports variant {:?} on {}, expected {variant} on {}",
-            probe.variant.unwrap_or_default(),
-            probe.arch,
-            image.arch
-        );
-    }
+    ensure!(
+        probe.variant.as_ref() == Some(variant) && probe.arch == image.arch.as_str(),
+        "smoke check: the {variant} image reports variant {:?} on {}, expected {variant} on {}",
+        probe.variant.unwrap_or_default(),
+        probe.arch,
+        image.arch
+    );
     let arch = probe.arch;
     eprintln!("{prefix}smoke check: {reference} starts and reports {variant} on {arch}");
     Ok(())
@@ -442,13 +432,12 @@ pub fn report(runner: &Runner, outcomes: &[Outcome], pushed: bool) -> Result<()>
     // The same table on the run's page, failures included.
     let summary = format!("### Images {verb}\n\n{}", github::markdown_table(&rows));
     github::summary(runner, &summary);
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} variants failed:\n  {}",
-            failures.len(),
-            outcomes.len(),
-            failures.join("\n  ")
-        );
-    }
+    ensure!(
+        failures.is_empty(),
+        "{} of {} variants failed:\n  {}",
+        failures.len(),
+        outcomes.len(),
+        failures.join("\n  ")
+    );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `login`: Docker logs in to an environment's registry with an ECR password
 //! from the aws CLI, passed on stdin, never on a command line.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 
 use crate::cli::{AwsArgs, LoginArgs};
 use crate::error::Usage;
@@ -28,11 +28,9 @@ pub fn refuse_unused(aws: &AwsArgs) -> Result<()> {
 }
 
 pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
-    if args.aws.no_login {
-        bail!(Usage(
-            "login --no-login would do nothing: --no-login is for build, push and promote, to reuse the login this command makes; leave it out".into()
-        ));
-    }
+    ensure!(!args.aws.no_login, Usage(
+        "login --no-login would do nothing: --no-login is for build, push and promote, to reuse the login this command makes; leave it out".into()
+    ));
     let target = super::target(&args.target)?;
     runner.require_tools(&[docker::TOOL, aws::TOOL])?;
     login(runner, &target, &args.aws, args.target.env)

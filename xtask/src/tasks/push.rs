@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::build::{report, Outcome};
 use super::signatures;
@@ -54,10 +54,8 @@ pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
 fn check_local(runner: &Runner, image: &Image) -> Result<()> {
     let variant = &image.variant;
     let build = format!("build it first: cargo xtask build --variant {variant}, with this push's --env, --registry, --repository and context flags");
-    let ids = match runner.ask(
-        &exec::prefix(variant),
-        &docker::local_ids(&image.references()),
-    ) {
+    let query = docker::local_ids(&image.references());
+    let ids = match runner.ask(&exec::prefix(variant), &query) {
         Reply::DryRun => return Ok(()),
         Reply::Out(text) => text,
         Reply::Failed(why) if why.contains("No such image") => bail!(Usage(format!(
@@ -67,13 +65,11 @@ fn check_local(runner: &Runner, image: &Image) -> Result<()> {
         Reply::Failed(why) => bail!("cannot read the local {variant} images: {why}"),
     };
     let distinct: BTreeSet<&str> = ids.lines().map(str::trim).collect();
-    if distinct.len() > 1 {
-        bail!(Usage(format!(
-            "{variant}: the tags {} name {} different local images, so some are another build's; {build}",
-            image.tags.join(", "),
-            distinct.len()
-        )));
-    }
+    ensure!(distinct.len() <= 1, Usage(format!(
+        "{variant}: the tags {} name {} different local images, so some are another build's; {build}",
+        image.tags.join(", "),
+        distinct.len()
+    )));
     Ok(())
 }
 

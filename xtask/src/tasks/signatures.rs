@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 
 use super::build::Outcome;
 use super::{message, reason, short};
@@ -23,11 +23,9 @@ use crate::{github, skopeo};
 /// `COSIGN_REPOSITORY` makes cosign keep signatures in another repository,
 /// where promotion would neither find nor copy them.
 fn check_environment() -> Result<()> {
-    if std::env::var_os("COSIGN_REPOSITORY").is_some() {
-        bail!(Usage(
-            "COSIGN_REPOSITORY is set: signatures must stay next to the images, where promote finds and copies them; unset it".into(),
-        ));
-    }
+    ensure!(std::env::var_os("COSIGN_REPOSITORY").is_none(), Usage(
+        "COSIGN_REPOSITORY is set: signatures must stay next to the images, where promote finds and copies them; unset it".into(),
+    ));
     Ok(())
 }
 
@@ -302,13 +300,12 @@ pub fn verify_in_prod(
         ),
     };
     let signed = cosign::signed_digests(&out)?;
-    if !signed.iter().any(|d| d == want) {
-        bail!(
-            "verification failed: prod's signatures are for {}, not for {}",
-            signed.join(", "),
-            short(want)
-        );
-    }
+    ensure!(
+        signed.iter().any(|d| d == want),
+        "verification failed: prod's signatures are for {}, not for {}",
+        signed.join(", "),
+        short(want)
+    );
     Ok(())
 }
 

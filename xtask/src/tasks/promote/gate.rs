@@ -2,7 +2,7 @@
 //! verdicts are the table promote prints, one row per variant, and the
 //! commit's own line.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 
 use super::super::signatures::{self, Signature};
 use super::super::{message, reason, short};
@@ -45,11 +45,9 @@ pub(super) fn on_default_branch(
     source: &str,
 ) -> Result<Result<String, String>> {
     let fetch = "fetch it (git fetch origin, or actions/checkout with fetch-depth: 0)";
-    if !git::has_commit(runner, sha) {
-        bail!(Usage(format!(
-            "commit {sha} is not in this checkout, so whether it is on {branch} cannot be checked; {fetch}"
-        )));
-    }
+    ensure!(git::has_commit(runner, sha), Usage(format!(
+        "commit {sha} is not in this checkout, so whether it is on {branch} cannot be checked; {fetch}"
+    )));
     let Some(reference) = git::branch_ref(runner, branch) else {
         bail!(Usage(format!(
             "the default branch {branch} ({source}) is not in this checkout: neither origin/{branch} nor {branch} exists; {fetch}"
@@ -61,12 +59,10 @@ pub(super) fn on_default_branch(
             sha.short()
         )));
     }
-    if git::is_shallow(runner) {
-        bail!(Usage(format!(
-            "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
-            sha.short()
-        )));
-    }
+    ensure!(!git::is_shallow(runner), Usage(format!(
+        "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
+        sha.short()
+    )));
     Ok(Err(format!(
         "commit {} is not on {reference}: only commits merged to {branch} ({source}) are promoted to prod",
         sha.short()
@@ -185,11 +181,8 @@ fn check(
     });
     let in_prod = answers.split_off(2);
     let [by_sha, latest] = answers.try_into().expect("one answer per read");
-    let (digest, moved_on) = match check_stage(by_sha, latest, sha_tag, latest_tag, context.sha())?
-    {
-        Some(staged) => (Some(staged.digest), staged.moved_on),
-        None => (None, None),
-    };
+    let Staged { digest, moved_on } =
+        check_stage(by_sha, latest, sha_tag, latest_tag, context.sha())?;
     // Whether the image is the stage pipeline's comes before what prod
     // holds: a foreign image is refused as such.
     let signature = signatures::check(
@@ -244,22 +237,23 @@ fn kept(runner: &Runner, reply: &Reply, sha: &Sha) -> Option<String> {
     }
 }
 
-/// Stage's image of the release: its digest, and why stage's `latest` is
-/// not it, when it is another commit's.
+/// Stage's image of the release: its digest (`None` in a dry run), and why
+/// stage's `latest` is not it, when it is another commit's.
+#[derive(Default)]
 struct Staged {
-    digest: String,
+    digest: Option<String>,
     moved_on: Option<String>,
 }
 
 /// Stage's image of the release from the reads of its two tags: both
-/// present and labelled with the release commit. `Ok(None)` in a dry run.
+/// present and labelled with the release commit.
 fn check_stage(
     by_sha: Reply,
     latest: Reply,
     sha_tag: &str,
     latest_tag: &str,
     sha: &Sha,
-) -> Result<Option<Staged>, String> {
+) -> Result<Staged, String> {
     let parse = |reply: Reply, tag: &str| -> Result<Option<Inspect>, String> {
         match reply {
             Reply::DryRun => Ok(None),
@@ -273,7 +267,7 @@ fn check_stage(
         }
     };
     let (Some(by_sha), Some(latest)) = (parse(by_sha, sha_tag)?, parse(latest, latest_tag)?) else {
-        return Ok(None);
+        return Ok(Staged::default());
     };
     let moved_on = (by_sha.digest != latest.digest).then(|| {
         format!(
@@ -290,10 +284,10 @@ fn check_stage(
             sha.full()
         ));
     }
-    Ok(Some(Staged {
-        digest: by_sha.digest,
+    Ok(Staged {
+        digest: Some(by_sha.digest),
         moved_on,
-    }))
+    })
 }
 
 /// The prod tags in write order, each marked done when prod already has it

@@ -21,7 +21,7 @@ mod gate;
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 
 use self::gate::{gate, on_default_branch, Promotion};
 use super::{short, signatures};
@@ -252,14 +252,13 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
             return Ok(());
         };
         let want = digest.unwrap_or_default();
-        if have != want {
-            bail!(
-                "verification failed: prod {tag} ({}) is {} but stage is {}",
-                promotion.variant.name,
-                short(&have),
-                short(want)
-            );
-        }
+        ensure!(
+            have == want,
+            "verification failed: prod {tag} ({}) is {} but stage is {}",
+            promotion.variant.name,
+            short(&have),
+            short(want)
+        );
         Ok(())
     });
     // Every failed check is said, not only the first: one re-run then
