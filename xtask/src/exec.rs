@@ -148,14 +148,14 @@ const TAIL: usize = 20;
 /// called failed.
 const ATTEMPTS: u32 = 3;
 
-/// Why a refused registry call is not retried, and what to check.
-const REFUSED: &str = "the registry refused the credentials: not retried; check the login (without --no-login, xtask logs in through the aws CLI) and the role's permissions on the repository";
+/// What to check when a registry refuses the credentials.
+pub const CHECK_CREDENTIALS: &str = "check the login (without --no-login, xtask logs in through the aws CLI) and the role's permissions on the repository";
 
 /// Whether a registry tool's answer is a refusal of its credentials: HTTP
 /// 401 or 403, or the distribution spec's `UNAUTHORIZED` and `DENIED`
 /// error codes (an expired ECR token, a role without push rights), as
 /// BuildKit, skopeo and cosign print them.
-fn refused_credentials(answer: &str) -> bool {
+pub fn refused_credentials(answer: &str) -> bool {
     let answer = answer.to_ascii_lowercase();
     [
         "401 unauthorized",
@@ -267,7 +267,8 @@ impl Runner {
                 return Ok(());
             };
             if refused_credentials(&format!("{err:#}")) {
-                return Err(err.context(REFUSED));
+                let why = "the registry refused the credentials: not retried";
+                return Err(err.context(format!("{why}; {CHECK_CREDENTIALS}")));
             }
             let wait = Duration::from_secs(2u64.pow(attempt));
             eprintln!(

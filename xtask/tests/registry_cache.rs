@@ -537,14 +537,26 @@ fn a_push_the_registry_refuses_is_not_retried() {
     let host = Engine::Containerd.host();
     let fixture = Fixture::standard("pushrefused");
     let repo = unique("pushrefused").to_lowercase();
-    let output = run(fixture
-        .xtask()
-        .args(["build", "--push", "--env", "dev", "--repository", &repo])
-        // `--cache none`: no re-run check, whose read the registry refuses
-        // first.
-        .args(["--cache", "none", "--variant", "gpu", "--no-login"])
-        .env("DOCKER_HOST", &host)
-        .env("DOCKER_CONFIG", fresh_docker_config()));
+    let push = |cache: &str| {
+        run(fixture
+            .xtask()
+            .args(["build", "--push", "--env", "dev", "--repository", &repo])
+            .args(["--cache", cache, "--variant", "gpu", "--no-login"])
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_CONFIG", fresh_docker_config()))
+    };
+    // The re-run check reads the commit's tag first, and is refused first:
+    // that is no reason to wait for the registry.
+    let output = push("local");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the registry refused the credentials: check the login")
+            && !err.contains("re-run when the registry answers"),
+        "{err}"
+    );
+    // `--cache none` makes no re-run check: the push is refused.
+    let output = push("none");
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     let pushes = err

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use super::{reason, short, signatures};
 use crate::cosign::{self, Key};
 use crate::docker;
-use crate::exec::{Reply, Runner};
+use crate::exec::{self, Reply, Runner, CHECK_CREDENTIALS};
 use crate::plan::{Image, REVISION_LABEL};
 use crate::tags;
 use crate::target::Target;
@@ -55,10 +55,16 @@ pub fn already_pushed(
             return Ok(None);
         }
         Reply::Failed(why) if why.contains(": not found") => Err("not in the registry".to_string()),
-        Reply::Failed(why) => bail!(
-            "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); building would move the tag, so re-run when the registry answers",
-            reason(&why)
-        ),
+        Reply::Failed(why) => {
+            let next = match exec::refused_credentials(&why) {
+                true => format!("the registry refused the credentials: {CHECK_CREDENTIALS}"),
+                false => "building would move the tag, so re-run when the registry answers".into(),
+            };
+            bail!(
+                "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); {next}",
+                reason(&why)
+            )
+        }
         Reply::Out(text) => docker::parse_pushed(&text).map_err(|err| format!("{err:#}")),
     };
     let why = match found {
