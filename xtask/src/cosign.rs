@@ -26,6 +26,13 @@ pub const TOOL: Tool = Tool {
 /// Where cosign reads a key file's password from.
 pub const PASSWORD_VAR: &str = "COSIGN_PASSWORD";
 
+/// `cosign verify`'s exit codes (cosign's doc/cosign_exit_codes.md) for the
+/// two answers about the signatures themselves: the image has none, or none
+/// that the key verifies for it. Any other failure (throttling, refused
+/// credentials, a registry that did not answer) says nothing about them.
+pub const NO_SIGNATURES: i32 = 10;
+pub const NO_MATCHING_SIGNATURES: i32 = 12;
+
 /// The public key promote verifies with unless told otherwise: committed at
 /// the repository root.
 pub const DEFAULT_PUBLIC_KEY: &str = "cosign.pub";

@@ -98,8 +98,9 @@ pub enum Reply {
     DryRun,
     /// It succeeded: its standard output.
     Out(String),
-    /// It failed: why, in the tool's own words (its stderr).
-    Failed(String),
+    /// It failed: why, in the tool's own words (its stderr), and its exit
+    /// code, which some tools document (cosign's 10: no signatures).
+    Failed { why: String, code: Option<i32> },
 }
 
 impl Reply {
@@ -109,7 +110,7 @@ impl Reply {
         match self {
             Reply::DryRun => Ok(None),
             Reply::Out(out) => Ok(Some(out)),
-            Reply::Failed(why) => Err(why),
+            Reply::Failed { why, .. } => Err(why),
         }
     }
 }
@@ -208,7 +209,7 @@ impl Runner {
             // unknown profile), never the password, which goes to stdout.
             Some(source) => Some(
                 self.capture(source)
-                    .map_err(|why| SecretSourceFailed(format!("`{source}` failed: {why}")))?,
+                    .map_err(|(why, _)| SecretSourceFailed(format!("`{source}` failed: {why}")))?,
             ),
             None => None,
         };
@@ -290,7 +291,10 @@ impl Runner {
         // Masked here, not in `capture`, which also reads a secret's source.
         match self.capture(step) {
             Ok(out) => Reply::Out(mask(&out, None)),
-            Err(why) => Reply::Failed(mask(&why, None)),
+            Err((why, code)) => Reply::Failed {
+                why: mask(&why, None),
+                code,
+            },
         }
     }
 
@@ -306,7 +310,7 @@ impl Runner {
     /// dry runs too, without printing it: it is not one of the pipeline's steps.
     pub fn query_local(&self, step: &Step) -> Result<String> {
         self.capture(step)
-            .map_err(|why| anyhow!("`{step}` failed: {why}"))
+            .map_err(|(why, _)| anyhow!("`{step}` failed: {why}"))
     }
 
     /// Whether each tool can be found on `PATH`: checked before the first side
@@ -333,24 +337,26 @@ impl Runner {
         Ok(sh)
     }
 
-    /// A step's stdout, or why it failed: its stderr, else its exit status.
-    fn capture(&self, step: &Step) -> Result<String, String> {
-        let sh = self.shell().map_err(|err| err.to_string())?;
+    /// A step's stdout, or why it failed: its stderr, else its exit status;
+    /// and its exit code.
+    fn capture(&self, step: &Step) -> Result<String, (String, Option<i32>)> {
+        let sh = self.shell().map_err(|err| (err.to_string(), None))?;
         let (program, args) = (&step.program, &step.args);
         let output = cmd!(sh, "{program} {args...}")
             .quiet()
             .ignore_status()
             .output()
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| (err.to_string(), None))?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        Err(if stderr.is_empty() {
+        let why = if stderr.is_empty() {
             format!("exited with {}", output.status)
         } else {
             stderr
-        })
+        };
+        Err((why, output.status.code()))
     }
 
     /// Where the output of `prefix`'s steps goes (`[gpu] ` writes
@@ -570,7 +576,7 @@ mod tests {
         let (runner, _) = runner(false);
         let step = Step::new("ls", ["/definitely/not/here"]);
         match runner.ask("", &step) {
-            Reply::Failed(why) => assert!(why.contains("No such file"), "{why}"),
+            Reply::Failed { why, .. } => assert!(why.contains("No such file"), "{why}"),
             other => panic!("{other:?}"),
         }
         let err = runner.read("", &step).unwrap_err().to_string();

@@ -825,3 +825,64 @@ fn a_failed_signature_leaves_latest_at_the_last_signed_image() {
             .unwrap_or_else(|why| panic!("{variant}: {moved} does not verify: {why}"));
     }
 }
+
+/// cosign as it is, except that `cosign verify` is throttled, as a busy
+/// registry answers (exit 1, not one of verify's verdicts).
+fn throttled_verify(name: &str) -> ToolLog {
+    ToolLog::with(name, &["cosign"], |tool| {
+        format!(
+            "[ \"$1\" = verify ] && {{ echo 'Error: GET https://r/v2/x/manifests/sha256-1.sig: TOOMANYREQUESTS: Rate exceeded' >&2; exit 1; }}\nexec '{}' \"$@\"\n",
+            which(tool).display()
+        )
+    })
+}
+
+/// A verification that gets no verdict (throttled) is neither "unsigned"
+/// nor "another key". A stage re-run does not rebuild the commit's signed
+/// image over its tag (a new digest, which prod, holding the first, would
+/// refuse for good), and the gate says it could not verify, not that the
+/// image was signed with another key.
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_verification_without_a_verdict_rebuilds_nothing_and_blocks_nothing_falsely() {
+    let rig = rig();
+    let fixture = Fixture::standard("sign-throttled");
+    let sha = fixture.head();
+    let repo = unique("sign-throttled");
+    stage(&fixture, &sha, &repo, &[]);
+    let signed = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
+    let throttled = throttled_verify("sign-throttled-tools");
+
+    // At another time, so a rebuild would be another digest.
+    let rerun = run(build_push(
+        &fixture,
+        &sha,
+        &repo,
+        &["--env", "stage", "--variant", "gpu"],
+    )
+    .env("SOURCE_DATE_EPOCH", "1700000999")
+    .env("PATH", throttled.path()));
+    let err = stderr(&rerun);
+    assert_eq!(rerun.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is signed (cosign verify: Error: GET")
+            && err.contains("TOOMANYREQUESTS")
+            && err.contains("so re-run when the registry answers"),
+        "{err}"
+    );
+    assert_eq!(
+        stage_digest(&rig, &repo, &sha, "gpu", "amd64"),
+        signed,
+        "{err}"
+    );
+
+    let promoted = run(promote(&fixture, &sha, &repo).env("PATH", throttled.path()));
+    let err = stderr(&promoted);
+    assert_eq!(promoted.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot verify stage's signature sha256-"),
+        "{err}"
+    );
+    assert!(!err.contains("signed with another key"), "{err}");
+    assert_eq!(tags(&rig.prod, &repo), Vec::<String>::new());
+}

@@ -147,7 +147,7 @@ fn report_disk(runner: &Runner, min_free_gb: u64) -> Result<()> {
     };
     let available = match runner.ask("", &disk::free_space(&root)) {
         Reply::Out(text) => disk::parse_available(&text).map_err(super::message),
-        Reply::Failed(err) => Err(err),
+        Reply::Failed { why: err, .. } => Err(err),
         Reply::DryRun => return Ok(()),
     };
     match available {

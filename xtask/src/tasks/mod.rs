@@ -188,6 +188,19 @@ fn message(err: anyhow::Error) -> String {
 /// What a dry run prints for a pushed image's digest, which it never reads.
 const DRY_RUN_DIGEST: &str = "<digest>";
 
+/// What to do about a registry read that got no answer to its question
+/// (`why`, the tool's): see to the login and the role when the registry
+/// refused the credentials, else `again`, a re-run once it answers.
+fn unanswered(why: &str, again: &str) -> String {
+    match crate::exec::refused_credentials(why) {
+        true => format!(
+            "the registry refused the credentials: {}",
+            crate::exec::CHECK_CREDENTIALS
+        ),
+        false => again.to_string(),
+    }
+}
+
 /// The line of a tool's stderr that says why it failed: the last one that
 /// is not blank, as skopeo and cosign log any warnings before their fatal
 /// error.

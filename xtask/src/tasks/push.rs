@@ -58,11 +58,11 @@ fn check_local(runner: &Runner, image: &Image) -> Result<()> {
     let ids = match runner.ask(&exec::prefix(variant), &query) {
         Reply::DryRun => return Ok(()),
         Reply::Out(text) => text,
-        Reply::Failed(why) if why.contains("No such image") => bail!(Usage(format!(
+        Reply::Failed { why, .. } if why.contains("No such image") => bail!(Usage(format!(
             "{variant}: not every tag of this commit's image is in the local engine ({}); {build}",
             super::reason(&why)
         ))),
-        Reply::Failed(why) => bail!("cannot read the local {variant} images: {why}"),
+        Reply::Failed { why, .. } => bail!("cannot read the local {variant} images: {why}"),
     };
     let distinct: BTreeSet<&str> = ids.lines().map(str::trim).collect();
     ensure!(distinct.len() <= 1, Usage(format!(

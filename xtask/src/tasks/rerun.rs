@@ -4,10 +4,10 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::{reason, short, signatures};
+use super::{reason, short, signatures, unanswered};
 use crate::cosign::{self, Key};
 use crate::docker;
-use crate::exec::{self, Reply, Runner, CHECK_CREDENTIALS};
+use crate::exec::{Reply, Runner};
 use crate::plan::{Image, REVISION_LABEL};
 use crate::tags;
 use crate::target::Target;
@@ -54,17 +54,12 @@ pub fn already_pushed(
             eprintln!("{prefix}dry run: when {reference} is already this commit's image, a real run tags it instead of building");
             return Ok(None);
         }
-        Reply::Failed(why) if why.contains(": not found") => Err("not in the registry".to_string()),
-        Reply::Failed(why) => {
-            let next = match exec::refused_credentials(&why) {
-                true => format!("the registry refused the credentials: {CHECK_CREDENTIALS}"),
-                false => "building would move the tag, so re-run when the registry answers".into(),
-            };
-            bail!(
-                "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); {next}",
-                reason(&why)
-            )
-        }
+        Reply::Failed { why, .. } if why.contains(": not found") => Err("not in the registry".to_string()),
+        Reply::Failed { why, .. } => bail!(
+            "cannot tell whether {reference} is already this commit's image (docker buildx imagetools inspect: {}); {}",
+            reason(&why),
+            unanswered(&why, "building would move the tag, so re-run when the registry answers")
+        ),
         Reply::Out(text) => docker::parse_pushed(&text).map_err(|err| format!("{err:#}")),
     };
     let why = match found {
@@ -75,9 +70,14 @@ pub fn already_pushed(
             let revision = found.revision.as_deref().unwrap_or("(no label)");
             format!("it is revision {revision} for {}", found.platform)
         }
-        Ok(found) => match signing.and_then(|s| unsigned(runner, prefix, s, &found.digest)) {
-            Some(why) => why,
-            None => {
+        Ok(found) => match signing.map(|s| unsigned(runner, prefix, s, &found.digest)) {
+            Some(Err(why)) => bail!(
+                "cannot tell whether {reference} is signed (cosign verify: {}); {}",
+                reason(&why),
+                unanswered(&why, "building would move the tag to a new image, which prod may already hold as this commit's, so re-run when the registry answers")
+            ),
+            Some(Ok(Some(why))) => why,
+            Some(Ok(None)) | None => {
                 eprintln!("{prefix}{reference} is already this commit's image ({}): tagging it, not building", short(&found.digest));
                 return Ok(Some(found.digest));
             }
@@ -89,23 +89,27 @@ pub fn already_pushed(
 
 /// Why no signature on `digest` verifies with the signing key's public half
 /// (cosign verifies with a public key, which `check_key` wrote), or `None`
-/// when one does.
+/// when one does. `Err` when cosign could not tell (a registry that did not
+/// answer, throttling): that is no reason to build a new image.
 fn unsigned(
     runner: &Runner,
     prefix: &str,
     (key, target): (&Key, &Target),
     digest: &str,
-) -> Option<String> {
+) -> Result<Option<String>, String> {
     let public = Key(signatures::SIGNING_PUBLIC_KEY.to_string());
     let verified = runner.ask(prefix, &cosign::verify(target, digest, &public, true));
-    let Reply::Failed(why) = verified else {
-        return None;
+    let Reply::Failed { why, code } = verified else {
+        return Ok(None);
     };
-    Some(format!(
-        "no signature on it verifies with {} ({})",
-        key.0,
-        reason(&why)
-    ))
+    match code {
+        Some(cosign::NO_SIGNATURES | cosign::NO_MATCHING_SIGNATURES) => Ok(Some(format!(
+            "no signature on it verifies with {} ({})",
+            key.0,
+            reason(&why)
+        ))),
+        _ => Err(why),
+    }
 }
 
 /// The commit's own tag of `image` (`<sha8>-…`, `make-<sha8>-…`), which no

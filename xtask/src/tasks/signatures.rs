@@ -97,7 +97,7 @@ pub fn check_key(runner: &Runner, root: &Path, key: &Key) -> Result<()> {
         cosign::sign_blob(key, SIGNING_PUBLIC_KEY),
     ];
     let failed = steps.iter().find_map(|step| match runner.ask("", step) {
-        Reply::Failed(why) => Some((step.args[0].clone(), why)),
+        Reply::Failed { why, .. } => Some((step.args[0].clone(), why)),
         Reply::DryRun | Reply::Out(_) => None,
     });
     let Some((command, why)) = failed else {
@@ -183,11 +183,15 @@ pub struct Signature {
     pub done: bool,
 }
 
-/// What one read answered: `Err(why)` when the tool failed.
-type Answer = Result<String, String>;
+/// What one read answered: `Err((why, exit code))` when the tool failed.
+type Answer = Result<String, (String, Option<i32>)>;
 
 fn answer(reply: Reply) -> Answer {
-    reply.into_result()?.ok_or_else(|| "dry run".into())
+    match reply {
+        Reply::Out(out) => Ok(out),
+        Reply::Failed { why, code } => Err((why, code)),
+        Reply::DryRun => Err(("dry run".into(), None)),
+    }
 }
 
 /// The gate's signature check for stage's image `digest` (`None` in a dry
@@ -254,14 +258,19 @@ fn judge(
                 .map(|i| i.digest)
                 .map_err(message)
         }
-        (Err(_), Err(stderr)) if skopeo::is_not_found(&stderr) => Err(format!(
+        (Err(_), Err((stderr, _))) if skopeo::is_not_found(&stderr) => Err(format!(
             "unsigned: stage has no signature for {this} (no tag {tag}); only images the stage pipeline pushed and signed are promoted"
         )),
-        (_, Err(stderr)) => Err(format!(
+        (_, Err((stderr, _))) => Err(format!(
             "cannot read stage's signature {tag}: {}",
             reason(&stderr)
         )),
-        (Err(why), Ok(_)) => match loose() {
+        // Only cosign's own verdict says the signature does not verify; any
+        // other failure (throttling, refused credentials) leaves it unknown.
+        (Err((why, code)), Ok(_)) if code != Some(cosign::NO_MATCHING_SIGNATURES) => {
+            Err(cannot_verify(tag, &why))
+        }
+        (Err((why, _)), Ok(_)) => match loose() {
             Ok(out) => {
                 let signed = cosign::signed_digests(&out).map_err(message)?;
                 let others: Vec<&str> = signed.iter().map(|d| short(d)).collect();
@@ -270,13 +279,23 @@ fn judge(
                     others.join(", ")
                 ))
             }
-            Err(_) => Err(format!(
+            Err((_, Some(cosign::NO_MATCHING_SIGNATURES))) => Err(format!(
                 "signed with another key: no signature on {this} verifies with {} (cosign: {})",
                 key.0,
                 reason(&why)
             )),
+            Err((why, _)) => Err(cannot_verify(tag, &why)),
         },
     }
+}
+
+/// A verification that got no verdict: cosign's reason, and what to do.
+fn cannot_verify(tag: &str, why: &str) -> String {
+    format!(
+        "cannot verify stage's signature {tag} (cosign: {}); {}",
+        reason(why),
+        super::unanswered(why, "re-run promote when the registry answers")
+    )
 }
 
 /// Prod's image `digest` verifies with `key`, for that digest: the signature
@@ -292,7 +311,7 @@ pub fn verify_in_prod(
     let out = match runner.ask(prefix, &cosign::verify(prod, want, key, true)) {
         Reply::Out(out) => out,
         Reply::DryRun => return Ok(()),
-        Reply::Failed(why) => bail!(
+        Reply::Failed { why, .. } => bail!(
             "verification failed: prod's image {} has no signature that {} verifies (cosign: {}); re-run promote, which copies what prod lacks",
             short(want),
             key.0,
@@ -336,7 +355,12 @@ mod tests {
     }
 
     fn no_call() -> Answer {
-        Err("not asked".into())
+        Err(("not asked".into(), None))
+    }
+
+    /// A failure with cosign's (or skopeo's) exit code.
+    fn failed(why: &str, code: i32) -> Answer {
+        Err((why.into(), Some(code)))
     }
 
     #[test]
@@ -350,10 +374,10 @@ mod tests {
     #[test]
     fn no_signature_tag_is_unsigned() {
         let why = verdict(
-            Err("Error: no signatures found".into()),
-            Err(
-                "reading manifest sha256-bb.sig in r/app: manifest unknown: manifest unknown"
-                    .into(),
+            failed("Error: no signatures found", 10),
+            failed(
+                "reading manifest sha256-bb.sig in r/app: manifest unknown: manifest unknown",
+                1,
             ),
             no_call(),
         )
@@ -367,9 +391,9 @@ mod tests {
     #[test]
     fn a_signature_the_key_does_not_verify_is_another_key() {
         let why = verdict(
-            Err("Error: no matching signatures: invalid signature when validating ASN.1 encoded signature".into()),
+            failed("Error: no matching signatures: invalid signature when validating ASN.1 encoded signature", 12),
             Ok(SIG.into()),
-            Err("Error: no matching signatures: invalid signature".into()),
+            failed("Error: no matching signatures: invalid signature", 12),
         )
         .unwrap_err();
         assert!(why.starts_with("signed with another key: no signature on sha256:bbbbbbbbbbbb verifies with cosign.pub (cosign: Error: no matching signatures: invalid signature when validating"), "{why}");
@@ -378,7 +402,10 @@ mod tests {
     #[test]
     fn the_keys_signature_of_another_digest_says_so() {
         let why = verdict(
-            Err("Error: no matching signatures: invalid or missing digest in claim".into()),
+            failed(
+                "Error: no matching signatures: invalid or missing digest in claim",
+                12,
+            ),
             Ok(SIG.into()),
             Ok(payload(OTHER)),
         )
@@ -396,13 +423,51 @@ mod tests {
     #[test]
     fn a_registry_error_is_not_called_unsigned() {
         let why = verdict(
-            Err("Error: GET ...: connection refused".into()),
-            Err("pinging container registry r: connect: connection refused".into()),
+            failed("Error: GET ...: connection refused", 1),
+            failed(
+                "pinging container registry r: connect: connection refused",
+                1,
+            ),
             no_call(),
         )
         .unwrap_err();
         assert!(
             why.starts_with("cannot read stage's signature sha256-bbbb"),
+            "{why}"
+        );
+    }
+
+    /// Throttling or refused credentials at cosign's verification, or at the
+    /// second one, are no verdict on the key: "signed with another key"
+    /// would send the engineer after the wrong problem.
+    #[test]
+    fn a_verification_without_a_verdict_is_not_called_another_key() {
+        let throttled =
+            "Error: GET https://r/v2/app/manifests/sha256-bb.sig: TOOMANYREQUESTS: Rate exceeded";
+        let refused = "Error: GET https://r/v2/app/manifests/sha256-bb.sig: UNAUTHORIZED: authentication required";
+        for (verified, loose) in [
+            (failed(throttled, 1), no_call()),
+            (failed(refused, 1), no_call()),
+            (
+                failed("Error: no matching signatures: invalid signature", 12),
+                failed(throttled, 1),
+            ),
+        ] {
+            let why = verdict(verified, Ok(SIG.into()), loose).unwrap_err();
+            assert!(
+                why.starts_with("cannot verify stage's signature sha256-bbbb"),
+                "{why}"
+            );
+            assert!(!why.contains("another key"), "{why}");
+        }
+        let why = verdict(failed(refused, 1), Ok(SIG.into()), no_call()).unwrap_err();
+        assert!(
+            why.contains("the registry refused the credentials: check the login"),
+            "{why}"
+        );
+        let why = verdict(failed(throttled, 1), Ok(SIG.into()), no_call()).unwrap_err();
+        assert!(
+            why.ends_with("re-run promote when the registry answers"),
             "{why}"
         );
     }

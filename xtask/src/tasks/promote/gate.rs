@@ -230,7 +230,7 @@ fn kept(runner: &Runner, reply: &Reply, sha: &Sha) -> Option<String> {
                 format!("prod's is commit {revision}, which is neither this release's commit nor one before it in this checkout")
             })
         }
-        Reply::Failed(stderr) if !skopeo::is_not_found(stderr) => {
+        Reply::Failed { why: stderr, .. } if !skopeo::is_not_found(stderr) => {
             Some(format!("prod's cannot be read ({})", reason(stderr)))
         }
         _ => None,
@@ -258,10 +258,10 @@ fn check_stage(
         match reply {
             Reply::DryRun => Ok(None),
             Reply::Out(text) => skopeo::parse_inspect(&text).map(Some).map_err(message),
-            Reply::Failed(stderr) if skopeo::is_not_found(&stderr) => {
+            Reply::Failed { why: stderr, .. } if skopeo::is_not_found(&stderr) => {
                 Err(format!("{tag} not found in stage"))
             }
-            Reply::Failed(stderr) => {
+            Reply::Failed { why: stderr, .. } => {
                 Err(format!("cannot read {tag} in stage: {}", reason(&stderr)))
             }
         }
@@ -315,7 +315,7 @@ fn judge_prod(
             // Only "not there" means free to write: an immutable tag that
             // cannot be read (an index without this architecture, a
             // registry error) may point elsewhere and must not be overwritten.
-            (Some(_), Reply::Failed(stderr))
+            (Some(_), Reply::Failed { why: stderr, .. })
                 if tags::is_immutable(&tag) && !skopeo::is_not_found(stderr) =>
             {
                 return Err(format!(
@@ -340,15 +340,18 @@ mod tests {
     fn a_prod_latest_that_cannot_be_read_is_kept() {
         let runner = Runner::new(&std::env::temp_dir(), false, false);
         let sha = Sha::parse(&"a".repeat(40)).unwrap();
-        let kept = |reply| kept(&runner, &reply, &sha);
+        let kept = |why: &str| {
+            let reply = Reply::Failed {
+                why: why.into(),
+                code: Some(1),
+            };
+            kept(&runner, &reply, &sha)
+        };
         assert_eq!(
-            kept(Reply::Failed(
-                "dial tcp 127.0.0.1:5003: connection refused".into()
-            ))
-            .as_deref(),
+            kept("dial tcp 127.0.0.1:5003: connection refused").as_deref(),
             Some("prod's cannot be read (dial tcp 127.0.0.1:5003: connection refused)")
         );
-        assert_eq!(kept(Reply::Failed("manifest unknown".into())), None);
-        assert_eq!(kept(Reply::DryRun), None);
+        assert_eq!(kept("manifest unknown"), None);
+        assert_eq!(super::kept(&runner, &Reply::DryRun, &sha), None);
     }
 }

@@ -92,8 +92,10 @@ pub fn read(runner: &Runner, repository: &str) -> Result<Snapshot> {
         let text = match runner.ask("", &in_rig(&[], skopeo::list_tags(&target))) {
             Reply::Out(text) => text,
             Reply::DryRun => continue,
-            Reply::Failed(why) if skopeo::is_not_found(&why) || why.contains("404") => continue,
-            Reply::Failed(why) => bail!("cannot list the tags of {}: {why}", target.image()),
+            Reply::Failed { why, .. } if skopeo::is_not_found(&why) || why.contains("404") => {
+                continue
+            }
+            Reply::Failed { why, .. } => bail!("cannot list the tags of {}: {why}", target.image()),
         };
         let listed: serde_json::Value =
             serde_json::from_str(&text).context("skopeo list-tags answered no JSON")?;
