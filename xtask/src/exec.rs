@@ -184,6 +184,8 @@ pub struct Runner {
     verbose: bool,
     /// The logs this run has started afresh: a log holds one run's output.
     logs: Mutex<BTreeSet<PathBuf>>,
+    /// This run's turn in the checkout, once taken ([`Runner::take_turn`]).
+    turn: Mutex<Option<File>>,
 }
 
 impl Runner {
@@ -193,13 +195,57 @@ impl Runner {
             dry_run,
             verbose,
             logs: Mutex::default(),
+            turn: Mutex::default(),
         }
+    }
+
+    /// Wait for this run's turn in the checkout: one run at a time writes
+    /// its variants' metadata files, logs and the signing key's public half
+    /// under target/xtask/, where a second would overwrite them or remove
+    /// them mid-build. Taken by the first step (bad input, found before any
+    /// step, never waits) or by a task before it writes a file itself; held
+    /// until the process ends, however it ends (the OS's file lock). A dry
+    /// run writes nothing and waits for no one.
+    pub fn take_turn(&self) -> Result<()> {
+        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        if self.dry_run || turn.is_some() {
+            return Ok(());
+        }
+        let dir = self.root.join("target/xtask");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("lock");
+        // Not truncated: it names the run that holds it.
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            eprintln!(
+                "waiting for the other cargo xtask running in {} to finish ({}; it holds {})",
+                self.root.display(),
+                holder.trim(),
+                path.display()
+            );
+        }
+        file.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        file.set_len(0)?;
+        write!(file, "pid {}: xtask {}", std::process::id(), args.join(" "))?;
+        *turn = Some(file);
+        Ok(())
     }
 
     /// Run a step that changes something. Its output goes to the log of
     /// `prefix` (for example `[gpu] `), and with `--verbose` to stderr too,
     /// each line prefixed so concurrent steps stay readable.
     pub fn run(&self, prefix: &str, step: &Step) -> Result<()> {
+        self.take_turn()?;
         eprintln!("{prefix}$ {step}");
         if self.dry_run {
             return Ok(());
@@ -284,6 +330,12 @@ impl Runner {
     /// Run a read-only step, printed like any other, for its answer: a
     /// failure is an answer too, for questions such as "does this tag exist".
     pub fn ask(&self, prefix: &str, step: &Step) -> Reply {
+        if let Err(err) = self.take_turn() {
+            return Reply::Failed {
+                why: format!("{err:#}"),
+                code: None,
+            };
+        }
         eprintln!("{prefix}$ {step}");
         if self.dry_run {
             return Reply::DryRun;

@@ -1195,9 +1195,13 @@ fn two_runs_in_one_checkout_take_turns() {
     for output in &outputs {
         assert_eq!(output.status.code(), Some(0), "{errs:?}");
     }
-    let waited = errs
-        .iter()
-        .filter(|e| e.contains("waiting for the other cargo xtask"));
+    // It names the run it waits for.
+    let waited = errs.iter().filter(|e| {
+        e.contains("waiting for the other cargo xtask")
+            && e.contains("(pid ")
+            && e.contains(": xtask --root ")
+            && e.contains(" build --variant gpu; it holds ")
+    });
     assert_eq!(waited.count(), 1, "{errs:?}");
     assert!(
         !stderr(&dry_run).contains("waiting"),
@@ -1210,6 +1214,28 @@ fn two_runs_in_one_checkout_take_turns() {
         spans[0].1 <= spans[1].0,
         "the two builds overlapped: {spans:?}"
     );
+}
+
+/// Bad input is found before the first step, and so before the wait for
+/// another run's turn: it exits 2 at once, never after the other run's
+/// whole build. The turn is held here, by this test.
+#[test]
+fn bad_input_never_waits_for_another_runs_turn() {
+    let fixture = Fixture::standard("turn-bad-input");
+    let dir = fixture.root.join("target/xtask");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::File::create(dir.join("lock")).unwrap();
+    lock.lock().unwrap();
+    for args in [
+        &["build", "--repository", "BAD_Name"][..],
+        &["push", "--env", "prod"],
+        &["promote", "--context", "pr", "--pr-number", "1"],
+    ] {
+        let output = run(fixture.xtask().args(args));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("waiting"), "{args:?}: {err}");
+    }
 }
 
 /// Under GitHub Actions a failure's `::error::` line comes after its group

@@ -91,6 +91,8 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         super::login::login(runner, registry, &images.aws, images.target.env)?;
     }
 
+    // Before the builds remove their earlier metadata files.
+    runner.take_turn()?;
     if !runner.dry_run {
         std::fs::create_dir_all(root.join(METADATA_DIR)).context("cannot create target/xtask")?;
     }

@@ -14,7 +14,7 @@ mod signatures;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::arch::Architectures;
 use crate::cli::{env_var, Command, TargetArgs, VariantArgs};
@@ -26,12 +26,6 @@ use crate::tags::Context;
 use crate::target::{self, Env, Target};
 
 pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
-    // Held until the command ends; plan and matrix only read.
-    let _turn = match command {
-        Command::Plan(_) | Command::Matrix(_) => None,
-        _ if runner.dry_run => None,
-        _ => Some(take_turn(root)?),
-    };
     match command {
         Command::Plan(args) => plan::plan(args, runner, root),
         Command::Matrix(args) => plan::matrix(args, root),
@@ -42,28 +36,6 @@ pub fn dispatch(command: Command, runner: &Runner, root: &Path) -> Result<()> {
         Command::Clean(args) => clean::run(args, runner),
         Command::Rehearse(args) => rehearse::run(args, runner, root),
     }
-}
-
-/// One run at a time in a checkout: a run writes its variants' metadata
-/// files, its logs and the signing key's public half under target/xtask/,
-/// where a second run would overwrite them or remove them mid-build. A
-/// second run waits, saying for what; the lock ends with its process.
-fn take_turn(root: &Path) -> Result<std::fs::File> {
-    let dir = root.join("target/xtask");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("lock");
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
-        eprintln!(
-            "waiting for the other cargo xtask running in {} to finish (it holds {})",
-            root.display(),
-            path.display()
-        );
-    }
-    file.lock()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
-    Ok(file)
 }
 
 /// `.aws-architecture`, or a bad-input error naming what to fix.

@@ -52,6 +52,7 @@ impl Workspace {
         if runner.dry_run {
             return Ok(());
         }
+        runner.take_turn()?;
         if self.dir.exists() {
             std::fs::remove_dir_all(&self.dir)
                 .with_context(|| format!("cannot remove {}", self.dir.display()))?;
