@@ -193,7 +193,7 @@ fn check(
         digest.as_deref(),
         key,
     )?;
-    let judged = judge_prod(prod_tags, &in_prod, digest.as_deref())?;
+    let judged = judge_prod(prod_tags, &in_prod, digest.as_deref(), sha_tag)?;
     let (mut tags, mut left) = (Vec::new(), Vec::new());
     for ((tag, done), reply) in judged.into_iter().zip(&in_prod) {
         // Finishing an earlier run (see `gate`): the `latest` tags that stay.
@@ -292,20 +292,37 @@ fn check_stage(
 
 /// The prod tags in write order, each marked done when prod already has it
 /// at `digest`, from the reads of each. An immutable tag at another digest
-/// stops the promotion.
+/// stops the promotion, saying why it may be: prod's `sha_tag` elsewhere
+/// means stage rebuilt the commit after prod got it; else the release tag
+/// was used before.
 fn judge_prod(
     tags: Vec<String>,
     answers: &[Reply],
     digest: Option<&str>,
+    sha_tag: &str,
 ) -> Result<Vec<(String, bool)>, String> {
+    let prod_digest = |reply: &Reply| match reply {
+        Reply::Out(text) => skopeo::parse_inspect(text).map(|i| i.digest).ok(),
+        _ => None,
+    };
+    let rebuilt = tags
+        .iter()
+        .zip(answers)
+        .find(|(tag, _)| *tag == sha_tag)
+        .and_then(|(_, reply)| prod_digest(reply))
+        .is_some_and(|have| Some(have.as_str()) != digest);
     let mut out = Vec::new();
-    for (tag, answer) in tags.into_iter().zip(answers) {
+    for (tag, answer) in tags.iter().cloned().zip(answers) {
         let done = match (digest, answer) {
             (Some(want), Reply::Out(text)) => {
                 let have = skopeo::parse_inspect(text).map_err(message)?.digest;
                 if have != want && tags::is_immutable(&tag) {
+                    let why = match rebuilt {
+                        true => format!("stage's image of this commit was built again after prod got {sha_tag}; release a newer commit, or first point stage's tags back at {} while stage still holds it (docker buildx imagetools create --prefer-index=false)", short(&have)),
+                        false => "the release tag already names another image in prod; release under a new tag".to_string(),
+                    };
                     return Err(format!(
-                        "prod already has {tag} at {}, not {}; immutable tags are never overwritten",
+                        "prod already has {tag} at {}, not {}; immutable tags are never overwritten: {why}",
                         short(&have),
                         short(want)
                     ));
@@ -333,6 +350,50 @@ fn judge_prod(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An immutable prod tag at another digest stops the promotion, and
+    /// says which of its two causes it is.
+    #[test]
+    fn an_immutable_prod_tag_elsewhere_names_its_cause() {
+        let at = |digest: &str| {
+            Reply::Out(format!(
+                r#"{{"Digest": "{digest}", "Labels": null, "Architecture": "amd64"}}"#
+            ))
+        };
+        let absent = || Reply::Failed {
+            why: "manifest unknown".into(),
+            code: Some(1),
+        };
+        let (stage, other) = ("sha256:aaaa", "sha256:bbbb");
+        let tags = || vec!["v1-amd64-gpu".to_string(), "aaaaaaaa-amd64-gpu".to_string()];
+        let judge = |answers: &[Reply]| {
+            judge_prod(tags(), answers, Some(stage), "aaaaaaaa-amd64-gpu").unwrap_err()
+        };
+        let rebuilt = judge(&[at(other), at(other)]);
+        assert!(rebuilt.starts_with("prod already has v1-amd64-gpu at sha256:bbbb, not sha256:aaaa; immutable tags are never overwritten: stage's image of this commit was built again after prod got aaaaaaaa-amd64-gpu; release a newer commit"), "{rebuilt}");
+        let reused = judge(&[at(other), absent()]);
+        assert!(
+            reused.ends_with(
+                ": the release tag already names another image in prod; release under a new tag"
+            ),
+            "{reused}"
+        );
+        let reused = judge(&[at(other), at(stage)]);
+        assert!(reused.ends_with("release under a new tag"), "{reused}");
+        let done = judge_prod(
+            tags(),
+            &[at(stage), absent()],
+            Some(stage),
+            "aaaaaaaa-amd64-gpu",
+        );
+        assert_eq!(
+            done,
+            Ok(vec![
+                ("v1-amd64-gpu".into(), true),
+                ("aaaaaaaa-amd64-gpu".into(), false)
+            ])
+        );
+    }
 
     /// Finishing an earlier run never writes over a prod `latest` it cannot
     /// read; one that is not there is written.
