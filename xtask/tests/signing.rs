@@ -374,7 +374,7 @@ fn a_stage_run_never_signs_an_image_pushed_past_the_pipeline() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("cannot be reused (no signature on it verifies with "),
+        err.contains("cannot be reused (unsigned: an earlier run stopped before signing it, or it was pushed past the pipeline)"),
         "{err}"
     );
     let built = stage_digest(&rig, &repo, &sha, "gpu", "amd64");

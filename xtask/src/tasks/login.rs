@@ -69,7 +69,9 @@ pub fn check_region(target: &Target, aws: &AwsArgs, env: Env) -> Result<(), Usag
 pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Result<()> {
     let registry = &target.registry;
     if aws.no_login {
-        eprintln!("reusing the existing Docker login for {registry} (--no-login)");
+        // Whether Docker holds credentials for it is the credential
+        // store's to say, not xtask's: a refusal names the login to check.
+        eprintln!("not logging in to {registry} (--no-login): Docker's own credentials for it are used, if it has any");
         return Ok(());
     }
     check_region(target, aws, env)?;

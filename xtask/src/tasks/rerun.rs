@@ -103,7 +103,12 @@ fn unsigned(
         return Ok(None);
     };
     match code {
-        Some(cosign::NO_SIGNATURES | cosign::NO_MATCHING_SIGNATURES) => Ok(Some(format!(
+        // Never promoted, then: the gate takes only signed images.
+        Some(cosign::NO_SIGNATURES) => Ok(Some(
+            "unsigned: an earlier run stopped before signing it, or it was pushed past the pipeline"
+                .into(),
+        )),
+        Some(cosign::NO_MATCHING_SIGNATURES) => Ok(Some(format!(
             "no signature on it verifies with {} ({})",
             key.0,
             reason(&why)
