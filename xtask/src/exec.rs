@@ -149,7 +149,8 @@ const TAIL: usize = 20;
 /// called failed.
 const ATTEMPTS: u32 = 3;
 
-/// What to check when a registry refuses the credentials.
+/// What a refusal of the credentials is called, and what to check then.
+pub const REFUSED_CREDENTIALS: &str = "the registry refused the credentials";
 pub const CHECK_CREDENTIALS: &str = "check the login (without --no-login, xtask logs in through the aws CLI) and the role's permissions on the repository";
 
 /// Whether a registry tool's answer is a refusal of its credentials: HTTP
@@ -314,8 +315,8 @@ impl Runner {
                 return Ok(());
             };
             if refused_credentials(&format!("{err:#}")) {
-                let why = "the registry refused the credentials: not retried";
-                return Err(err.context(format!("{why}; {CHECK_CREDENTIALS}")));
+                let why = format!("{REFUSED_CREDENTIALS}: not retried; {CHECK_CREDENTIALS}");
+                return Err(err.context(why));
             }
             let wait = Duration::from_secs(2u64.pow(attempt));
             eprintln!(

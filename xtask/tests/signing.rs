@@ -760,13 +760,11 @@ fn a_failed_signature_leaves_latest_at_the_last_signed_image() {
     let repo = unique("sign-latest");
     stage(&fixture, &a, &repo, &[]);
     let b = fixture.commit("b");
-    // cosign as it is, except that signing fails.
-    let failing = ToolLog::with("sign-latest-tools", &["cosign"], |tool| {
-        format!(
-            "[ \"$1\" = sign ] && {{ echo 'Error: signing: KMS is unavailable' >&2; exit 1; }}\nexec '{}' \"$@\"\n",
-            which(tool).display()
-        )
-    });
+    let failing = cosign_failing(
+        "sign-latest-tools",
+        "sign",
+        "Error: signing: KMS is unavailable",
+    );
     // gpu by `build --push`, cpu built locally and then `push`ed.
     let stage_b = |variant: &str, path: Option<&std::ffi::OsString>| -> Output {
         let mut command = if variant == "gpu" {
@@ -826,12 +824,11 @@ fn a_failed_signature_leaves_latest_at_the_last_signed_image() {
     }
 }
 
-/// cosign as it is, except that `cosign verify` is throttled, as a busy
-/// registry answers (exit 1, not one of verify's verdicts).
-fn throttled_verify(name: &str) -> ToolLog {
+/// cosign as it is, except that `subcommand` fails with `error` (exit 1).
+fn cosign_failing(name: &str, subcommand: &str, error: &str) -> ToolLog {
     ToolLog::with(name, &["cosign"], |tool| {
         format!(
-            "[ \"$1\" = verify ] && {{ echo 'Error: GET https://r/v2/x/manifests/sha256-1.sig: TOOMANYREQUESTS: Rate exceeded' >&2; exit 1; }}\nexec '{}' \"$@\"\n",
+            "[ \"$1\" = {subcommand} ] && {{ echo '{error}' >&2; exit 1; }}\nexec '{}' \"$@\"\n",
             which(tool).display()
         )
     })
@@ -851,7 +848,12 @@ fn a_verification_without_a_verdict_rebuilds_nothing_and_blocks_nothing_falsely(
     let repo = unique("sign-throttled");
     stage(&fixture, &sha, &repo, &[]);
     let signed = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
-    let throttled = throttled_verify("sign-throttled-tools");
+    // Throttled, as a busy registry answers: not one of verify's verdicts.
+    let throttled = cosign_failing(
+        "sign-throttled-tools",
+        "verify",
+        "Error: GET https://r/v2/x/manifests/sha256-1.sig: TOOMANYREQUESTS: Rate exceeded",
+    );
 
     // At another time, so a rebuild would be another digest.
     let rerun = run(build_push(

@@ -164,11 +164,9 @@ const DRY_RUN_DIGEST: &str = "<digest>";
 /// (`why`, the tool's): see to the login and the role when the registry
 /// refused the credentials, else `again`, a re-run once it answers.
 fn unanswered(why: &str, again: &str) -> String {
-    match crate::exec::refused_credentials(why) {
-        true => format!(
-            "the registry refused the credentials: {}",
-            crate::exec::CHECK_CREDENTIALS
-        ),
+    use crate::exec::{refused_credentials, CHECK_CREDENTIALS, REFUSED_CREDENTIALS};
+    match refused_credentials(why) {
+        true => format!("{REFUSED_CREDENTIALS}: {CHECK_CREDENTIALS}"),
         false => again.to_string(),
     }
 }
