@@ -405,6 +405,72 @@ fn a_commit_off_the_default_branch_is_refused() {
     assert_nothing_copied(&log, &rig.prod, &repo);
 }
 
+/// A prod registry that accepts connections but never answers (a wedged
+/// registry or proxy; here a real one stopped with SIGSTOP, once logged in)
+/// fails the gate's read after XTASK_READ_TIMEOUT, naming the read, instead
+/// of hanging the job until its timeout; nothing is copied. (It used to wait
+/// forever: skopeo has no deadline of its own.)
+#[test]
+#[ignore = "needs the rig: make test"]
+fn a_prod_that_never_answers_fails_the_gate_instead_of_hanging() {
+    rig();
+    let prod = Registry::start("promote-wedged-prod", 5249, None);
+    let fixture = Fixture::standard("promote-wedged");
+    let sha = fixture.head();
+    let repo = unique("promote-wedged");
+    stage_push(&fixture, Some(&sha), &repo, &[]);
+    let dir = scratch_dir("promote-wedged-bin");
+    let wedged = dir.join("wedged");
+    write_executable(
+        &dir.join("skopeo"),
+        &format!(
+            r#"#!/bin/bash
+if [[ $* == *docker://{prod}/* && ! -e '{wedged}' ]]; then
+  touch '{wedged}'
+  kill -STOP "$WEDGED_REGISTRY_PID"
+fi
+exec '{skopeo}' "$@"
+"#,
+            prod = prod.address,
+            wedged = wedged.display(),
+            skopeo = which("skopeo").display()
+        ),
+    );
+    let mut command = promote(&fixture, &sha, &repo);
+    command
+        .args(["--prod-registry", &prod.address])
+        .env("PATH", path_with(&dir))
+        .env("XTASK_READ_TIMEOUT", "5")
+        .env("WEDGED_REGISTRY_PID", prod.pid().to_string());
+    // Without a deadline the read never returns: after three minutes, wake
+    // the registry (so the run can end) and fail.
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = run(&mut command);
+        let _ = done.send(());
+        output
+    });
+    let hung = finished
+        .recv_timeout(std::time::Duration::from_secs(180))
+        .is_err();
+    let resume = Command::new("kill")
+        .args(["-CONT", &prod.pid().to_string()])
+        .status();
+    assert!(resume.unwrap().success());
+    let output = waiter.join().unwrap();
+    assert!(!hung, "promote hung on a registry that never answers");
+    assert!(wedged.exists(), "the registry was never stopped");
+    let stderr = stderr(&output);
+    assert_eq!(exit_code(&output), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("gave no answer in 5s"),
+        "the read's deadline is not named:\n{stderr}"
+    );
+    assert!(stderr.contains("XTASK_READ_TIMEOUT"), "{stderr}");
+    assert!(stderr.contains("nothing was copied to prod"), "{stderr}");
+    assert_eq!(tags(&prod.address, &repo), Vec::<String>::new());
+}
+
 #[test]
 #[ignore = "needs the rig: make test"]
 fn prod_outage_mid_promotion_then_rerun_completes() {
