@@ -22,7 +22,6 @@ fn query(runner: &Runner, args: &[&str]) -> Result<String> {
     runner.query_local(&git(args))
 }
 
-/// Clone `source`'s `branch` into `dest`.
 pub fn clone_branch(source: &str, branch: &str, dest: &str) -> Step {
     git(&["clone", "--quiet", "--branch", branch, source, dest])
 }
@@ -37,12 +36,10 @@ pub fn main_branch(runner: &Runner) -> Option<String> {
         .find(|branch| has_ref(runner, &format!("refs/heads/{branch}")))
 }
 
-/// An empty bare repository at `dir`.
 pub fn init_bare(dir: &str) -> Step {
     git(&["init", "--quiet", "--bare", dir])
 }
 
-/// A git command run in `dir`.
 pub fn in_repo(dir: &str, args: &[&str]) -> Step {
     git(&[&["-C", dir], args].concat())
 }
@@ -65,7 +62,6 @@ pub fn changes(runner: &Runner) -> Result<String> {
     Ok(query(runner, &args)?.trim_end().to_string())
 }
 
-/// The commit checked out.
 pub fn head_sha(runner: &Runner) -> Result<Sha> {
     let sha =
         query(runner, &["rev-parse", "HEAD"]).context("cannot read the commit to tag from git")?;
@@ -141,7 +137,6 @@ fn has_ref(runner: &Runner, full: &str) -> bool {
     query(runner, &["rev-parse", "--verify", "--quiet", full]).is_ok()
 }
 
-/// Whether the checkout holds `sha` as a commit.
 pub fn has_commit(runner: &Runner, sha: &Sha) -> bool {
     let object = format!("{}^{{commit}}", sha.full());
     query(runner, &["cat-file", "-e", &object]).is_ok()
@@ -165,7 +160,6 @@ pub fn show(runner: &Runner, sha: &Sha, path: &str) -> Result<String> {
     query(runner, &["show", &format!("{}:{path}", sha.full())])
 }
 
-/// The names at the top of a commit's tree.
 pub fn top_level_files(runner: &Runner, sha: &Sha) -> Result<Vec<String>> {
     let listing = query(runner, &["ls-tree", "--name-only", sha.full()])?;
     Ok(listing.lines().map(str::to_string).collect())

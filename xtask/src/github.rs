@@ -12,7 +12,6 @@ pub fn is_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
 }
 
-/// Append `key=value` to `$GITHUB_OUTPUT`.
 pub fn set_output(key: &str, value: &str) -> Result<()> {
     let path = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()).ok_or_else(|| {
         crate::error::Usage(

@@ -28,7 +28,6 @@ impl fmt::Display for Env {
     }
 }
 
-/// A registry host and a repository in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub registry: String,
