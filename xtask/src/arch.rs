@@ -90,16 +90,13 @@ impl Architectures {
     /// `Dockerfile-*` files beside it.
     pub fn load(root: &Path) -> Result<Architectures, String> {
         let path = root.join(FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "{FILE}: not found in {}; create it with one key per Dockerfile-<variant>, e.g. {EXAMPLE}",
-                    root.display()
-                ))
-            }
-            Err(err) => return Err(format!("{FILE}: cannot read {}: {err}", path.display())),
-        };
+        let text = std::fs::read_to_string(&path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "{FILE}: not found in {}; create it with one key per Dockerfile-<variant>, e.g. {EXAMPLE}",
+                root.display()
+            ),
+            _ => format!("{FILE}: cannot read {}: {err}", path.display()),
+        })?;
         let dockerfiles = dockerfile_variants(root)
             .map_err(|err| format!("cannot list Dockerfiles in {}: {err}", root.display()))?;
         parse(&text, &dockerfiles)

@@ -364,16 +364,13 @@ fn all_arguments(command: &clap::Command) -> Vec<clap::Arg> {
 /// (`XTASK_NETWORK=fast`): clap would blame the flag, which was never typed,
 /// so that is bad input naming the variable.
 pub fn parse() -> Result<Cli, Usage> {
-    Cli::try_parse().or_else(|err| {
+    Cli::try_parse().map_err(|err| {
         // Lossy: `--root` may be a path that is not UTF-8, which clap handles.
         let args: Vec<String> = std::env::args_os()
             .skip(1)
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect();
-        match bad_variable(&err, &args) {
-            Some(message) => Err(Usage(message)),
-            None => err.exit(),
-        }
+        Usage(bad_variable(&err, &args).unwrap_or_else(|| err.exit()))
     })
 }
 

@@ -467,10 +467,9 @@ pub fn default_branch(
                 ", so the branch a release must be on is unknown; pass --default-branch BRANCH",
             )
             .map(|branch| (branch, github.field("repository.default_branch"))),
-        (None, None) => match origin_head() {
-            Some(branch) => Ok((branch, "origin/HEAD".into())),
-            None => Err("cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),
-        },
+        (None, None) => origin_head()
+            .map(|branch| (branch, "origin/HEAD".into()))
+            .ok_or_else(|| "cannot tell the default branch: this clone has no origin/HEAD; run `git remote set-head origin --auto`, or pass --default-branch BRANCH".into()),
     }
 }
 
