@@ -18,9 +18,7 @@ pub fn plan(args: PlanArgs, runner: &Runner, root: &Path) -> Result<()> {
 }
 
 pub fn matrix(args: MatrixArgs, root: &Path) -> Result<()> {
-    let architectures = super::architectures(root)?;
-    let variants: Vec<_> = architectures.variants.iter().collect();
-    let matrix = crate::plan::matrix(&variants).to_string();
+    let matrix = crate::plan::matrix(&super::architectures(root)?.variants).to_string();
     if args.github_output {
         github::set_output("matrix", &matrix)?;
     }
