@@ -85,11 +85,8 @@ impl GithubEnv {
         let mut value = &self.event;
         for (depth, key) in keys.iter().enumerate() {
             value = match value {
-                Value::Object(fields) => match fields.get(*key) {
-                    Some(found) => found,
-                    None => return Ok(None),
-                },
-                Value::Null => return Ok(None),
+                Value::Object(fields) if fields.contains_key(*key) => &fields[*key],
+                Value::Object(_) | Value::Null => return Ok(None),
                 other => {
                     let parent = keys[..depth].join(".");
                     return Err(format!("{} is {other}, not an object", self.field(&parent)));
