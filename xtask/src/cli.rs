@@ -384,10 +384,7 @@ fn bad_variable(err: &clap::Error, args: &[String]) -> Option<String> {
         Some(ContextValue::Strings(texts)) => Some(texts.join(", ")),
         _ => None,
     };
-    if !matches!(
-        err.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
+    if ![ErrorKind::InvalidValue, ErrorKind::ValueValidation].contains(&err.kind()) {
         return None;
     }
     // "--network <MODE>": the flag, then its value's placeholder.
