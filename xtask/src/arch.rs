@@ -123,14 +123,10 @@ impl Architectures {
 
 /// The `<variant>` of every `Dockerfile-<variant>` in `root`, sorted.
 fn dockerfile_variants(root: &Path) -> std::io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(root)? {
-        let entry = entry?;
-        // A directory named Dockerfile-x is no Dockerfile.
-        if !entry.path().is_dir() {
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
+    let entries = std::fs::read_dir(root)?.collect::<std::io::Result<Vec<_>>>()?;
+    // A directory named Dockerfile-x is no Dockerfile.
+    let files = entries.iter().filter(|entry| !entry.path().is_dir());
+    let names = files.map(|entry| entry.file_name().to_string_lossy().into_owned());
     Ok(variants_of_dockerfiles(names))
 }
 
