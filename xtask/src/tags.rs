@@ -149,8 +149,19 @@ pub fn cache_tag(arch: Arch, variant: &str) -> String {
 
 /// Every tag of `variant` in `context`, in order (`latest-*` first), each validated.
 pub fn image_tags(context: &Context, variant: &Variant) -> Result<Vec<String>, String> {
+    // A release tag becomes `<release>-<arch>-<variant>`, so its own limit is
+    // the image tag's 128 characters less that suffix: said in those terms, not
+    // as the length of an image tag the user never wrote.
     if let Context::Release { tag: release, .. } = context {
-        check_release_length(release, variant)?;
+        let suffix = format!("-{}-{}", variant.arch, variant.name);
+        let limit = MAX_TAG - suffix.len();
+        if release.len() > limit {
+            return Err(format!(
+                "release tag \"{release}\" is {} characters; the limit is {limit}, since every image tag ({suffix} added for variant {}) must fit in {MAX_TAG}; publish the release under a shorter tag",
+                release.len(),
+                variant.name
+            ));
+        }
     }
     context
         .whats()
@@ -160,22 +171,6 @@ pub fn image_tags(context: &Context, variant: &Variant) -> Result<Vec<String>, S
             validate(&tag).map(|()| tag)
         })
         .collect()
-}
-
-/// A release tag becomes `<release>-<arch>-<variant>`, so its own limit is
-/// the image tag's 128 characters less that suffix: said in those terms, not
-/// as the length of an image tag the user never wrote.
-fn check_release_length(release: &str, variant: &Variant) -> Result<(), String> {
-    let suffix = format!("-{}-{}", variant.arch, variant.name);
-    let limit = MAX_TAG - suffix.len();
-    if release.len() > limit {
-        return Err(format!(
-            "release tag \"{release}\" is {} characters; the limit is {limit}, since every image tag ({suffix} added for variant {}) must fit in {MAX_TAG}; publish the release under a shorter tag",
-            release.len(),
-            variant.name
-        ));
-    }
-    Ok(())
 }
 
 /// The tags that never move once written (everything but `latest-*` and
