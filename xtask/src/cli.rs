@@ -352,11 +352,9 @@ pub struct RehearseArgs {
 
 /// Every argument of `command` and of its subcommands.
 fn all_arguments(command: &clap::Command) -> Vec<clap::Arg> {
-    let mut arguments: Vec<clap::Arg> = command.get_arguments().cloned().collect();
-    for sub in command.get_subcommands() {
-        arguments.extend(all_arguments(sub));
-    }
-    arguments
+    let own = command.get_arguments().cloned();
+    own.chain(command.get_subcommands().flat_map(all_arguments))
+        .collect()
 }
 
 /// The command line. Help, `--version` and bad flags end the process as
