@@ -140,18 +140,17 @@ pub(super) fn gate(
     let title = format!("### Promotion gate for {}\n\n", context.describe());
     let table = github::markdown_table(&rows);
     github::summary(runner, &format!("{title}{table}\n{commit}\n"));
-    if !failures.is_empty() {
-        // A run that failed before its first copy left no proof behind.
-        let hint = if moved {
-            format!("\n(stage's latest is another commit's: to promote {} after all, re-run stage's run for it (Re-run all jobs), which tags its images latest again without building, then re-run this)", sha.short())
-        } else {
-            String::new()
-        };
-        bail!(
-            "promotion gate failed, nothing was copied to prod:\n  {}{hint}",
-            failures.join("\n  ")
-        );
-    }
+    // A run that failed before its first copy left no proof behind.
+    let hint = if moved {
+        format!("\n(stage's latest is another commit's: to promote {} after all, re-run stage's run for it (Re-run all jobs), which tags its images latest again without building, then re-run this)", sha.short())
+    } else {
+        String::new()
+    };
+    ensure!(
+        failures.is_empty(),
+        "promotion gate failed, nothing was copied to prod:\n  {}{hint}",
+        failures.join("\n  ")
+    );
     Ok(promotions)
 }
 

@@ -40,12 +40,10 @@ use crate::{aws, docker, git, github, skopeo};
 pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
     let github = context::github_env()?;
     let context = context::load(&args.context, github.as_ref(), runner, Purpose::Promote)?;
-    if !matches!(context, Context::Release { .. } | Context::Dispatch { .. }) {
-        bail!(Usage(format!(
-            "promote runs for a release or a manual re-promote, not a {}; pass --context release --release-tag TAG, or --context dispatch",
-            context.describe()
-        )));
-    }
+    ensure!(matches!(context, Context::Release { .. } | Context::Dispatch { .. }), Usage(format!(
+        "promote runs for a release or a manual re-promote, not a {}; pass --context release --release-tag TAG, or --context dispatch",
+        context.describe()
+    )));
     let [stage, prod] = [Env::Stage, Env::Prod]
         .map(|env| target::resolve(env, args.flags(env), env_var).map_err(Usage));
     let (stage, prod) = (stage?, prod?);
