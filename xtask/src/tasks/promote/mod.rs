@@ -211,26 +211,19 @@ fn skipped(prefix: &str, tag: &str, digest: Option<&str>) {
     eprintln!("{prefix}{tag}: already in prod at {digest}, skipped");
 }
 
-/// One check of prod after the copy.
-enum Check<'a> {
-    /// The tag is at the stage digest.
-    Tag(&'a str),
-    /// The image's signature verifies.
-    Signature,
-}
-
 /// Every prod tag resolves to the stage digest, and every prod image
 /// verifies with the same key as in stage: all checked at once.
 fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -> Result<()> {
-    let checks: Vec<(&Promotion, Check)> = promotions
+    // Each check is of a tag (at the stage digest?) or, `None`, of a signature.
+    let checks: Vec<(&Promotion, Option<&str>)> = promotions
         .iter()
-        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, Check::Tag(tag))))
-        .chain(promotions.iter().map(|p| (p, Check::Signature)))
+        .flat_map(|p| p.tags.iter().map(move |(tag, _)| (p, Some(tag.as_str()))))
+        .chain(promotions.iter().map(|p| (p, None)))
         .collect();
     let results = concurrently(&checks, |(promotion, check)| -> Result<()> {
         let prefix = promotion.prefix();
         let digest = promotion.digest.as_deref();
-        let Check::Tag(tag) = check else {
+        let Some(tag) = check else {
             return signatures::verify_in_prod(runner, &prefix, prod, digest, key)
                 .with_context(|| format!("{} in prod", promotion.variant.name));
         };
