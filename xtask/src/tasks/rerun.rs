@@ -23,9 +23,8 @@ pub fn retag(
     if tags.is_empty() {
         return Ok(());
     }
-    let step = docker::retag(&image.image, digest, tags);
     runner
-        .run_with_retry(prefix, &step)
+        .run_with_retry(prefix, &docker::retag(&image.image, digest, tags))
         .with_context(|| format!("tagging {} in {} failed", short(digest), image.image))
 }
 

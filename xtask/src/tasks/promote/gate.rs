@@ -300,16 +300,15 @@ fn judge_prod(
     digest: Option<&str>,
     sha_tag: &str,
 ) -> Result<Vec<(String, bool)>, String> {
-    let prod_digest = |reply: &Reply| match reply {
-        Reply::Out(text) => skopeo::parse_inspect(text).map(|i| i.digest).ok(),
-        _ => None,
-    };
     let rebuilt = tags
         .iter()
         .zip(answers)
         .find(|(tag, _)| *tag == sha_tag)
-        .and_then(|(_, reply)| prod_digest(reply))
-        .is_some_and(|have| Some(have.as_str()) != digest);
+        .and_then(|(_, reply)| match reply {
+            Reply::Out(text) => skopeo::parse_inspect(text).ok(),
+            _ => None,
+        })
+        .is_some_and(|have| Some(have.digest.as_str()) != digest);
     let mut out = Vec::new();
     for (tag, answer) in tags.iter().cloned().zip(answers) {
         let done = match (digest, answer) {

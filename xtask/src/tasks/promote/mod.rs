@@ -227,13 +227,10 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
             return signatures::verify_in_prod(runner, &prefix, prod, digest, key)
                 .with_context(|| format!("{} in prod", promotion.variant.name));
         };
-        let read = || -> Result<Option<String>> {
-            let step = skopeo::inspect(prod, tag, promotion.variant.arch);
-            let text = runner.read(&prefix, &step)?;
-            let inspect = text.map(|t| skopeo::parse_inspect(&t)).transpose()?;
-            Ok(inspect.map(|i| i.digest))
-        };
-        let Some(have) = read().with_context(|| {
+        let read = runner
+            .read(&prefix, &skopeo::inspect(prod, tag, promotion.variant.arch))
+            .and_then(|text| text.map(|t| skopeo::parse_inspect(&t)).transpose());
+        let Some(have) = read.with_context(|| {
             format!(
                 "verification of prod {tag} ({}) after the copy failed; the copies are done: re-run promote, which skips what prod already holds and verifies again",
                 promotion.variant.name
@@ -244,10 +241,10 @@ fn verify(runner: &Runner, promotions: &[Promotion], prod: &Target, key: &Key) -
         };
         let want = digest.unwrap_or_default();
         ensure!(
-            have == want,
+            have.digest == want,
             "verification failed: prod {tag} ({}) is {} but stage is {}",
             promotion.variant.name,
-            short(&have),
+            short(&have.digest),
             short(want)
         );
         Ok(())
