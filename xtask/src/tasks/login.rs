@@ -11,12 +11,11 @@ use crate::{aws, docker};
 
 /// The login flags, refused where no login happens (a build without
 /// `--push` or `--cache registry`): whoever typed them expects them to
-/// matter. A blank value (`--profile "$UNSET"`) counts as not given.
+/// matter.
 pub fn refuse_unused(aws: &AwsArgs) -> Result<()> {
-    let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
     let flags = [
-        ("--region", given(&aws.region)),
-        ("--profile", given(&aws.profile)),
+        ("--region", non_blank(aws.region.as_deref()).is_some()),
+        ("--profile", non_blank(aws.profile.as_deref()).is_some()),
         ("--no-login", aws.no_login),
     ];
     match flags.into_iter().find(|(_, given)| *given) {
@@ -39,24 +38,21 @@ pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
 /// The login step for `target`: the region comes from a flag, else from the
 /// ECR host name, else the aws CLI's settings.
 pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) -> Step {
-    // An empty or blank value (`--profile "$UNSET"`) counts as not given.
-    let region = region
-        .filter(|r| !r.trim().is_empty())
-        .or(target.ecr_region());
-    let profile = profile.filter(|p| !p.trim().is_empty());
+    let region = non_blank(region).or(target.ecr_region());
+    let profile = non_blank(profile);
     docker::login(&target.registry, aws::ecr_password(region, profile))
+}
+
+/// An empty or blank value (`--profile "$UNSET"`) counts as not given.
+fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// A `--region` that is not the ECR host's own is bad input: the password
 /// the aws CLI gives logs in to that region's registries only, so the login
 /// would be refused, after whatever ran before it.
 pub fn check_region(target: &Target, aws: &AwsArgs, env: Env) -> Result<(), Usage> {
-    let given = aws
-        .region
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
-    match (given, target.ecr_region()) {
+    match (non_blank(aws.region.as_deref()).map(str::trim), target.ecr_region()) {
         (Some(given), Some(host)) if !aws.no_login && given != host => Err(Usage(format!(
             "--region {given} is not the region of the {env} registry {} ({host}): an ECR password logs in to one region's registries only; leave --region out, the host names its region",
             target.registry
