@@ -51,11 +51,11 @@ fn source(flag: &str, var: &str, value: &str) -> String {
 /// The key a push signs with: stage pushes are signed and need one, every
 /// other push (dev) is not signed.
 pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Result<Option<Key>> {
+    let given = args.signing_key.as_deref().filter(|key| !key.is_empty());
     if !push || env != Env::Stage {
         // COSIGN_KEY is set for a whole workflow job, every step of which
         // then carries it: only a typed --signing-key is refused.
-        let typed = args.signing_key.as_deref().filter(|key| !key.is_empty());
-        if typed.is_some_and(|key| !from_variable(SIGNING_KEY_VAR, key)) {
+        if given.is_some_and(|key| !from_variable(SIGNING_KEY_VAR, key)) {
             let why = match push {
                 true => "dev pushes are not signed",
                 false => "a build without --push pushes nothing",
@@ -67,7 +67,7 @@ pub fn signing_key(args: &SigningArgs, env: Env, push: bool, root: &Path) -> Res
         return Ok(None);
     }
     check_environment()?;
-    let key = args.signing_key.clone().filter(|k| !k.is_empty()).map(Key).ok_or_else(|| {
+    let key = given.map(|key| Key(key.to_string())).ok_or_else(|| {
         Usage("stage pushes are signed: pass --signing-key or set COSIGN_KEY (a cosign key file, or awskms:///alias/NAME in CI)".into())
     })?;
     let password_set = std::env::var_os(cosign::PASSWORD_VAR).is_some();
