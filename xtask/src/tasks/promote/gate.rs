@@ -112,21 +112,18 @@ pub(super) fn gate(
             Some(_) => Ok((promotion, "ok: finishing an earlier run's promotion, though stage's latest is another commit's")),
             None => Ok((promotion, "ok")),
         });
-        let (digest, verdict) = match check {
-            Ok((promotion, ok)) => {
-                let digest = promotion.digest.clone();
-                promotions.push(promotion);
-                match digest {
-                    Some(digest) => (digest, ok.to_string()),
-                    None => ("-".to_string(), "(dry run: not checked)".to_string()),
-                }
-            }
-            Err(why) => {
-                failures.push(format!("{}: {why}", variant.name));
-                ("-".to_string(), format!("FAILED: {why}"))
-            }
+        let (digest, verdict) = match &check {
+            Ok((promotion, ok)) => match &promotion.digest {
+                Some(digest) => (digest.clone(), ok.to_string()),
+                None => ("-".to_string(), "(dry run: not checked)".to_string()),
+            },
+            Err(why) => ("-".to_string(), format!("FAILED: {why}")),
         };
         rows.push([variant.name.clone(), stage_tags, digest, verdict]);
+        match check {
+            Ok((promotion, _)) => promotions.push(promotion),
+            Err(why) => failures.push(format!("{}: {why}", variant.name)),
+        }
     }
     let table = render_table(&rows);
     eprint!("gate for {} ({sha}):\n{table}", context.describe());
