@@ -159,9 +159,8 @@ fn copy(runner: &Runner, promotions: &[Promotion], stage: &Target, prod: &Target
     };
     // `what` names the copy in its error: the variant, or its signature.
     let copy = |promotion: &Promotion, source: &str, what: &str, tag: &str| {
-        let step = skopeo::copy(stage, source, prod, tag);
         runner
-            .run_with_retry(&promotion.prefix(), &step)
+            .run_with_retry(&promotion.prefix(), &skopeo::copy(stage, source, prod, tag))
             .with_context(|| {
                 format!(
                     "copy of {what} {tag} to prod failed; fix the cause and re-run promote: it resumes where this stopped"
