@@ -22,26 +22,21 @@ pub fn run(target: TargetArgs, runner: &Runner) -> Result<()> {
     }
     runner.require_tools(&[docker::TOOL])?;
     for name in names {
-        remove_images(runner, &name)?;
+        let Some(listing) = runner.read("", &docker::list_images(&name))? else {
+            let remove = docker::remove_images(&[]);
+            eprintln!("dry run: every image that listing names would go, with `{remove} ...`");
+            continue;
+        };
+        let references: Vec<String> = listing.split_whitespace().map(String::from).collect();
+        if references.is_empty() {
+            eprintln!("no local images named {name}");
+        } else {
+            runner.run("", &docker::remove_images(&references))?;
+        }
     }
     eprintln!(
         "build cache: left alone. xtask creates no builder of its own, so the current builder's cache holds every project's builds, and nothing in it says which repository made what; `{}` empties it, for all of them",
         docker::prune_build_cache()
     );
     Ok(())
-}
-
-/// Remove every local image named `name`, any tag.
-fn remove_images(runner: &Runner, name: &str) -> Result<()> {
-    let Some(listing) = runner.read("", &docker::list_images(name))? else {
-        let remove = docker::remove_images(&[]);
-        eprintln!("dry run: every image that listing names would go, with `{remove} ...`");
-        return Ok(());
-    };
-    let references: Vec<String> = listing.split_whitespace().map(String::from).collect();
-    if references.is_empty() {
-        eprintln!("no local images named {name}");
-        return Ok(());
-    }
-    runner.run("", &docker::remove_images(&references))
 }
