@@ -103,18 +103,6 @@ pub enum Reply {
     Failed { why: String, code: Option<i32> },
 }
 
-impl Reply {
-    /// The answer as a `Result`: `Ok(None)` in a dry run, `Err(why)` when the
-    /// step failed.
-    pub fn into_result(self) -> Result<Option<String>, String> {
-        match self {
-            Reply::DryRun => Ok(None),
-            Reply::Out(out) => Ok(Some(out)),
-            Reply::Failed { why, .. } => Err(why),
-        }
-    }
-}
-
 /// A tool's output with every secret it may repeat shown as `***`: the
 /// step's stdin, and a key file's password, which reaches cosign in its
 /// environment.
@@ -354,9 +342,11 @@ impl Runner {
     /// Run a read-only step and return its stdout; `None` in a dry run. A
     /// failure is an error that carries the tool's answer.
     pub fn read(&self, prefix: &str, step: &Step) -> Result<Option<String>> {
-        self.ask(prefix, step)
-            .into_result()
-            .map_err(|why| anyhow!("`{}` failed: {why}", step.brief()))
+        match self.ask(prefix, step) {
+            Reply::DryRun => Ok(None),
+            Reply::Out(out) => Ok(Some(out)),
+            Reply::Failed { why, .. } => bail!("`{}` failed: {why}", step.brief()),
+        }
     }
 
     /// Run a read-only local query (git) that decides the plan itself, in
