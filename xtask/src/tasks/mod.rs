@@ -14,7 +14,7 @@ mod signatures;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 
 use crate::arch::Architectures;
 use crate::cli::{env_var, Command, TargetArgs, VariantArgs};
@@ -51,10 +51,10 @@ pub fn target(args: &TargetArgs) -> Result<Target> {
 /// Where `build --push` and `push` send images: never prod, which only
 /// promote writes, after it has checked stage's images and signatures.
 fn push_target(args: &TargetArgs) -> Result<Target> {
-    if args.env == target::Env::Prod {
-        let msg = "--env prod: prod is written only by `cargo xtask promote`, which copies stage's checked, signed images; build and push with --env dev or --env stage";
-        return Err(Usage(msg.into()).into());
-    }
+    ensure!(
+        args.env != Env::Prod,
+        Usage("--env prod: prod is written only by `cargo xtask promote`, which copies stage's checked, signed images; build and push with --env dev or --env stage".into())
+    );
     target(args)
 }
 
@@ -83,18 +83,14 @@ pub fn load_plan(
     // Stage holds the default branch's images, signed, which promote takes
     // to prod: a pull request's head is not that, and a release is promoted
     // from stage, never built into it.
-    if push == Some(Env::Stage)
-        && matches!(
-            context,
-            Context::PullRequest { .. } | Context::Release { .. }
-        )
-    {
-        return Err(Usage(format!(
+    ensure!(
+        push != Some(Env::Stage)
+            || !matches!(context, Context::PullRequest { .. } | Context::Release { .. }),
+        Usage(format!(
             "--env stage takes the default branch's images (--context push, dispatch or terminal), not a {}'s; push a pull request to dev (--env dev), and release with `cargo xtask promote`",
             context.describe()
         ))
-        .into());
-    }
+    );
     let meta = Meta {
         source: crate::git::source_url(runner),
         created: crate::plan::rfc3339(created_epoch()?),
