@@ -196,17 +196,16 @@ fn build_one(
             .cloned()
             .partition(|t| tags::is_immutable(t));
     }
-    let build = |output, cache: Vec<String>| {
-        let mut extra = cache;
+    let build = |output, mut cache: Vec<String>| {
         if let Some(network) = args.network {
-            extra.extend(["--network".to_string(), flag_value(network)]);
+            cache.extend(["--network".to_string(), flag_value(network)]);
         }
         docker::build(
             &built,
             &metadata,
             output,
             args.progress,
-            &extra,
+            &cache,
             &args.build_args,
         )
     };
@@ -229,24 +228,21 @@ fn build_one(
         && args.cache != Cache::None;
     let mut reused = false;
     let mut outcome = Outcome::of(image, || {
-        let found = if reusable {
-            rerun::already_pushed(runner, &prefix, image, signing)?
-        } else {
-            None
-        };
-        if let Some(digest) = found {
-            // Not the commit's own tag, just read there: an immutable
-            // repository refuses to write even the same digest again.
-            let read = rerun::commit_tag(image);
-            let others: Vec<String> = image
-                .tags
-                .iter()
-                .filter(|t| Some(*t) != read)
-                .cloned()
-                .collect();
-            rerun::retag(runner, &prefix, image, &digest, &others)?;
-            reused = true;
-            return Ok(Some(digest));
+        if reusable {
+            if let Some(digest) = rerun::already_pushed(runner, &prefix, image, signing)? {
+                // Not the commit's own tag, just read there: an immutable
+                // repository refuses to write even the same digest again.
+                let read = rerun::commit_tag(image);
+                let others: Vec<String> = image
+                    .tags
+                    .iter()
+                    .filter(|t| Some(*t) != read)
+                    .cloned()
+                    .collect();
+                rerun::retag(runner, &prefix, image, &digest, &others)?;
+                reused = true;
+                return Ok(Some(digest));
+            }
         }
         // An earlier build's file would pass for this one's if BuildKit
         // wrote none: its digest reported, and on stage signed.
