@@ -97,15 +97,13 @@ pub const SET_BY_XTASK: [&str; 3] = ["VARIANT", "REVISION", "VERSION"];
 /// cache shared by both variants, whose layers have nothing in common. ECR
 /// accepts a cache only as an OCI image manifest.
 pub fn registry_cache(image: &Image) -> Vec<String> {
-    let mut flags = registry_cache_from(image);
-    flags.extend([
+    let cache = cache_ref(image);
+    vec![
+        "--cache-from".into(),
+        cache.clone(),
         "--cache-to".into(),
-        format!(
-            "{},mode=max,image-manifest=true,oci-mediatypes=true",
-            cache_ref(image)
-        ),
-    ]);
-    flags
+        format!("{cache},mode=max,image-manifest=true,oci-mediatypes=true"),
+    ]
 }
 
 /// The import half of [`registry_cache`] alone.
