@@ -121,12 +121,8 @@ fn created_epoch() -> Result<u64> {
 /// CLI unless the login is reused, cosign when the push is signed.
 fn require_push_tools(runner: &Runner, login: bool, signing: bool) -> Result<()> {
     let mut tools = vec![crate::docker::TOOL];
-    if login {
-        tools.push(crate::aws::TOOL);
-    }
-    if signing {
-        tools.push(crate::cosign::TOOL);
-    }
+    tools.extend(login.then_some(crate::aws::TOOL));
+    tools.extend(signing.then_some(crate::cosign::TOOL));
     runner.require_tools(&tools)
 }
 
