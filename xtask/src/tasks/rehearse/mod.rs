@@ -156,20 +156,18 @@ fn rehearse(
         .to_string();
     let env = workflow_env(root);
     let stages = pipeline(&commits, release_tag, &release_sha);
-    let total = stages.len();
     for (i, stage) in stages.iter().enumerate() {
         let name = stage.play.name.as_str();
         let (title, step) = if args.workflows {
-            let workflow = stage.play.workflow;
             let title = format!(
-                "{} (.github/workflows/{workflow}.yml under act)",
-                stage.title
+                "{} (.github/workflows/{}.yml under act)",
+                stage.title, stage.play.workflow
             );
             (title, stage.play.step(workspace, &env))
         } else {
             (stage.title.clone(), command_step(workspace, stage, &xtask))
         };
-        let stage_started = announce(name, &format!("[{}/{total}] {title}", i + 1));
+        let stage_started = announce(name, &format!("[{}/{}] {title}", i + 1, stages.len()));
         stage.play.write_payload(workspace)?;
         // What the workflow's checkout step does (under act, it does).
         let checkout = (!args.workflows).then(|| workspace.checkout(&stage.checkout));
