@@ -293,19 +293,16 @@ fn build_one(
             })
         };
         check_platform(runner, &prefix, image, args.push)?;
+        // A pushed image is named by its digest, which a dry run has not read.
+        let pushed = digest.as_deref().unwrap_or(super::DRY_RUN_DIGEST);
         // Before the signature, which makes a stage image promotable: an
         // image that fails its check stays unsigned.
         if args.smoke {
-            // A pushed image by its digest, which a dry run has not read.
-            let pushed = args
-                .push
-                .then(|| digest.as_deref().unwrap_or(super::DRY_RUN_DIGEST));
-            smoke(runner, &prefix, image, pushed)?;
+            smoke(runner, &prefix, image, args.push.then_some(pushed))?;
         }
         if let Some((key, target)) = signing {
             signatures::sign(runner, &prefix, target, digest.as_deref(), key)?;
-            let signed = digest.as_deref().unwrap_or(super::DRY_RUN_DIGEST);
-            rerun::retag(runner, &prefix, image, signed, &moving)?;
+            rerun::retag(runner, &prefix, image, pushed, &moving)?;
         }
         Ok(digest)
     });
