@@ -108,13 +108,11 @@ pub enum Reply {
 /// environment.
 fn mask(text: &str, stdin: Option<&str>) -> String {
     let password = std::env::var(crate::cosign::PASSWORD_VAR).ok();
-    [stdin.map(str::to_string), password]
+    [stdin, password.as_deref()]
         .into_iter()
         .flatten()
         .filter(|secret| !secret.is_empty())
-        .fold(text.to_string(), |text, secret| {
-            text.replace(&secret, "***")
-        })
+        .fold(text.to_string(), |text, secret| text.replace(secret, "***"))
 }
 
 /// The secret-producing step of a pipe failed (`aws ecr get-login-password`):
