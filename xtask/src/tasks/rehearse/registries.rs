@@ -147,12 +147,10 @@ fn stage_digest<'a>(snapshot: &'a Snapshot, prod_tag: &str) -> Option<&'a str> {
     }
     let suffix = variant_suffix(prod_tag)?;
     snapshot
-        .images
-        .iter()
-        .find(|((env, tag), _)| {
-            env == "stage" && !tag.starts_with("latest-") && tag.ends_with(suffix)
-        })
-        .map(|(_, image)| image.digest.as_str())
+        .tags("stage")
+        .into_iter()
+        .find(|tag| !tag.starts_with("latest-") && tag.ends_with(suffix))
+        .and_then(|tag| snapshot.digest("stage", tag))
 }
 
 /// Every tag in every registry with its digest, and whether prod's digest
