@@ -31,6 +31,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// Stop a read-only step (a registry lookup, a signature check, a
+    /// docker query) that has not answered after this many seconds
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "XTASK_READ_TIMEOUT",
+        default_value_t = crate::exec::DEFAULT_READ_TIMEOUT,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub read_timeout: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -23,8 +23,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
@@ -173,7 +173,13 @@ pub struct Runner {
     logs: Mutex<BTreeSet<PathBuf>>,
     /// This run's turn in the checkout, once taken ([`Runner::take_turn`]).
     turn: Mutex<Option<File>>,
+    /// How long a read-only step may take ([`Runner::with_read_timeout`]).
+    read_timeout: Duration,
 }
+
+/// `--read-timeout`'s default, in seconds: a registry answers a manifest
+/// read in well under a second, and a cosign verify in a few.
+pub const DEFAULT_READ_TIMEOUT: u64 = 120;
 
 impl Runner {
     pub fn new(root: &Path, dry_run: bool, verbose: bool) -> Runner {
@@ -183,7 +189,17 @@ impl Runner {
             verbose,
             logs: Mutex::default(),
             turn: Mutex::default(),
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT),
         }
+    }
+
+    /// Stop a read-only step that has not finished after `timeout`: a
+    /// registry that accepts connections and never answers (a wedged
+    /// registry or proxy) would otherwise hold the job until its own
+    /// timeout, since skopeo and `imagetools` have no deadline of their own.
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Runner {
+        self.read_timeout = timeout;
+        self
     }
 
     /// Wait for this run's turn in the checkout: one run at a time writes
@@ -379,25 +395,59 @@ impl Runner {
     }
 
     /// A step's stdout, or why it failed: its stderr, else its exit status;
-    /// and its exit code.
+    /// and its exit code. Stopped after the read timeout.
     fn capture(&self, step: &Step) -> Result<String, (String, Option<i32>)> {
         let sh = self.shell().map_err(|err| (err.to_string(), None))?;
         let (program, args) = (&step.program, &step.args);
-        let output = cmd!(sh, "{program} {args...}")
-            .quiet()
-            .ignore_status()
-            .output()
-            .map_err(|err| (err.to_string(), None))?;
-        if output.status.success() {
-            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        let mut child = Command::from(cmd!(sh, "{program} {args...}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| (format!("could not start `{program}`: {err}"), None))?;
+        // Each stream read to its end on a thread of its own, so that a full
+        // pipe never blocks the tool and the deadline can still be kept.
+        let (sender, streams) = mpsc::channel();
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(stdout.expect("piped")),
+            Box::new(stderr.expect("piped")),
+        ];
+        for (which, mut pipe) in pipes.into_iter().enumerate() {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                let _ = sender.send((which, bytes));
+            });
         }
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let deadline = Instant::now() + self.read_timeout;
+        let mut output = [Vec::new(), Vec::new()];
+        for _ in 0..2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((which, bytes)) = streams.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                let why = format!(
+                    "gave no answer in {}s and was stopped (--read-timeout, XTASK_READ_TIMEOUT): the registry or daemon it asks took the connection but never answered; re-run when it answers",
+                    self.read_timeout.as_secs()
+                );
+                return Err((why, None));
+            };
+            output[which] = bytes;
+        }
+        let status = child.wait().map_err(|err| (err.to_string(), None))?;
+        let [stdout, stderr] = output.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        if status.success() {
+            return Ok(stdout);
+        }
+        let stderr = stderr.trim().to_string();
         let why = if stderr.is_empty() {
-            format!("exited with {}", output.status)
+            format!("exited with {status}")
         } else {
             stderr
         };
-        Err((why, output.status.code()))
+        Err((why, status.code()))
     }
 
     /// Where the output of `prefix`'s steps goes (`[gpu] ` writes
@@ -625,6 +675,33 @@ mod tests {
             err.starts_with("`ls /definitely/not/here` failed: "),
             "{err}"
         );
+    }
+
+    /// A read that never ends is stopped at the deadline and says so; one
+    /// that ends in time keeps all of its output, however large (both
+    /// streams are drained while it runs).
+    #[test]
+    fn a_read_past_its_deadline_is_stopped_and_named() {
+        let (runner, _) = runner(false);
+        let runner = runner.with_read_timeout(Duration::from_secs(1));
+        let started = Instant::now();
+        match runner.ask("", &Step::new("sleep", ["30"])) {
+            Reply::Failed { why, code: None } => {
+                assert!(
+                    why.starts_with(
+                        "gave no answer in 1s and was stopped (--read-timeout, XTASK_READ_TIMEOUT)"
+                    ),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never stopped");
+        let chatty = Step::new("sh", ["-c", "seq 200000; seq 100000 >&2; exit 0"]);
+        match runner.ask("", &chatty) {
+            Reply::Out(out) => assert_eq!(out.lines().count(), 200000),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! lives in `tasks/`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use xtask::{arch, cli, error, exec, github, tasks};
 
@@ -26,6 +27,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     // A GitHub runner's files go with the job: there, the tools' output
     // belongs in the job's log, folded into its groups.
     let verbose = cli.verbose || github::is_actions();
-    let runner = exec::Runner::new(&root, cli.dry_run, verbose);
+    let runner = exec::Runner::new(&root, cli.dry_run, verbose)
+        .with_read_timeout(Duration::from_secs(cli.read_timeout));
     tasks::dispatch(cli.command, &runner, &root)
 }

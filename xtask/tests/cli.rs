@@ -1186,23 +1186,34 @@ fn two_runs_in_one_checkout_take_turns() {
             .spawn()
             .unwrap()
     };
-    let (first, second) = (start(), start());
+    // The second starts once the first holds the turn (it has written its
+    // name into the lock): started together, a slow start under load could
+    // begin the second after the first had finished.
+    let first = start();
+    let lock = fixture.root.join("target/xtask/lock");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&lock).is_ok_and(|holder| holder.starts_with("pid ")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let second = start();
     let dry_run = run(fixture
         .xtask()
         .args(["--dry-run", "build", "--variant", "gpu"]));
+    let pids = [first.id(), second.id()];
     let outputs = [first, second].map(|child| child.wait_with_output().unwrap());
     let errs = outputs.each_ref().map(stderr);
     for output in &outputs {
         assert_eq!(output.status.code(), Some(0), "{errs:?}");
     }
-    // It names the run it waits for.
-    let waited = errs.iter().filter(|e| {
+    // The second names the run it waits for: the first, by its pid.
+    let waited = errs.each_ref().map(|e| {
         e.contains("waiting for the other cargo xtask")
-            && e.contains("(pid ")
-            && e.contains(": xtask --root ")
+            && e.contains(&format!("(pid {}: xtask --root ", pids[0]))
             && e.contains(" build --variant gpu; it holds ")
     });
-    assert_eq!(waited.count(), 1, "{errs:?}");
+    assert_eq!(waited, [false, true], "{errs:?}");
     assert!(
         !stderr(&dry_run).contains("waiting"),
         "{}",
