@@ -346,6 +346,7 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
 /// Start the image and run its self-check (`batch-probe check`). A GPU is
 /// not required here: this proves the image starts and is the variant and
 /// architecture it claims; the GPU itself is checked by the job on AWS Batch.
+/// Unbounded: a pushed image is pulled first, minutes for a GPU image.
 pub fn run_check(reference: &str, platform: &str) -> Step {
     docker([
         "run",
@@ -357,6 +358,7 @@ pub fn run_check(reference: &str, platform: &str) -> Step {
         reference,
         "check",
     ])
+    .unbounded()
 }
 
 /// What the image said about itself: the first line of `check` is its report.

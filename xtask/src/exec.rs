@@ -37,6 +37,10 @@ pub struct Step {
     /// A step whose stdout is a secret that becomes this step's stdin; it is
     /// run silently and its output never printed or logged.
     pub secret_stdin: Option<Box<Step>>,
+    /// Whether a read of it may take as long as it needs, past the read
+    /// timeout: a pushed image's smoke check pulls the image first, which
+    /// for a GPU image takes minutes.
+    pub unbounded: bool,
 }
 
 impl Step {
@@ -45,7 +49,14 @@ impl Step {
             program: program.to_string(),
             args: args.into_iter().map(Into::into).collect(),
             secret_stdin: None,
+            unbounded: false,
         }
+    }
+
+    /// Let a read of this step take as long as it needs.
+    pub fn unbounded(mut self) -> Step {
+        self.unbounded = true;
+        self
     }
 
     /// Feed `source`'s stdout into this step's stdin, as `source | self` would,
@@ -395,7 +406,7 @@ impl Runner {
     }
 
     /// A step's stdout, or why it failed: its stderr, else its exit status;
-    /// and its exit code. Stopped after the read timeout.
+    /// and its exit code. Stopped after the read timeout, unless unbounded.
     fn capture(&self, step: &Step) -> Result<String, (String, Option<i32>)> {
         let sh = self.shell().map_err(|err| (err.to_string(), None))?;
         let (program, args) = (&step.program, &step.args);
@@ -421,11 +432,17 @@ impl Runner {
                 let _ = sender.send((which, bytes));
             });
         }
-        let deadline = Instant::now() + self.read_timeout;
+        drop(sender);
+        let deadline = (!step.unbounded).then(|| Instant::now() + self.read_timeout);
         let mut output = [Vec::new(), Vec::new()];
         for _ in 0..2 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok((which, bytes)) = streams.recv_timeout(left) else {
+            let received = match deadline {
+                Some(at) => streams
+                    .recv_timeout(at.saturating_duration_since(Instant::now()))
+                    .ok(),
+                None => streams.recv().ok(),
+            };
+            let Some((which, bytes)) = received else {
                 let _ = child.kill();
                 let _ = child.wait();
                 let why = format!(
@@ -677,8 +694,8 @@ mod tests {
         );
     }
 
-    /// A read that never ends is stopped at the deadline and says so; one
-    /// that ends in time keeps all of its output, however large (both
+    /// A read that never ends is stopped at the deadline and says so, unless
+    /// it is unbounded; one that ends in time keeps all of its output, however large (both
     /// streams are drained while it runs).
     #[test]
     fn a_read_past_its_deadline_is_stopped_and_named() {
@@ -697,6 +714,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(30), "never stopped");
+        // An unbounded read (a smoke check that pulls the image) is not.
+        let slow = Step::new("sh", ["-c", "sleep 2; echo done"]).unbounded();
+        assert_eq!(runner.ask("", &slow), Reply::Out("done\n".into()));
         let chatty = Step::new("sh", ["-c", "seq 200000; seq 100000 >&2; exit 0"]);
         match runner.ask("", &chatty) {
             Reply::Out(out) => assert_eq!(out.lines().count(), 200000),
