@@ -1,7 +1,7 @@
 //! The aws CLI: the only `aws` command this project runs is the ECR password,
 //! which goes straight into `docker login --password-stdin`.
 
-use crate::exec::{Step, Tool};
+use crate::step::{Step, Tool};
 
 pub const TOOL: Tool = Tool {
     program: "aws",

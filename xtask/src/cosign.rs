@@ -15,7 +15,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::exec::{Step, Tool};
+use crate::step::{Step, Tool};
 use crate::target::Target;
 
 pub const TOOL: Tool = Tool {

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::exec::Step;
+use crate::step::Step;
 
 /// About what the GPU image needs on the builder's disk (its layers as the
 /// build makes them, about 16 GB); `--min-free-gb` changes it.

@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::cli::{flag_value, Progress};
-use crate::exec::{Step, Tool};
 use crate::plan::Image;
+use crate::step::{Step, Tool};
 
 pub const TOOL: Tool = Tool {
     program: "docker",

@@ -9,7 +9,8 @@ use anyhow::{bail, Context as _, Result};
 use crate::cli::env_var;
 use crate::context::Head;
 use crate::error::Usage;
-use crate::exec::{Runner, Step};
+use crate::exec::Runner;
+use crate::step::Step;
 use crate::tags::Sha;
 
 fn git(args: &[&str]) -> Step {

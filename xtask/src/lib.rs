@@ -16,6 +16,7 @@ pub mod git;
 pub mod github;
 pub mod plan;
 pub mod skopeo;
+pub mod step;
 pub mod tags;
 pub mod target;
 pub mod tasks;

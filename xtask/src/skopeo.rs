@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::arch::Arch;
-use crate::exec::{Step, Tool};
+use crate::step::{Step, Tool};
 use crate::target::Target;
 
 pub const TOOL: Tool = Tool {

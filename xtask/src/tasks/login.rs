@@ -5,7 +5,8 @@ use anyhow::{bail, ensure, Result};
 
 use crate::cli::{AwsArgs, LoginArgs};
 use crate::error::Usage;
-use crate::exec::{self, Runner, SecretSourceFailed, Step};
+use crate::exec::{self, Runner, SecretSourceFailed};
+use crate::step::Step;
 use crate::target::{Env, Target};
 use crate::{aws, docker};
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::in_rig;
 use super::workspace::Workspace;
-use crate::exec::Step;
+use crate::step::Step;
 
 /// Runs one workflow for one event with act, inside the rig.
 pub const ACT_EVENT: &str = "rig/act-event";

@@ -31,7 +31,8 @@ use self::stages::{command_step, workflow_env};
 use self::workspace::Workspace;
 use crate::cli::RehearseArgs;
 use crate::error::Usage;
-use crate::exec::{self, Reply, Runner, Step};
+use crate::exec::{self, Reply, Runner};
+use crate::step::Step;
 use crate::target;
 
 /// The rig: install, up, down, and `exec` to run a command inside it.

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::act::{self, payload, Play};
 use super::in_rig;
 use super::workspace::{Commits, Workspace, PR_BRANCH};
-use crate::exec::Step;
+use crate::step::Step;
 
 /// Stand-ins for the Dockerfiles' base images, made by `rig/bases` from
 /// Debian packages: no base image can be pulled inside the rig. The build

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::exec::{Runner, Step};
+use crate::exec::Runner;
+
 use crate::git;
+use crate::step::Step;
 
 /// The branch the working tree is committed on, as a pull request's head.
 pub const PR_BRANCH: &str = "rehearsal-pr";
