@@ -39,7 +39,7 @@ pub struct Cli {
         value_name = "SECONDS",
         env = "XTASK_READ_TIMEOUT",
         default_value_t = crate::exec::DEFAULT_READ_TIMEOUT,
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = clap::value_parser!(u64).range(1..=crate::exec::MAX_READ_TIMEOUT)
     )]
     pub read_timeout: u64,
 

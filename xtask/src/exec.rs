@@ -118,6 +118,9 @@ pub struct Runner {
 /// `--read-timeout`'s default, in seconds: a registry answers a manifest
 /// read in well under a second, and a cosign verify in a few.
 pub const DEFAULT_READ_TIMEOUT: u64 = 120;
+/// Its largest value, a day: longer than any job, and far from the
+/// overflow of a deadline (`Instant` plus `u64::MAX` seconds panics).
+pub const MAX_READ_TIMEOUT: u64 = 86_400;
 
 impl Runner {
     pub fn new(root: &Path, dry_run: bool, verbose: bool) -> Runner {
@@ -373,7 +376,7 @@ impl Runner {
                 let _ = child.kill();
                 let _ = child.wait();
                 let why = format!(
-                    "gave no answer in {}s and was stopped (--read-timeout, XTASK_READ_TIMEOUT): the registry or daemon it asks took the connection but never answered; re-run when it answers",
+                    "gave no answer in {}s, so it was stopped: a registry that takes the connection but never answers looks like this (if the step is only slow, raise --read-timeout or XTASK_READ_TIMEOUT)",
                     self.read_timeout.as_secs()
                 );
                 return Err((why, None));
@@ -603,9 +606,11 @@ mod tests {
         match runner.ask("", &Step::new("sleep", ["30"])) {
             Reply::Failed { why, code: None } => {
                 assert!(
-                    why.starts_with(
-                        "gave no answer in 1s and was stopped (--read-timeout, XTASK_READ_TIMEOUT)"
-                    ),
+                    why.starts_with("gave no answer in 1s, so it was stopped"),
+                    "{why}"
+                );
+                assert!(
+                    why.ends_with("raise --read-timeout or XTASK_READ_TIMEOUT)"),
                     "{why}"
                 )
             }
@@ -615,6 +620,8 @@ mod tests {
         // An unbounded read (a smoke check that pulls the image) is not.
         let slow = Step::new("sh", ["-c", "sleep 2; echo done"]).unbounded();
         assert_eq!(runner.ask("", &slow), Reply::Out("done\n".into()));
+        // Time enough under any load: a full pipe would block it forever.
+        let runner = runner.with_read_timeout(Duration::from_secs(60));
         let chatty = Step::new("sh", ["-c", "seq 200000; seq 100000 >&2; exit 0"]);
         match runner.ask("", &chatty) {
             Reply::Out(out) => assert_eq!(out.lines().count(), 200000),

@@ -1191,12 +1191,14 @@ fn two_runs_in_one_checkout_take_turns() {
     // begin the second after the first had finished.
     let first = start();
     let lock = fixture.root.join("target/xtask/lock");
-    for _ in 0..200 {
-        if std::fs::read_to_string(&lock).is_ok_and(|holder| holder.starts_with("pid ")) {
+    let held = || std::fs::read_to_string(&lock).is_ok_and(|holder| holder.starts_with("pid "));
+    for _ in 0..400 {
+        if held() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    assert!(held(), "the first run never took its turn");
     let second = start();
     let dry_run = run(fixture
         .xtask()
