@@ -421,25 +421,20 @@ fn a_prod_that_never_answers_fails_the_gate_instead_of_hanging() {
     stage_push(&fixture, Some(&sha), &repo, &[]);
     let dir = scratch_dir("promote-wedged-bin");
     let wedged = dir.join("wedged");
-    write_executable(
-        &dir.join("skopeo"),
-        &format!(
-            r#"#!/bin/bash
-if [[ $* == *docker://{prod}/* && ! -e '{wedged}' ]]; then
-  touch '{wedged}'
+    let first = format!(
+        r#"if [[ $* == *docker://{}/* && ! -e '{}' ]]; then
+  touch '{}'
   kill -STOP "$WEDGED_REGISTRY_PID"
-fi
-exec '{skopeo}' "$@"
-"#,
-            prod = prod.address,
-            wedged = wedged.display(),
-            skopeo = which("skopeo").display()
-        ),
+fi"#,
+        prod.address,
+        wedged.display(),
+        wedged.display()
     );
+    let skopeo = ToolLog::before_real("promote-wedged-tools", "skopeo", &first);
     let mut command = promote(&fixture, &sha, &repo);
     command
         .args(["--prod-registry", &prod.address])
-        .env("PATH", path_with(&dir))
+        .env("PATH", skopeo.path())
         // Time enough for every other read (the aws CLI starts slowly on a
         // loaded machine), well short of the three minutes below.
         .env("XTASK_READ_TIMEOUT", "30")
@@ -505,25 +500,12 @@ fn prod_outage_mid_promotion_then_rerun_completes() {
     // meets a dead registry.
     let dir = scratch_dir("promote-outage-bin");
     let outages = dir.join("outages.log");
-    write_executable(
-        &dir.join("skopeo"),
-        &format!(
-            r#"#!/bin/bash
-if [[ $1 == copy && ${{!#}} == *-arm64-cpu* ]]; then
-  kill -KILL "$OUTAGE_REGISTRY_PID" 2>/dev/null
-  while (exec 3<>/dev/tcp/127.0.0.1/{PORT}) 2>/dev/null; do sleep 0.05; done
-  echo "${{!#}}" >>'{}'
-fi
-exec '{}' "$@"
-"#,
-            outages.display(),
-            which("skopeo").display()
-        ),
-    );
+    let first = outage_when("$1 == copy && ${!#} == *-arm64-cpu*", PORT, &outages);
+    let skopeo = ToolLog::before_real("promote-outage-tools", "skopeo", &first);
     let summary = dir.join("summary.md");
     let output = run(promote(&fixture, &sha, &repo)
         .args(["--prod-registry", &prod.address])
-        .env("PATH", path_with(&dir))
+        .env("PATH", skopeo.path())
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env("OUTAGE_REGISTRY_PID", prod.pid().to_string()));
     assert_eq!(exit_code(&output), Some(1));
@@ -907,23 +889,17 @@ fn a_prod_answer_after_the_copy_that_cannot_be_read_is_named() {
     stage_push(&fixture, Some(&sha), &repo, &[]);
     let dir = scratch_dir("promote-junk-bin");
     let copied = dir.join("copied");
-    write_executable(
-        &dir.join("skopeo"),
-        &format!(
-            r#"#!/bin/bash
-[[ $1 == copy ]] && touch '{copied}'
+    let first = format!(
+        r#"[[ $1 == copy ]] && touch '{copied}'
 if [[ -e '{copied}' && " $* " == *" inspect "* && $* == *docker://{prod}/* ]]; then
   echo '<html>503 Service Unavailable</html>'
   exit 0
-fi
-exec '{skopeo}' "$@"
-"#,
-            copied = copied.display(),
-            prod = rig.prod,
-            skopeo = which("skopeo").display()
-        ),
+fi"#,
+        copied = copied.display(),
+        prod = rig.prod,
     );
-    let output = run(promote(&fixture, &sha, &repo).env("PATH", path_with(&dir)));
+    let skopeo = ToolLog::before_real("promote-junk-tools", "skopeo", &first);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", skopeo.path()));
     assert_eq!(exit_code(&output), Some(1));
     let stderr = stderr(&output);
     // Every prod read after the copy gets junk: each check says which.

@@ -453,24 +453,11 @@ fn prod_down_after_the_first_variant_then_a_rerun_completes_images_and_signature
     // and everything of cpu meet a dead registry.
     let dir = scratch_dir("sign-outage-bin");
     let outages = dir.join("outages.log");
-    write_executable(
-        &dir.join("skopeo"),
-        &format!(
-            r#"#!/bin/bash
-if [[ $1 == copy && ${{!#}} == *.sig ]]; then
-  kill -KILL "$OUTAGE_REGISTRY_PID" 2>/dev/null
-  while (exec 3<>/dev/tcp/127.0.0.1/{PORT}) 2>/dev/null; do sleep 0.05; done
-  echo "${{!#}}" >>'{}'
-fi
-exec '{}' "$@"
-"#,
-            outages.display(),
-            which("skopeo").display()
-        ),
-    );
+    let first = outage_when("$1 == copy && ${!#} == *.sig", PORT, &outages);
+    let skopeo = ToolLog::before_real("sign-outage-tools", "skopeo", &first);
     let output = run(promote(&fixture, &sha, &repo)
         .args(["--prod-registry", &prod.address])
-        .env("PATH", path_with(&dir))
+        .env("PATH", skopeo.path())
         .env("OUTAGE_REGISTRY_PID", prod.pid().to_string()));
     assert_eq!(output.status.code(), Some(1));
     let gpu = stage_digest(&rig, &repo, &sha, "gpu", "amd64");
@@ -598,23 +585,16 @@ fn every_failed_check_of_prod_is_named() {
     let repo = unique("sign-verify-all");
     stage(&fixture, &sha, &repo, &[]);
     // A cosign that finds no signature in prod; stage's verify as usual.
-    let dir = scratch_dir("sign-verify-all-bin");
-    write_executable(
-        &dir.join("cosign"),
-        &format!(
-            r#"#!/bin/bash
-if [[ $1 == verify && $* == *{prod}/* ]]; then
+    let first = format!(
+        r#"if [[ $1 == verify && $* == *{}/* ]]; then
   echo 'Error: no matching signatures' >&2
   echo 'main.go:69: error during command execution: no matching signatures' >&2
   exit 1
-fi
-exec '{cosign}' "$@"
-"#,
-            prod = rig.prod,
-            cosign = which("cosign").display()
-        ),
+fi"#,
+        rig.prod
     );
-    let output = run(promote(&fixture, &sha, &repo).env("PATH", path_with(&dir)));
+    let cosign = ToolLog::before_real("sign-verify-all-tools", "cosign", &first);
+    let output = run(promote(&fixture, &sha, &repo).env("PATH", cosign.path()));
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr(&output);
     assert!(

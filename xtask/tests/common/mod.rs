@@ -473,7 +473,16 @@ impl ToolLog {
         ToolLog::with(name, tools, |_| String::new())
     }
 
-    /// Each call recorded, then `then(tool)`: a shell script's body.
+    /// Each call of `tool` recorded, then `first`, a bash snippet that may
+    /// break something first (stop a registry, or answer itself and exit),
+    /// then the real tool.
+    pub fn before_real(name: &str, tool: &str, first: &str) -> ToolLog {
+        ToolLog::with(name, &[tool], |tool| {
+            format!("{first}\nexec '{}' \"$@\"\n", which(tool).display())
+        })
+    }
+
+    /// Each call recorded, then `then(tool)`: a bash script's body.
     pub fn with(name: &str, tools: &[&str], then: impl Fn(&str) -> String) -> ToolLog {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
         let bin = dir.join("bin");
@@ -482,7 +491,7 @@ impl ToolLog {
         std::fs::write(&log, "").unwrap();
         for tool in tools {
             let script = format!(
-                "#!/bin/sh\nprintf '%s\\n' \"{tool} $*\" >>'{}'\n{}",
+                "#!/bin/bash\nprintf '%s\\n' \"{tool} $*\" >>'{}'\n{}",
                 log.display(),
                 then(tool)
             );
@@ -511,6 +520,20 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A bash snippet for [`ToolLog::before_real`]: when `condition` holds, kill the
+/// registry whose pid is in `$OUTAGE_REGISTRY_PID`, wait until its `port` is
+/// closed, and note the call's last argument in `log`.
+pub fn outage_when(condition: &str, port: u16, log: &Path) -> String {
+    format!(
+        r#"if [[ {condition} ]]; then
+  kill -KILL "$OUTAGE_REGISTRY_PID" 2>/dev/null
+  while (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; done
+  echo "${{!#}}" >>'{}'
+fi"#,
+        log.display()
+    )
 }
 
 pub fn write_executable(path: &Path, content: &str) {
