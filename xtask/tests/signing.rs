@@ -806,12 +806,8 @@ fn a_failed_signature_leaves_latest_at_the_last_signed_image() {
 
 /// cosign as it is, except that `subcommand` fails with `error` (exit 1).
 fn cosign_failing(name: &str, subcommand: &str, error: &str) -> ToolLog {
-    ToolLog::with(name, &["cosign"], |tool| {
-        format!(
-            "[ \"$1\" = {subcommand} ] && {{ echo '{error}' >&2; exit 1; }}\nexec '{}' \"$@\"\n",
-            which(tool).display()
-        )
-    })
+    let first = format!("[ \"$1\" = {subcommand} ] && {{ echo '{error}' >&2; exit 1; }}");
+    ToolLog::before_real(name, "cosign", &first)
 }
 
 /// A verification that gets no verdict (throttled) is neither "unsigned"
