@@ -20,7 +20,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -346,9 +346,11 @@ impl Runner {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|err| (format!("could not start `{program}`: {err}"), None))?;
-        // Each stream read to its end on a thread of its own, so that a full
-        // pipe never blocks the tool and the deadline can still be kept.
-        let (sender, streams) = mpsc::channel();
+        // Each stream read on a thread of its own, so that a full pipe never
+        // blocks the tool and the deadline can still be kept; they send what
+        // they read as it comes (an empty chunk at the end), so a stopped
+        // tool's last words are at hand.
+        let (sender, chunks) = mpsc::channel::<(usize, Vec<u8>)>();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let pipes: [Box<dyn Read + Send>; 2] = [
             Box::new(stdout.expect("piped")),
@@ -357,33 +359,53 @@ impl Runner {
         for (which, mut pipe) in pipes.into_iter().enumerate() {
             let sender = sender.clone();
             std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = pipe.read_to_end(&mut bytes);
-                let _ = sender.send((which, bytes));
+                let mut buffer = [0; 64 * 1024];
+                loop {
+                    let read = pipe.read(&mut buffer).unwrap_or(0);
+                    if sender.send((which, buffer[..read].to_vec())).is_err() || read == 0 {
+                        break;
+                    }
+                }
             });
         }
         drop(sender);
         let deadline = (!step.unbounded).then(|| Instant::now() + self.read_timeout);
         let mut output = [Vec::new(), Vec::new()];
-        for _ in 0..2 {
+        let mut open = 2;
+        while open > 0 {
             let received = match deadline {
-                Some(at) => streams
+                Some(at) => chunks
                     .recv_timeout(at.saturating_duration_since(Instant::now()))
                     .ok(),
-                None => streams.recv().ok(),
+                None => chunks.recv().ok(),
             };
-            let Some((which, bytes)) = received else {
-                let _ = child.kill();
-                let _ = child.wait();
-                let why = format!(
-                    "gave no answer in {}s, so it was stopped: a registry that takes the connection but never answers looks like this (if the step is only slow, raise --read-timeout or XTASK_READ_TIMEOUT)",
-                    self.read_timeout.as_secs()
-                );
-                return Err((why, None));
+            let Some((which, chunk)) = received else {
+                break;
             };
-            output[which] = bytes;
+            open -= usize::from(chunk.is_empty());
+            output[which].extend(chunk);
         }
-        let status = child.wait().map_err(|err| (err.to_string(), None))?;
+        // A tool may close its streams and still not exit: the deadline
+        // holds for its exit too.
+        let status = match (open, deadline) {
+            (0, None) => Some(child.wait().map_err(|err| (err.to_string(), None))?),
+            (0, Some(at)) => exit_by(&mut child, at).map_err(|err| (err.to_string(), None))?,
+            _ => None,
+        };
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let said = String::from_utf8_lossy(&output[1]);
+            let said = match said.lines().map(str::trim).rfind(|line| !line.is_empty()) {
+                Some(line) => format!(" (its last words: {line})"),
+                None => String::new(),
+            };
+            let why = format!(
+                "gave no answer in {}s, so it was stopped{said}: a registry that takes the connection but never answers looks like this (if the step is only slow, raise --read-timeout or XTASK_READ_TIMEOUT)",
+                self.read_timeout.as_secs()
+            );
+            return Err((why, None));
+        };
         let [stdout, stderr] = output.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
         if status.success() {
             return Ok(stdout);
@@ -455,6 +477,20 @@ impl Runner {
             tail.push_back(line.to_string());
         }
         tail
+    }
+}
+
+/// `child`'s exit status once it exits, or `None` when it is still running
+/// at `deadline`.
+fn exit_by(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -611,6 +647,30 @@ mod tests {
                 );
                 assert!(
                     why.ends_with("raise --read-timeout or XTASK_READ_TIMEOUT)"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never stopped");
+        // What it said before it went quiet names where it hung.
+        let quiet = Step::new("sh", ["-c", "echo 'reading prod' >&2; exec sleep 30"]);
+        match runner.ask("", &quiet) {
+            Reply::Failed { why, code: None } => assert!(
+                why.starts_with(
+                    "gave no answer in 1s, so it was stopped (its last words: reading prod): "
+                ),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A tool that closes its streams and lives on is stopped too.
+        let started = Instant::now();
+        let closed = Step::new("sh", ["-c", "exec >&- 2>&-; exec sleep 30"]);
+        match runner.ask("", &closed) {
+            Reply::Failed { why, code: None } => {
+                assert!(
+                    why.starts_with("gave no answer in 1s, so it was stopped: "),
                     "{why}"
                 )
             }
