@@ -20,13 +20,14 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::deadline::{self, Ended};
 use crate::step::{Step, Tool};
 
 /// What a read-only step answered.
@@ -340,73 +341,33 @@ impl Runner {
     fn capture(&self, step: &Step) -> Result<String, (String, Option<i32>)> {
         let sh = self.shell().map_err(|err| (err.to_string(), None))?;
         let (program, args) = (&step.program, &step.args);
-        let mut child = Command::from(cmd!(sh, "{program} {args...}"))
+        let child = Command::from(cmd!(sh, "{program} {args...}"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|err| (format!("could not start `{program}`: {err}"), None))?;
-        // Each stream read on a thread of its own, so that a full pipe never
-        // blocks the tool and the deadline can still be kept; they send what
-        // they read as it comes (an empty chunk at the end), so a stopped
-        // tool's last words are at hand.
-        let (sender, chunks) = mpsc::channel::<(usize, Vec<u8>)>();
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(stdout.expect("piped")),
-            Box::new(stderr.expect("piped")),
-        ];
-        for (which, mut pipe) in pipes.into_iter().enumerate() {
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                let mut buffer = [0; 64 * 1024];
-                loop {
-                    let read = pipe.read(&mut buffer).unwrap_or(0);
-                    if sender.send((which, buffer[..read].to_vec())).is_err() || read == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(sender);
         let deadline = (!step.unbounded).then(|| Instant::now() + self.read_timeout);
-        let mut output = [Vec::new(), Vec::new()];
-        let mut open = 2;
-        while open > 0 {
-            let received = match deadline {
-                Some(at) => chunks
-                    .recv_timeout(at.saturating_duration_since(Instant::now()))
-                    .ok(),
-                None => chunks.recv().ok(),
-            };
-            let Some((which, chunk)) = received else {
-                break;
-            };
-            open -= usize::from(chunk.is_empty());
-            output[which].extend(chunk);
-        }
-        // A tool may close its streams and still not exit: the deadline
-        // holds for its exit too.
-        let status = match (open, deadline) {
-            (0, None) => Some(child.wait().map_err(|err| (err.to_string(), None))?),
-            (0, Some(at)) => exit_by(&mut child, at).map_err(|err| (err.to_string(), None))?,
-            _ => None,
+        let ended =
+            deadline::read_to_end(child, deadline).map_err(|err| (err.to_string(), None))?;
+        let (status, stdout, stderr) = match ended {
+            Ended::Exited {
+                status,
+                stdout,
+                stderr,
+            } => (status, stdout, stderr),
+            Ended::Stopped { stderr } => {
+                let said = match stderr.lines().map(str::trim).rfind(|line| !line.is_empty()) {
+                    Some(line) => format!(" (its last words: {line})"),
+                    None => String::new(),
+                };
+                let why = format!(
+                    "gave no answer in {}s, so it was stopped{said}: a registry that takes the connection but never answers looks like this (if the step is only slow, raise --read-timeout or XTASK_READ_TIMEOUT)",
+                    self.read_timeout.as_secs()
+                );
+                return Err((why, None));
+            }
         };
-        let Some(status) = status else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let said = String::from_utf8_lossy(&output[1]);
-            let said = match said.lines().map(str::trim).rfind(|line| !line.is_empty()) {
-                Some(line) => format!(" (its last words: {line})"),
-                None => String::new(),
-            };
-            let why = format!(
-                "gave no answer in {}s, so it was stopped{said}: a registry that takes the connection but never answers looks like this (if the step is only slow, raise --read-timeout or XTASK_READ_TIMEOUT)",
-                self.read_timeout.as_secs()
-            );
-            return Err((why, None));
-        };
-        let [stdout, stderr] = output.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
         if status.success() {
             return Ok(stdout);
         }
@@ -477,20 +438,6 @@ impl Runner {
             tail.push_back(line.to_string());
         }
         tail
-    }
-}
-
-/// `child`'s exit status once it exits, or `None` when it is still running
-/// at `deadline`.
-fn exit_by(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

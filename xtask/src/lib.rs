@@ -8,6 +8,7 @@ pub mod aws;
 pub mod cli;
 pub mod context;
 pub mod cosign;
+pub mod deadline;
 pub mod disk;
 pub mod docker;
 pub mod error;
