@@ -42,10 +42,11 @@ pub enum Reply {
     Failed { why: String, code: Option<i32> },
 }
 
-/// A tool's output with every secret it may repeat shown as `***`: the
-/// step's stdin, and a key file's password, which reaches cosign in its
-/// environment.
-fn mask(text: &str, stdin: Option<&str>) -> String {
+/// Text to show, with every secret a tool may repeat as `***`: the step's
+/// stdin, and a key file's password, which reaches cosign in its
+/// environment. Only what is shown: a read's answer is data, and a
+/// password such as `amd64` masked in it would change what it says.
+pub fn mask(text: &str, stdin: Option<&str>) -> String {
     let password = std::env::var(crate::cosign::PASSWORD_VAR).ok();
     [stdin, password.as_deref()]
         .into_iter()
@@ -285,9 +286,11 @@ impl Runner {
         if self.dry_run {
             return Reply::DryRun;
         }
-        // Masked here, not in `capture`, which also reads a secret's source.
+        // Masked here, not in `capture`, which also reads a secret's source;
+        // the answer is not: it is parsed, and shown only in an error,
+        // which `github::report_error` masks.
         match self.capture(step) {
-            Ok(out) => Reply::Out(mask(&out, None)),
+            Ok(out) => Reply::Out(out),
             Err((why, code)) => Reply::Failed {
                 why: mask(&why, None),
                 code,

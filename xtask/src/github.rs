@@ -38,7 +38,8 @@ pub fn summary(runner: &Runner, markdown: &str) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
         return;
     };
-    if let Err(err) = append(&path, markdown) {
+    // The page is shown to everyone who can read the repository.
+    if let Err(err) = append(&path, &crate::exec::mask(markdown, None)) {
         let path = path.to_string_lossy();
         warning(&format!(
             "cannot write GITHUB_STEP_SUMMARY={path}: {err}; the job summary lacks this section"
@@ -98,7 +99,7 @@ pub fn group(title: &str) -> Group {
 /// Print the final error: an `::error::` annotation on GitHub, so it shows on
 /// the run's summary page, and a plain `error:` line elsewhere.
 pub fn report_error(err: &anyhow::Error) {
-    let message = format!("{err:#}");
+    let message = crate::exec::mask(&format!("{err:#}"), None);
     if is_actions() {
         // Annotations are one line; `%0A` is GitHub's escaped newline.
         eprintln!(

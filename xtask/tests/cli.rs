@@ -1167,6 +1167,35 @@ fn the_variants_build_concurrently() {
     );
 }
 
+/// The signing password is masked in what is shown, never in a tool's
+/// answer that xtask reads: a password that is also a word of the answer
+/// (`arm64`) made the image's platform read as `linux/***`, and the build
+/// failed its platform check.
+#[test]
+fn a_password_that_is_a_word_of_an_answer_leaves_the_answer_whole() {
+    let fixture = Fixture::standard("password-in-answer");
+    let (tools, _) = timed_builds(&fixture, "password-in-answer");
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--variant", "cpu"])
+        .env("COSIGN_PASSWORD", "arm64")
+        .env("PATH", tools.path()));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Shown, it is still masked: the platform check's error names it.
+    let tools = ToolLog::with("password-in-error", &["docker"], |_| {
+        "[ \"$1 $2\" = 'image inspect' ] && echo '[{\"Os\": \"linux\", \"Architecture\": \"s390x\"}]'\n[ \"$1 $2\" = 'buildx build' ] && for a; do [ \"$p\" = --metadata-file ] && echo '{\"containerimage.digest\": \"sha256:'$(printf b%.0s $(seq 64))'\"}' >\"$a\"; p=$a; done\nexit 0\n".into()
+    });
+    let output = run(fixture
+        .xtask()
+        .args(["build", "--variant", "cpu"])
+        .env("COSIGN_PASSWORD", "s390x")
+        .env("PATH", tools.path()));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("linux/***"), "{err}");
+    assert!(!err.contains("s390x"), "{err}");
+}
+
 /// Two runs in one checkout take turns: each writes its variants' metadata
 /// files, logs and the signing key's public half under target/xtask/, which
 /// the other would overwrite or remove (two builds reported one digest).
