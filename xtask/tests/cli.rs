@@ -331,6 +331,29 @@ fn bad_flags_exit_2_and_run_nothing() {
             vec!["push", "--registry", "r.example", "--signing-key", "cosign.key"],
             "--signing-key signs stage pushes, and dev pushes are not signed",
         ),
+        // Login flags beside --no-login, and a region that is not the
+        // host's: refused before any step (they used to be ignored, or
+        // refused only after the local images' inspection ran).
+        (
+            vec!["push", "--registry", "r.example", "--no-login", "--region", "us-east-1"],
+            "--region is for the registry login, and --no-login skips it; drop --region, or --no-login to log in through the aws CLI",
+        ),
+        (
+            vec!["build", "--push", "--registry", "r.example", "--no-login", "--profile", "ci"],
+            "--profile is for the registry login, and --no-login skips it",
+        ),
+        (
+            vec!["promote", "--context", "release", "--release-tag", "v1.0.0", "--stage-registry", "r.example", "--prod-registry", "p.example", "--no-login", "--profile", "ci"],
+            "--profile is for the registry login, and --no-login skips it",
+        ),
+        (
+            vec!["push", "--registry", "1.dkr.ecr.us-east-1.amazonaws.com", "--region", "us-west-2"],
+            "--region us-west-2 is not the region of the dev registry 1.dkr.ecr.us-east-1.amazonaws.com (us-east-1)",
+        ),
+        (
+            vec!["build", "--push", "--registry", "1.dkr.ecr.us-east-1.amazonaws.com", "--region", "us-west-2"],
+            "--region us-west-2 is not the region of the dev registry",
+        ),
     ] {
         let output = run(fixture
             .xtask()

@@ -63,8 +63,12 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
         ),
         other => other.clone(),
     };
-    if registry.is_none() {
-        super::login::refuse_unused(&images.aws)?;
+    match &registry {
+        None => super::login::refuse_unused(&images.aws)?,
+        Some(registry) => {
+            super::login::refuse_beside_no_login(&images.aws)?;
+            super::login::check_region(registry, &images.aws, images.target.env)?;
+        }
     }
     let plan = super::load_plan(
         runner,

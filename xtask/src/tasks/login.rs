@@ -39,8 +39,8 @@ pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
 /// The login step for `target`: the region comes from a flag, else from the
 /// ECR host name, else the aws CLI's settings.
 pub fn login_step(target: &Target, region: Option<&str>, profile: Option<&str>) -> Step {
-    let region = non_blank(region).or(target.ecr_region());
-    let profile = non_blank(profile);
+    let region = non_blank(region).map(str::trim).or(target.ecr_region());
+    let profile = non_blank(profile).map(str::trim);
     docker::login(&target.registry, aws::ecr_password(region, profile))
 }
 
@@ -49,11 +49,25 @@ fn non_blank(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.trim().is_empty())
 }
 
+/// `--region` or `--profile` beside `--no-login`, which would do nothing
+/// with them: bad input, checked before anything runs.
+pub fn refuse_beside_no_login(aws: &AwsArgs) -> Result<(), Usage> {
+    let typed = [("--region", &aws.region), ("--profile", &aws.profile)];
+    match typed.iter().find(|(_, value)| aws.no_login && non_blank(value.as_deref()).is_some()) {
+        Some((flag, _)) => Err(Usage(format!(
+            "{flag} is for the registry login, and --no-login skips it; drop {flag}, or --no-login to log in through the aws CLI"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A `--region` that is not the ECR host's own is bad input: the password
 /// the aws CLI gives logs in to that region's registries only, so the login
-/// would be refused, after whatever ran before it.
+/// would be refused, after whatever ran before it. Checked before anything
+/// runs, and again at the login.
 pub fn check_region(target: &Target, aws: &AwsArgs, env: Env) -> Result<(), Usage> {
-    match (non_blank(aws.region.as_deref()).map(str::trim), target.ecr_region()) {
+    let region = non_blank(aws.region.as_deref()).map(str::trim);
+    match (region, target.ecr_region()) {
         (Some(given), Some(host)) if !aws.no_login && given != host => Err(Usage(format!(
             "--region {given} is not the region of the {env} registry {} ({host}): an ECR password logs in to one region's registries only; leave --region out, the host names its region",
             target.registry

@@ -191,9 +191,12 @@ fn check(
     )?;
     let judged = judge_prod(prod_tags, &in_prod, digest.as_deref(), sha_tag)?;
     let (mut tags, mut left) = (Vec::new(), Vec::new());
+    // A release never moves prod's `latest` back (a manual re-promote, a
+    // rollback, may): not when it finishes an earlier run (see `gate`), nor
+    // when stage's `latest` was tagged again for an older release.
+    let guarded = moved_on.is_some() || matches!(context, Context::Release { .. });
     for ((tag, done), reply) in judged.into_iter().zip(&in_prod) {
-        // Finishing an earlier run (see `gate`): the `latest` tags that stay.
-        let moving = moved_on.is_some() && !tags::is_immutable(&tag);
+        let moving = guarded && !tags::is_immutable(&tag);
         match moving.then(|| kept(runner, reply, context.sha())).flatten() {
             Some(why) => left.push(format!("{tag}: {why}; left as it is")),
             None => tags.push((tag, done)),
@@ -209,10 +212,10 @@ fn check(
     Ok((promotion, moved_on))
 }
 
-/// Why a prod `latest` tag, read as `reply`, stays as it is when an earlier
-/// run's promotion of `sha` is finished: its image is of a commit that is
-/// neither `sha` nor one before it (a later release, promoted since), or it
-/// cannot be read. Never moved back, nor overwritten unseen.
+/// Why a prod `latest` tag, read as `reply`, stays as it is when a release
+/// of `sha` would move it: its image is of a commit that is neither `sha`
+/// nor one before it (a later release, promoted since), or it cannot be
+/// read. Never moved back, nor overwritten unseen.
 fn kept(runner: &Runner, reply: &Reply, sha: &Sha) -> Option<String> {
     match reply {
         Reply::Out(text) => {

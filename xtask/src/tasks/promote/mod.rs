@@ -54,6 +54,11 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
             stage.image()
         )));
     }
+    // The login flags of both, so a bad one runs neither login.
+    super::login::refuse_beside_no_login(&args.aws)?;
+    for (target, env) in [(&stage, Env::Stage), (&prod, Env::Prod)] {
+        super::login::check_region(target, &args.aws(env), env)?;
+    }
     // The commit and its own files decide, not the checkout: a manual
     // re-promote checks out a branch head, which may list other variants.
     let (branch, source) =
@@ -81,12 +86,8 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         stage.image(),
         prod.image()
     ));
-    // Both logins at once: each is mostly the aws CLI starting up. Both
-    // regions are checked first, so a bad one runs neither login.
+    // Both logins at once: each is mostly the aws CLI starting up.
     let logins = [(&stage, Env::Stage), (&prod, Env::Prod)];
-    for (target, env) in logins {
-        super::login::check_region(target, &args.aws(env), env)?;
-    }
     let mut failed = concurrently(&logins, |(target, env)| {
         super::login::login(runner, target, &args.aws(*env), *env)
     })
