@@ -180,7 +180,11 @@ impl Runner {
         }
         file.lock()
             .with_context(|| format!("cannot lock {}", path.display()))?;
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        // As the OS gave them: a path need not be UTF-8 (`--root`).
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
         file.set_len(0)?;
         write!(file, "pid {}: xtask {}", std::process::id(), args.join(" "))?;
         *turn = Some(file);

@@ -1651,6 +1651,24 @@ fn clean_names_bad_input_before_a_missing_docker() {
     );
 }
 
+/// A checkout whose path is not UTF-8 is a checkout like any other: the
+/// turn's lock, which names the command line, panicked on it (exit 101).
+#[test]
+fn a_root_whose_path_is_not_utf8_runs() {
+    use std::os::unix::ffi::OsStrExt;
+    let fixture = Fixture::standard("not-utf8");
+    let mut name = fixture.root.file_name().unwrap().as_bytes().to_vec();
+    name.extend(b"-\xff");
+    let root = fixture
+        .root
+        .with_file_name(std::ffi::OsStr::from_bytes(&name));
+    std::fs::rename(&fixture.root, &root).unwrap();
+    let tools = ToolLog::fake("not-utf8-tools", &["docker"]);
+    let output = run(xtask(&root).arg("clean").env("PATH", tools.path()));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!tools.calls().is_empty(), "clean asked docker nothing");
+}
+
 /// Outside a git checkout a build cannot know its commit: bad input, whose
 /// fix is the checkout, not `--sha` (a build tags what is checked out).
 #[test]
