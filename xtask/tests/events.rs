@@ -183,6 +183,9 @@ const CASES: &[Case] = &[
         Fails(2, "-release_tag_long.json): release tag \"v111")),
     case("release_published", "release", "main", "@SIDE_SHA@", Run::Promote,
         Fails(1, "commit: FAILED: commit @SIDE8@ is not on origin/main: only commits merged to main (repository.default_branch in the event payload")),
+    // A merge after the last fetch is not in origin/main yet: said, with the fix.
+    case("release_published", "release", "main", "@SIDE_SHA@", Run::Promote,
+        Fails(1, "are promoted to prod (origin/main as this checkout last fetched it: if the commit was merged since, git fetch origin and re-run)")),
     case("release_published", "release", "trunk", "@SHA@", Run::Promote,
         Fails(2, "the default branch trunk (repository.default_branch in the event payload (GITHUB_EVENT_PATH=")),
     case("release_published", "release", "main", UNKNOWN_SHA, Run::Promote,

@@ -63,8 +63,13 @@ pub(super) fn on_default_branch(
         "commit {} is not in the history of {reference} as far as this shallow checkout reaches; fetch the whole history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)",
         sha.short()
     )));
+    // A remote branch is as last fetched: a merge since is not in it yet.
+    let stale = match reference.starts_with("origin/") {
+        true => format!(" ({reference} as this checkout last fetched it: if the commit was merged since, git fetch origin and re-run)"),
+        false => String::new(),
+    };
     Ok(Err(format!(
-        "commit {} is not on {reference}: only commits merged to {branch} ({source}) are promoted to prod",
+        "commit {} is not on {reference}: only commits merged to {branch} ({source}) are promoted to prod{stale}",
         sha.short()
     )))
 }
