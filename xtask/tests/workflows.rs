@@ -759,6 +759,21 @@ fn the_workflows_keep_the_rules_the_earlier_ones_broke() {
             "{name}"
         );
     }
+    // One queue for both: a release published right after its merge waits
+    // for that merge's stage run (in a group of its own, its gate failed:
+    // no `<sha8>` yet, and `published` is sent once).
+    let group = |text: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("  group: "))
+            .expect("a group");
+        line.trim_start_matches("  group: ").to_string()
+    };
+    assert_eq!(group(&prod), "stage");
+    assert!(
+        group(&read("stage.yml")).ends_with("|| 'stage' }}"),
+        "stage.yml"
+    );
     // A build job frees the disk, then sets up a builder that can export a
     // cache, then builds.
     for name in ["dev.yml", "stage.yml"] {
