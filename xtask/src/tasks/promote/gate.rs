@@ -199,10 +199,14 @@ fn check(
     // A release never moves prod's `latest` back (a manual re-promote, a
     // rollback, may): not when it finishes an earlier run (see `gate`), nor
     // when stage's `latest` was tagged again for an older release.
-    let guarded = moved_on.is_some() || matches!(context, Context::Release { .. });
+    let finishing = moved_on.is_some();
+    let guarded = finishing || matches!(context, Context::Release { .. });
     for ((tag, done), reply) in judged.into_iter().zip(&in_prod) {
         let moving = guarded && !tags::is_immutable(&tag);
-        match moving.then(|| kept(runner, reply, context.sha())).flatten() {
+        match moving
+            .then(|| kept(runner, reply, context.sha(), finishing))
+            .flatten()
+        {
             Some(why) => left.push(format!("{tag}: {why}; left as it is")),
             None => tags.push((tag, done)),
         }
@@ -218,23 +222,38 @@ fn check(
 }
 
 /// Why a prod `latest` tag, read as `reply`, stays as it is when a release
-/// of `sha` would move it: its image is of a commit that is neither `sha`
-/// nor one before it (a later release, promoted since), or it cannot be
-/// read. Never moved back, nor overwritten unseen.
-fn kept(runner: &Runner, reply: &Reply, sha: &Sha) -> Option<String> {
+/// of `sha` would move it. Finishing an earlier run's promotion, unless its
+/// image is of `sha` or a commit before it: a later release may have been
+/// promoted since, and one that cannot be read is never overwritten unseen.
+/// Otherwise only when its image is of a later commit (git says so): one
+/// pushed past the pipeline, or of a commit this checkout lacks (a
+/// force-pushed branch), must not keep `latest` from moving for good.
+fn kept(runner: &Runner, reply: &Reply, sha: &Sha, finishing: bool) -> Option<String> {
     match reply {
         Reply::Out(text) => {
             let revision = skopeo::parse_inspect(text)
                 .ok()?
                 .labels?
                 .remove(REVISION_LABEL)?;
-            let older =
-                Sha::parse(&revision).is_ok_and(|rev| git::is_ancestor(runner, &rev, sha.full()));
-            (!older).then(|| {
-                format!("prod's is commit {revision}, which is neither this release's commit nor one before it in this checkout")
-            })
+            let rev = Sha::parse(&revision).ok();
+            let older = rev
+                .as_ref()
+                .is_some_and(|rev| git::is_ancestor(runner, rev, sha.full()));
+            let later = || {
+                rev.as_ref().is_some_and(|rev| {
+                    rev.full() != sha.full() && git::is_ancestor(runner, sha, rev.full())
+                })
+            };
+            match finishing {
+                true => (!older).then(|| {
+                    format!("prod's is commit {revision}, which is neither this release's commit nor one before it in this checkout")
+                }),
+                false => later().then(|| {
+                    format!("prod's is commit {revision}, a later one than this release's")
+                }),
+            }
         }
-        Reply::Failed { why: stderr, .. } if !skopeo::is_not_found(stderr) => {
+        Reply::Failed { why: stderr, .. } if finishing && !skopeo::is_not_found(stderr) => {
             Some(format!("prod's cannot be read ({})", reason(stderr)))
         }
         _ => None,
@@ -409,13 +428,20 @@ mod tests {
                 why: why.into(),
                 code: Some(1),
             };
-            kept(&runner, &reply, &sha)
+            kept(&runner, &reply, &sha, true)
         };
         assert_eq!(
             kept("dial tcp 127.0.0.1:5003: connection refused").as_deref(),
             Some("prod's cannot be read (dial tcp 127.0.0.1:5003: connection refused)")
         );
         assert_eq!(kept("manifest unknown"), None);
-        assert_eq!(super::kept(&runner, &Reply::DryRun, &sha), None);
+        assert_eq!(super::kept(&runner, &Reply::DryRun, &sha, true), None);
+        // A new release (not finishing an earlier run) writes it, as it
+        // always did.
+        let refused = Reply::Failed {
+            why: "dial tcp 127.0.0.1:5003: connection refused".into(),
+            code: Some(1),
+        };
+        assert_eq!(super::kept(&runner, &refused, &sha, false), None);
     }
 }
