@@ -347,6 +347,10 @@ fn bad_flags_exit_2_and_run_nothing() {
             "--profile is for the registry login, and --no-login skips it",
         ),
         (
+            vec!["promote", "--context", "release", "--release-tag", "v1.0.0", "--stage-registry", "r.example", "--prod-registry", "p.example", "--no-login", "--prod-profile", "prod"],
+            "--prod-profile is for the registry login, and --no-login skips it",
+        ),
+        (
             vec!["push", "--registry", "1.dkr.ecr.us-east-1.amazonaws.com", "--region", "us-west-2"],
             "--region us-west-2 is not the region of the dev registry 1.dkr.ecr.us-east-1.amazonaws.com (us-east-1)",
         ),

@@ -66,7 +66,7 @@ pub fn run(args: BuildArgs, runner: &Runner, root: &Path) -> Result<()> {
     match &registry {
         None => super::login::refuse_unused(&images.aws)?,
         Some(registry) => {
-            super::login::refuse_beside_no_login(&images.aws)?;
+            super::login::refuse_beside_no_login(&images.aws, &[])?;
             super::login::check_region(registry, &images.aws, images.target.env)?;
         }
     }

@@ -51,9 +51,14 @@ fn non_blank(value: Option<&str>) -> Option<&str> {
 
 /// `--region` or `--profile` beside `--no-login`, which would do nothing
 /// with them: bad input, checked before anything runs.
-pub fn refuse_beside_no_login(aws: &AwsArgs) -> Result<(), Usage> {
+/// `more` are a command's own such flags (promote's `--stage-profile`).
+pub fn refuse_beside_no_login(
+    aws: &AwsArgs,
+    more: &[(&str, &Option<String>)],
+) -> Result<(), Usage> {
     let typed = [("--region", &aws.region), ("--profile", &aws.profile)];
-    match typed.iter().find(|(_, value)| aws.no_login && non_blank(value.as_deref()).is_some()) {
+    let mut typed = typed.iter().chain(more);
+    match typed.find(|(_, value)| aws.no_login && non_blank(value.as_deref()).is_some()) {
         Some((flag, _)) => Err(Usage(format!(
             "{flag} is for the registry login, and --no-login skips it; drop {flag}, or --no-login to log in through the aws CLI"
         ))),

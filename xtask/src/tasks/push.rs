@@ -19,7 +19,7 @@ use crate::{docker, github, tags};
 
 pub fn run(args: PushArgs, runner: &Runner, root: &Path) -> Result<()> {
     let target = super::push_target(&args.target)?;
-    super::login::refuse_beside_no_login(&args.aws)?;
+    super::login::refuse_beside_no_login(&args.aws, &[])?;
     super::login::check_region(&target, &args.aws, args.target.env)?;
     let plan = super::load_plan(
         runner,

@@ -55,7 +55,11 @@ pub fn run(args: PromoteArgs, runner: &Runner, root: &Path) -> Result<()> {
         )));
     }
     // The login flags of both, so a bad one runs neither login.
-    super::login::refuse_beside_no_login(&args.aws)?;
+    let profiles = [
+        ("--stage-profile", &args.stage_profile),
+        ("--prod-profile", &args.prod_profile),
+    ];
+    super::login::refuse_beside_no_login(&args.aws, &profiles)?;
     for (target, env) in [(&stage, Env::Stage), (&prod, Env::Prod)] {
         super::login::check_region(target, &args.aws(env), env)?;
     }
