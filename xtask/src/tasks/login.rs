@@ -32,6 +32,7 @@ pub fn run(args: LoginArgs, runner: &Runner) -> Result<()> {
         "login --no-login would do nothing: --no-login is for build, push and promote, to reuse the login this command makes; leave it out".into()
     ));
     let target = super::target(&args.target)?;
+    check_region(&target, &args.aws, args.target.env)?;
     runner.require_tools(&[docker::TOOL, aws::TOOL])?;
     login(runner, &target, &args.aws, args.target.env)
 }
@@ -56,9 +57,11 @@ pub fn refuse_beside_no_login(
     aws: &AwsArgs,
     more: &[(&str, &Option<String>)],
 ) -> Result<(), Usage> {
+    if !aws.no_login {
+        return Ok(());
+    }
     let typed = [("--region", &aws.region), ("--profile", &aws.profile)];
-    let mut typed = typed.iter().chain(more);
-    match typed.find(|(_, value)| aws.no_login && non_blank(value.as_deref()).is_some()) {
+    match typed.iter().chain(more).find(|(_, value)| non_blank(value.as_deref()).is_some()) {
         Some((flag, _)) => Err(Usage(format!(
             "{flag} is for the registry login, and --no-login skips it; drop {flag}, or --no-login to log in through the aws CLI"
         ))),
@@ -68,8 +71,8 @@ pub fn refuse_beside_no_login(
 
 /// A `--region` that is not the ECR host's own is bad input: the password
 /// the aws CLI gives logs in to that region's registries only, so the login
-/// would be refused, after whatever ran before it. Checked before anything
-/// runs, and again at the login.
+/// would be refused, after whatever ran before it: each command checks it
+/// before its first step.
 pub fn check_region(target: &Target, aws: &AwsArgs, env: Env) -> Result<(), Usage> {
     let region = non_blank(aws.region.as_deref()).map(str::trim);
     match (region, target.ecr_region()) {
@@ -90,7 +93,6 @@ pub fn login(runner: &Runner, target: &Target, aws: &AwsArgs, env: Env) -> Resul
         eprintln!("not logging in to {registry} (--no-login): Docker's own credentials for it are used, if it has any");
         return Ok(());
     }
-    check_region(target, aws, env)?;
     let step = login_step(target, aws.region.as_deref(), aws.profile.as_deref());
     // Its own prefix and log: promote's two logins run at once.
     runner.run(&exec::prefix(&env.to_string()), &step).map_err(|err| {

@@ -236,22 +236,15 @@ fn kept(runner: &Runner, reply: &Reply, sha: &Sha, finishing: bool) -> Option<St
                 .labels?
                 .remove(REVISION_LABEL)?;
             let rev = Sha::parse(&revision).ok();
-            let older = rev
-                .as_ref()
-                .is_some_and(|rev| git::is_ancestor(runner, rev, sha.full()));
-            let later = || {
-                rev.as_ref().is_some_and(|rev| {
-                    rev.full() != sha.full() && git::is_ancestor(runner, sha, rev.full())
-                })
-            };
-            match finishing {
-                true => (!older).then(|| {
+            let before = |a: &Sha, b: &Sha| git::is_ancestor(runner, a, b.full());
+            if finishing {
+                let older = rev.is_some_and(|rev| before(&rev, sha));
+                return (!older).then(|| {
                     format!("prod's is commit {revision}, which is neither this release's commit nor one before it in this checkout")
-                }),
-                false => later().then(|| {
-                    format!("prod's is commit {revision}, a later one than this release's")
-                }),
+                });
             }
+            let later = rev.is_some_and(|rev| rev != *sha && before(sha, &rev));
+            later.then(|| format!("prod's is commit {revision}, a later one than this release's"))
         }
         Reply::Failed { why: stderr, .. } if finishing && !skopeo::is_not_found(stderr) => {
             Some(format!("prod's cannot be read ({})", reason(stderr)))
